@@ -1,0 +1,37 @@
+# Customer intelligence: every target runs inside .venv, which the first target that needs it creates.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= data/sample
+SAMPLE_CUSTOMERS ?= 5000
+SAMPLE_SEED ?= 42
+PORT ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help install data validate train test lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project into it
+
+data: install ## generate the sample data set into data/sample when it is absent
+	@test -d $(DATA) || $(PY) -m pipelines.generate --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) --out $(DATA)
+
+validate: data ## validate the sample data (report under data/sample/_validation)
+	$(PY) -m pipelines.validate --data $(DATA)
+
+train: validate ## install, generate sample data, validate, train and register every model
+	@echo "training arrives with the model issues; install -> generate -> validate done"
+
+test: install ## run the whole test suite
+	$(PY) -m pytest
+
+lint: install ## ruff over the code
+	$(PY) -m ruff check features models pipelines service tests bench

@@ -1,0 +1,364 @@
+"""The data contract: the four canonical tables, their columns, dtypes and allowed values.
+
+This is the only module where column names are spelled out. Parsing (`pipelines.io`), the
+Great Expectations suites (`features.expectations`), the README's table and every feature
+builder derive from the objects defined here.
+
+Conventions
+- IDs are strings everywhere, even when a source stores them as numbers.
+- Timestamps are timezone-naive and read as UTC.
+- A column is `required` when a row without it is useless; optional columns may be absent
+  from a file altogether, and each has a documented default where a feature needs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# ---------------------------------------------------------------------------
+# Column names, defined once.
+# ---------------------------------------------------------------------------
+CUSTOMER_ID = "customer_id"
+SIGNUP_DATE = "signup_date"
+BIRTH_YEAR = "birth_year"
+GENDER = "gender"
+REGION = "region"
+MARKETING_OPT_IN = "marketing_opt_in"
+
+PRODUCT_ID = "product_id"
+CATEGORY = "category"
+PRICE = "price"
+BRAND = "brand"
+REPLENISHMENT_DAYS = "replenishment_days"
+
+ORDER_ID = "order_id"
+QUANTITY = "quantity"
+UNIT_PRICE = "unit_price"
+TIMESTAMP = "timestamp"
+CHANNEL = "channel"
+DISCOUNT = "discount"
+
+EVENT_TYPE = "event_type"
+VALUE = "value"
+
+# Table names, which are also the file stems (`transactions.parquet`, `events.csv`).
+CUSTOMERS = "customers"
+PRODUCTS = "products"
+TRANSACTIONS = "transactions"
+EVENTS = "events"
+
+# ---------------------------------------------------------------------------
+# Allowed values.
+# ---------------------------------------------------------------------------
+GENDERS = ("female", "male", "other", "unknown")
+CHANNELS = ("web", "app", "store", "phone", "marketplace", "other")
+
+EVENT_SESSION_START = "session_start"
+EVENT_PRODUCT_VIEW = "product_view"
+EVENT_ADD_TO_CART = "add_to_cart"
+EVENT_SEARCH = "search"
+EVENT_EMAIL_OPEN = "email_open"
+EVENT_EMAIL_CLICK = "email_click"
+EVENT_SUPPORT_TICKET = "support_ticket"
+EVENT_NPS_RESPONSE = "nps_response"
+EVENT_TYPES = (
+    EVENT_SESSION_START,
+    EVENT_PRODUCT_VIEW,
+    EVENT_ADD_TO_CART,
+    EVENT_SEARCH,
+    EVENT_EMAIL_OPEN,
+    EVENT_EMAIL_CLICK,
+    EVENT_SUPPORT_TICKET,
+    EVENT_NPS_RESPONSE,
+)
+
+NPS_MIN, NPS_MAX = 0, 10
+TICKET_SEVERITY_MIN, TICKET_SEVERITY_MAX = 1, 5
+EARLIEST_BIRTH_YEAR = 1900
+
+# ---------------------------------------------------------------------------
+# The contract as data.
+# ---------------------------------------------------------------------------
+DType = Literal["id", "string", "timestamp", "int", "float", "bool"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table."""
+
+    name: str
+    dtype: DType
+    required: bool
+    description: str
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key: `column` holds values of `to_table.to_column` (checked when both tables are given)."""
+
+    column: str
+    to_table: str
+    to_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A contract table: its columns, the key that must be unique, and its references."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    unique_key: tuple[str, ...] = ()
+    references: tuple[Reference, ...] = ()
+    time_column: str | None = None
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {column.name: column for column in self.columns})
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns if column.required)
+
+    @property
+    def optional_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns if not column.required)
+
+
+CUSTOMERS_TABLE = Table(
+    name=CUSTOMERS,
+    description="One row per customer.",
+    columns=(
+        Column(CUSTOMER_ID, "id", True, "Customer identifier."),
+        Column(SIGNUP_DATE, "timestamp", True, "When the customer first became known."),
+        Column(BIRTH_YEAR, "int", False, "Year of birth.", min_value=EARLIEST_BIRTH_YEAR),
+        Column(GENDER, "string", False, "Self-reported gender.", allowed=GENDERS),
+        Column(REGION, "string", False, "Region or country."),
+        Column(MARKETING_OPT_IN, "bool", False, "Whether the customer accepts marketing."),
+    ),
+    unique_key=(CUSTOMER_ID,),
+    time_column=SIGNUP_DATE,
+)
+
+PRODUCTS_TABLE = Table(
+    name=PRODUCTS,
+    description="One row per product in the catalogue.",
+    columns=(
+        Column(PRODUCT_ID, "id", True, "Product identifier."),
+        Column(CATEGORY, "string", True, "Product category."),
+        Column(PRICE, "float", True, "List price per unit.", min_value=0.0),
+        Column(BRAND, "string", False, "Brand name."),
+        Column(
+            REPLENISHMENT_DAYS,
+            "float",
+            False,
+            "Days a unit typically lasts, for consumables (empty for durable goods).",
+            min_value=0.0,
+        ),
+    ),
+    unique_key=(PRODUCT_ID,),
+)
+
+TRANSACTIONS_TABLE = Table(
+    name=TRANSACTIONS,
+    description="One row per order line; a negative quantity is a return.",
+    columns=(
+        Column(ORDER_ID, "id", True, "Order (invoice) identifier."),
+        Column(CUSTOMER_ID, "id", True, "Who bought."),
+        Column(PRODUCT_ID, "id", True, "What was bought."),
+        Column(QUANTITY, "int", True, "Units; negative for a return, never zero."),
+        Column(UNIT_PRICE, "float", True, "Price paid per unit.", min_value=0.0),
+        Column(TIMESTAMP, "timestamp", True, "When the order was placed (UTC)."),
+        Column(CHANNEL, "string", True, "Where the order was placed.", allowed=CHANNELS),
+        Column(
+            DISCOUNT,
+            "float",
+            False,
+            "Share of the list price taken off, 0 to 1 (empty means none).",
+            min_value=0.0,
+            max_value=1.0,
+        ),
+    ),
+    unique_key=(ORDER_ID, PRODUCT_ID),
+    references=(
+        Reference(CUSTOMER_ID, CUSTOMERS, CUSTOMER_ID),
+        Reference(PRODUCT_ID, PRODUCTS, PRODUCT_ID),
+    ),
+    time_column=TIMESTAMP,
+)
+
+EVENTS_TABLE = Table(
+    name=EVENTS,
+    description="One row per behaviour event.",
+    columns=(
+        Column(CUSTOMER_ID, "id", True, "Who acted."),
+        Column(TIMESTAMP, "timestamp", True, "When (UTC)."),
+        Column(EVENT_TYPE, "string", True, "What happened.", allowed=EVENT_TYPES),
+        Column(PRODUCT_ID, "id", False, "The product concerned, for views and cart adds."),
+        Column(
+            VALUE,
+            "float",
+            False,
+            f"NPS score {NPS_MIN}-{NPS_MAX} for nps_response; severity "
+            f"{TICKET_SEVERITY_MIN}-{TICKET_SEVERITY_MAX} for support_ticket.",
+        ),
+    ),
+    references=(
+        Reference(CUSTOMER_ID, CUSTOMERS, CUSTOMER_ID),
+        Reference(PRODUCT_ID, PRODUCTS, PRODUCT_ID),
+    ),
+    time_column=TIMESTAMP,
+)
+
+TABLES: dict[str, Table] = {
+    table.name: table for table in (CUSTOMERS_TABLE, PRODUCTS_TABLE, TRANSACTIONS_TABLE, EVENTS_TABLE)
+}
+
+# Value ranges that hold only for some event types: (event_type, min, max).
+EVENT_VALUE_RANGES: tuple[tuple[str, float, float], ...] = (
+    (EVENT_NPS_RESPONSE, NPS_MIN, NPS_MAX),
+    (EVENT_SUPPORT_TICKET, TICKET_SEVERITY_MIN, TICKET_SEVERITY_MAX),
+)
+
+
+def describe_contract_markdown() -> str:
+    """The contract as Markdown tables, for the README (kept in sync by a test)."""
+    lines: list[str] = []
+    for table in TABLES.values():
+        lines.append(f"#### `{table.name}`: {table.description}")
+        lines.append("")
+        lines.append("| column | type | required | allowed / range | meaning |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for column in table.columns:
+            lines.append(
+                f"| `{column.name}` | {column.dtype} | {'yes' if column.required else 'no'} "
+                f"| {_describe_domain(column)} | {column.description} |"
+            )
+        if table.unique_key:
+            lines.append("")
+            lines.append(f"Unique key: {', '.join(f'`{c}`' for c in table.unique_key)}.")
+        if table.references:
+            refs = ", ".join(
+                f"`{r.column}` -> `{r.to_table}.{r.to_column}`" for r in table.references
+            )
+            lines.append(f"References (checked when both tables are given): {refs}.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _describe_domain(column: Column) -> str:
+    if column.allowed:
+        return ", ".join(column.allowed)
+    if column.min_value is not None and column.max_value is not None:
+        return f"{column.min_value:g} to {column.max_value:g}"
+    if column.min_value is not None:
+        return f">= {column.min_value:g}"
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# Derived columns: the customer feature table, labels and segments.
+# Feature names are snake_case with unit and window (`spend_sum_90d`).
+# ---------------------------------------------------------------------------
+AS_OF = "as_of"
+
+TENURE_DAYS = "tenure_days"
+DAYS_SINCE_FIRST_PURCHASE = "days_since_first_purchase"
+DAYS_SINCE_LAST_PURCHASE = "days_since_last_purchase"
+RECENCY_OVER_TENURE = "recency_over_tenure"
+ORDERS_COUNT_TOTAL = "orders_count_total"
+SPEND_SUM_TOTAL = "spend_sum_total"
+ORDER_VALUE_MEAN = "order_value_mean"
+ITEMS_PER_ORDER_MEAN = "items_per_order_mean"
+LINES_PER_ORDER_MEAN = "lines_per_order_mean"
+ORDERS_PER_30D = "orders_per_30d"
+GAP_MEAN_DAYS = "gap_mean_days"
+GAP_STD_DAYS = "gap_std_days"
+GAP_BEFORE_LAST_DAYS = "gap_before_last_days"
+OVERDUE_RATIO = "overdue_ratio"
+SPEND_TREND_90D = "spend_trend_90d"
+RETURN_SHARE = "return_share"
+RETURNS_COUNT_TOTAL = "returns_count_total"
+DISCOUNT_SHARE = "discount_share"
+DISCOUNT_MEAN = "discount_mean"
+CATEGORY_COUNT = "category_count"
+CATEGORY_ENTROPY = "category_entropy"
+FAVOURITE_CATEGORY = "favourite_category"
+DAYS_SINCE_LAST_EVENT = "days_since_last_event"
+ABANDONED_CARTS = "abandoned_carts"
+EMAIL_CLICK_RATE_30D = "email_click_rate_30d"
+SUPPORT_TICKETS_TOTAL = "support_tickets_total"
+SUPPORT_TICKETS_90D = "support_tickets_90d"
+SUPPORT_SEVERITY_MAX_90D = "support_severity_max_90d"
+NPS_LATEST = "nps_latest"
+NPS_MEAN = "nps_mean"
+NPS_RESPONSES_TOTAL = "nps_responses_total"
+ORDERS_NEXT_30D_LAST_YEAR = "orders_next_30d_last_year"
+ORDERS_NEXT_90D_LAST_YEAR = "orders_next_90d_last_year"
+CONSUMABLES_BOUGHT = "consumables_bought"
+DAYS_UNTIL_REPLENISHMENT = "days_until_replenishment"
+REPLENISHMENT_DUE_RATIO = "replenishment_due_ratio"
+AGE_YEARS = "age_years"
+AGE_BAND = "age_band"
+
+RFM_R = "rfm_r"
+RFM_F = "rfm_f"
+RFM_M = "rfm_m"
+RFM_SEGMENT = "rfm_segment"
+LIFECYCLE_STAGE = "lifecycle_stage"
+
+CHURN_LABEL = "churned"
+PURCHASE_LABEL = "purchased"
+PRODUCTS_BOUGHT = "products_bought"
+
+# Event types counted per behaviour window, with the plural noun used in the column name.
+BEHAVIOUR_COUNTS = {
+    EVENT_SESSION_START: "sessions",
+    EVENT_PRODUCT_VIEW: "product_views",
+    EVENT_ADD_TO_CART: "cart_adds",
+    EVENT_SEARCH: "searches",
+    EVENT_EMAIL_OPEN: "email_opens",
+    EVENT_EMAIL_CLICK: "email_clicks",
+}
+
+
+def windowed(name: str, days: int) -> str:
+    """The column name of a windowed quantity: windowed('spend_sum', 90) -> 'spend_sum_90d'."""
+    return f"{name}_{days}d"
+
+
+def orders_count(days: int) -> str:
+    return windowed("orders_count", days)
+
+
+def spend_sum(days: int) -> str:
+    return windowed("spend_sum", days)
+
+
+def category_share(category: str) -> str:
+    """Share of a customer's purchase lines in one category, e.g. 'category_share_pet_food'."""
+    return f"category_share_{_slug(category)}"
+
+
+def channel_share(channel: str) -> str:
+    return f"channel_share_{_slug(channel)}"
+
+
+def category_purchase_label(category: str) -> str:
+    return f"purchased_{_slug(category)}"
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in str(text).strip().lower())
+    return "_".join(part for part in cleaned.split("_") if part) or "unknown"

@@ -1,0 +1,121 @@
+"""RFM scores, named RFM segments and lifecycle stages.
+
+Scores are quintiles 1-5 against breakpoints computed once over all buyers at as_of (a
+reference table), so a customer's scores never depend on which other customers are in the
+frame. Customers with no purchase score 0 and are in the segment "Prospect".
+
+The named segments follow the widely used recency x frequency grid (monetary is reported but,
+as in that scheme, does not move a customer between segments). First matching row wins:
+
+| segment            | R (recency score) | F (frequency score) |
+| ------------------ | ----------------- | ------------------- |
+| Champions          | 5                 | 4-5                 |
+| Loyal              | 3-4               | 4-5                 |
+| Potential Loyalist | 4-5               | 2-3                 |
+| New Customers      | 5                 | 1                   |
+| Promising          | 4                 | 1                   |
+| Need Attention     | 3                 | 3                   |
+| About to Sleep     | 3                 | 1-2                 |
+| Can't Lose Them    | 1-2               | 5                   |
+| At Risk            | 1-2               | 3-4                 |
+| Hibernating        | 1-2               | 1-2 (not R1 F1)     |
+| Lost               | 1                 | 1                   |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+
+PROSPECT = "Prospect"
+
+# (segment, recency scores, frequency scores): the table above, as data.
+RFM_SEGMENT_TABLE: tuple[tuple[str, frozenset[int], frozenset[int]], ...] = (
+    ("Champions", frozenset({5}), frozenset({4, 5})),
+    ("Loyal", frozenset({3, 4}), frozenset({4, 5})),
+    ("Potential Loyalist", frozenset({4, 5}), frozenset({2, 3})),
+    ("New Customers", frozenset({5}), frozenset({1})),
+    ("Promising", frozenset({4}), frozenset({1})),
+    ("Need Attention", frozenset({3}), frozenset({3})),
+    ("About to Sleep", frozenset({3}), frozenset({1, 2})),
+    ("Can't Lose Them", frozenset({1, 2}), frozenset({5})),
+    ("At Risk", frozenset({1, 2}), frozenset({3, 4})),
+    ("Lost", frozenset({1}), frozenset({1})),
+    ("Hibernating", frozenset({1, 2}), frozenset({1, 2})),
+)
+RFM_SEGMENTS = tuple(name for name, _, _ in RFM_SEGMENT_TABLE)
+
+# Lifecycle stages, judged on days since the first and last purchase (first match wins):
+NEW_WITHIN_DAYS = 90  # new: first purchase within this many days
+ACTIVE_WITHIN_DAYS = 90  # active: last purchase within this many days...
+REACTIVATION_GAP_DAYS = 180  # ...reactivated: and the gap before it was at least this long
+LAPSED_AFTER_DAYS = 180  # at risk: last purchase older than active; lapsed: older than this
+LIFECYCLE_STAGES = ("prospect", "new", "reactivated", "active", "at risk", "lapsed")
+
+
+def score_quintile(values: np.ndarray, breakpoints: tuple[float, ...], higher_is_better: bool) -> np.ndarray:
+    """1-5 by how many breakpoints a value exceeds (ties go to the lower score)."""
+    above = np.searchsorted(np.asarray(breakpoints, dtype=float), values, side="left")
+    scores = 1 + above if higher_is_better else 5 - np.searchsorted(
+        np.asarray(breakpoints, dtype=float), values, side="right"
+    )
+    return np.clip(scores, 1, 5).astype(np.int64)
+
+
+def name_segment(recency_score: np.ndarray, frequency_score: np.ndarray) -> np.ndarray:
+    """The named segment of each (R, F) pair; score 0 means no purchase: Prospect."""
+    names = np.full(len(recency_score), PROSPECT, dtype=object)
+    unassigned = (recency_score > 0) & (frequency_score > 0)
+    for name, recency_scores, frequency_scores in RFM_SEGMENT_TABLE:
+        match = (
+            unassigned
+            & np.isin(recency_score, list(recency_scores))
+            & np.isin(frequency_score, list(frequency_scores))
+        )
+        names[match] = name
+        unassigned &= ~match
+    return names
+
+
+def lifecycle_stage(
+    orders_total: np.ndarray,
+    days_since_first: np.ndarray,
+    days_since_last: np.ndarray,
+    gap_before_last: np.ndarray,
+) -> np.ndarray:
+    """prospect, new, reactivated, active, at risk or lapsed; thresholds in this module."""
+    conditions = [
+        orders_total <= 0,
+        days_since_first < NEW_WITHIN_DAYS,
+        (days_since_last < ACTIVE_WITHIN_DAYS) & (gap_before_last >= REACTIVATION_GAP_DAYS),
+        days_since_last < ACTIVE_WITHIN_DAYS,
+        days_since_last < LAPSED_AFTER_DAYS,
+    ]
+    return np.select(conditions, LIFECYCLE_STAGES[:5], default=LIFECYCLE_STAGES[5]).astype(object)
+
+
+def add_segments(features: pd.DataFrame, rfm_breakpoints: dict[str, tuple[float, ...]]) -> pd.DataFrame:
+    """rfm_r, rfm_f, rfm_m, rfm_segment and lifecycle_stage added to a feature table."""
+    features = features.copy()
+    bought = features[s.ORDERS_COUNT_TOTAL].to_numpy() > 0
+    scores = {}
+    for column, key, higher_is_better, source in (
+        (s.RFM_R, "recency", False, s.DAYS_SINCE_LAST_PURCHASE),
+        (s.RFM_F, "frequency", True, s.ORDERS_COUNT_TOTAL),
+        (s.RFM_M, "monetary", True, s.SPEND_SUM_TOTAL),
+    ):
+        values = features[source].to_numpy(dtype=float)
+        breakpoints = rfm_breakpoints.get(key, ())
+        score = score_quintile(values, breakpoints, higher_is_better) if breakpoints else np.full(len(values), 3)
+        scores[column] = np.where(bought, score, 0).astype(np.int64)
+        features[column] = scores[column]
+    features[s.RFM_SEGMENT] = name_segment(scores[s.RFM_R], scores[s.RFM_F])
+    features[s.LIFECYCLE_STAGE] = lifecycle_stage(
+        features[s.ORDERS_COUNT_TOTAL].to_numpy(dtype=float),
+        features[s.DAYS_SINCE_FIRST_PURCHASE].to_numpy(dtype=float),
+        features[s.DAYS_SINCE_LAST_PURCHASE].to_numpy(dtype=float),
+        features[s.GAP_BEFORE_LAST_DAYS].to_numpy(dtype=float),
+    )
+    return features

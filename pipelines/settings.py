@@ -1,0 +1,117 @@
+"""Configuration: a YAML file (or the embedded defaults) -> frozen, typed settings.
+
+Every pipeline command takes `--config FILE` and any number of `--set key=value` overrides
+(`--set churn.horizon_days=182`). Unknown keys are errors, so a typo never passes silently.
+Each function receives only the section it needs; the whole resolved config is logged to MLflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipelines.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSettings(_Section):
+    """Windows of the point-in-time customer features."""
+
+    # RFM and spend windows, in days before as_of.
+    windows_days: tuple[int, ...] = (30, 90, 365)
+    # Behaviour (sessions, views, cart adds...) windows, in days before as_of.
+    behaviour_windows_days: tuple[int, ...] = (7, 30)
+    # How many categories get their own share column (the most bought across all customers).
+    top_categories: int = 8
+    # Worker processes for bulk feature building (customers are split into shards).
+    n_jobs: int = 2
+
+
+class ChurnSettings(_Section):
+    """Churn label: bought within lookback_days before as_of and not within horizon_days after."""
+
+    horizon_days: int = 90
+    lookback_days: int = 365
+
+
+class PropensitySettings(_Section):
+    """Purchase label: at least one purchase within horizon_days after as_of."""
+
+    horizon_days: int = 30
+    # Per-category propensity for this many of the most bought categories.
+    top_categories: int = 5
+
+
+class TrainingSettings(_Section):
+    """How training sets are stacked from rolling as_of cutoffs."""
+
+    n_cutoffs: int = 6
+    cutoff_step_days: int = 30
+    seed: int = 42
+
+
+class Settings(_Section):
+    features: FeatureSettings = FeatureSettings()
+    churn: ChurnSettings = ChurnSettings()
+    propensity: PropensitySettings = PropensitySettings()
+    training: TrainingSettings = TrainingSettings()
+
+
+def load_settings(config_path: Path | None = None, overrides: list[str] | None = None) -> Settings:
+    """Read the config file (or the defaults), apply `key=value` overrides, and validate."""
+    raw: dict[str, Any] = _read_yaml(config_path) if config_path else {}
+    for override in overrides or []:
+        _apply_override(raw, override)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        source = f"{config_path}: " if config_path else ""
+        raise UserError(f"{source}config key {where}: {first['msg']}") from error
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: the config must be a mapping of sections")
+    return loaded
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set a dotted key in a nested dict: `churn.horizon_days=182`; the value is parsed as YAML."""
+    key, separator, value = override.partition("=")
+    if not separator or not key.strip():
+        raise UserError(f"--set {override!r}: expected key=value, e.g. churn.horizon_days=182")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {override!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(value)
+
+
+def add_config_arguments(parser) -> None:
+    """The --config and --set options every pipeline command shares."""
+    parser.add_argument("--config", type=Path, default=None, help="YAML config file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set churn.horizon_days=182 (repeatable)",
+    )

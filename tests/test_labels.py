@@ -1,0 +1,89 @@
+"""Label windows at their edges, cutoff planning, and stacked training sets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features import schema as s
+from features.labels import (
+    build_training_set,
+    make_churn_labels,
+    make_product_sets,
+    make_purchase_labels,
+    plan_cutoffs,
+)
+from tests.builders import random_tables, transactions_table
+
+AS_OF = pd.Timestamp("2024-06-01")
+
+
+@pytest.fixture(scope="module")
+def edge_transactions() -> pd.DataFrame:
+    """at: buys exactly at as_of; edge: buys exactly at as_of + horizon; returner: returns only
+    in the horizon; quiet: bought before, nothing after; old: bought before the lookback only."""
+    return transactions_table(
+        [
+            ("o1", "at", "p1", 1, 10.0, "2024-05-01"),
+            ("o2", "at", "p1", 1, 10.0, "2024-06-01"),
+            ("o3", "edge", "p1", 1, 10.0, "2024-05-01"),
+            ("o4", "edge", "p3", 1, 40.0, "2024-08-30"),  # as_of + 90 days: outside
+            ("o5", "returner", "p1", 1, 10.0, "2024-05-01"),
+            ("o6", "returner", "p1", -1, 10.0, "2024-06-10"),
+            ("o7", "quiet", "p1", 1, 10.0, "2024-02-01"),
+            ("o8", "old", "p1", 1, 10.0, "2023-01-01"),
+            ("o9", "at", "lens", 1, 30.0, "2024-06-02"),
+        ]
+    )
+
+
+def test_churn_labels_at_the_window_edges(edge_transactions):
+    labels = make_churn_labels(edge_transactions, AS_OF, horizon_days=90, lookback_days=365).set_index(s.CUSTOMER_ID)
+    assert labels[s.CHURN_LABEL].to_dict() == {"at": 0, "edge": 1, "quiet": 1, "returner": 1}
+    assert "old" not in labels.index  # gone quiet before the lookback: not in the population
+
+
+def test_purchase_labels_at_the_window_edges(edge_transactions):
+    ids = ["at", "edge", "returner", "quiet", "old", "browser"]
+    labels = make_purchase_labels(
+        edge_transactions, ids, AS_OF, horizon_days=90, categories=["shirts", "lenses"],
+        products=random_tables(0)[s.PRODUCTS],
+    ).set_index(s.CUSTOMER_ID)
+    assert labels[s.PURCHASE_LABEL].to_dict() == {"at": 1, "edge": 0, "returner": 0, "quiet": 0, "old": 0, "browser": 0}
+    assert labels.loc["at", s.category_purchase_label("lenses")] == 1
+    assert labels.loc["at", s.category_purchase_label("shirts")] == 1
+    assert labels.loc["edge", s.category_purchase_label("shirts")] == 0
+
+
+def test_product_sets_hold_what_was_bought_in_the_horizon(edge_transactions):
+    sets = make_product_sets(edge_transactions, AS_OF, horizon_days=30).set_index(s.CUSTOMER_ID)
+    assert sets[s.PRODUCTS_BOUGHT].to_dict() == {"at": ["lens", "p1"]}
+
+
+def test_cutoffs_never_reach_past_the_data_or_into_the_test_window():
+    plan = plan_cutoffs(pd.Timestamp("2025-12-31"), horizon_days=90, n_cutoffs=6, step_days=30)
+    horizon = pd.Timedelta(days=90)
+    assert plan.test + horizon == pd.Timestamp("2025-12-31")
+    assert len(plan.train) == 6 and list(plan.train) == sorted(plan.train)
+    assert all(cutoff + horizon <= plan.test for cutoff in plan.train)
+
+
+def test_cutoffs_raise_when_history_is_too_short():
+    with pytest.raises(ValueError, match="too short"):
+        plan_cutoffs(pd.Timestamp("2024-03-01"), 90, data_start=pd.Timestamp("2024-01-01"))
+
+
+def test_training_set_stacks_cutoffs_and_labels_only_labelled_customers():
+    tables = random_tables(seed=5, n_customers=40)
+    cutoffs = [pd.Timestamp("2023-09-01"), pd.Timestamp("2023-10-01")]
+
+    def labels(transactions, as_of, reference):
+        return make_churn_labels(transactions, as_of, horizon_days=60)
+
+    training = build_training_set(tables, cutoffs, labels)
+    assert set(training[s.AS_OF]) == set(cutoffs)
+    for as_of in cutoffs:
+        block = training[training[s.AS_OF] == as_of]
+        expected = make_churn_labels(tables[s.TRANSACTIONS], as_of, horizon_days=60)
+        assert sorted(block[s.CUSTOMER_ID]) == sorted(expected[s.CUSTOMER_ID])
+        assert (block[s.ORDERS_COUNT_TOTAL] > 0).all()  # churn population bought in the lookback
