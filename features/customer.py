@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.segments import add_segments
+from features.segments import segment_columns
 
 DAY = pd.Timedelta(days=1)
 
@@ -96,6 +97,28 @@ class ReferenceTables:
     top_categories: tuple[str, ...]
     rfm_breakpoints: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
+    # Lookups derived once from `products` (cached: the service reuses one instance per request).
+    @cached_property
+    def product_index(self) -> pd.Index:
+        return pd.Index(self.products[s.PRODUCT_ID])
+
+    @cached_property
+    def categories(self) -> list[str]:
+        """Every category of the products, plus 'unknown', sorted by name."""
+        return sorted(set(self.products[s.CATEGORY].dropna()) | {UNKNOWN})
+
+    @cached_property
+    def unknown_category_code(self) -> int:
+        return self.categories.index(UNKNOWN)
+
+    @cached_property
+    def product_category_codes(self) -> np.ndarray:
+        return pd.Index(self.categories).get_indexer(self.products[s.CATEGORY].fillna(UNKNOWN)).astype(np.int64)
+
+    @cached_property
+    def product_replenishment_days(self) -> np.ndarray:
+        return self.products[s.REPLENISHMENT_DAYS].to_numpy(dtype=float, na_value=np.nan)
+
 
 @dataclass(frozen=True)
 class FeatureWindows:
@@ -111,7 +134,7 @@ def build_customer_features(
     reference: ReferenceTables,
     windows: FeatureWindows = FeatureWindows(),
 ) -> pd.DataFrame:
-    """One row per customer known before as_of, indexed by nothing, sorted by customer_id.
+    """One row per customer known before as_of, sorted by customer_id.
 
     A customer is known when their signup date or any of their records is before as_of.
     """
@@ -119,29 +142,52 @@ def build_customer_features(
     past = history.before(as_of)
     customer_ids = _known_customers(past)
     n = len(customer_ids)
-    purchases = _purchase_lines(past.transactions, reference, customer_ids, as_of)
+    lookup = pd.Index(customer_ids)
+    purchases, returns = _transaction_lines(past.transactions, reference, lookup, as_of)
     orders = _orders(purchases)
+    events = _event_rows(past.events, lookup, as_of)
 
-    columns: dict[str, np.ndarray] = {s.TENURE_DAYS: _tenure_days(past, customer_ids, as_of)}
+    columns: dict[str, np.ndarray] = {s.TENURE_DAYS: _tenure_days(past, lookup, as_of)}
     columns |= _recency_frequency_monetary(orders, n, windows.windows_days)
-    columns |= _order_shape(orders, purchases, n)
+    columns |= _order_shape(orders, n)
     columns |= _gaps(orders, n)
-    columns |= _returns_and_discounts(past.transactions, purchases, customer_ids, n)
+    columns |= _returns_and_discounts(purchases, returns, n)
     columns |= _category_mix(purchases, reference, n)
     columns |= _channel_mix(purchases, n)
-    columns |= _behaviour(past.events, purchases, customer_ids, as_of, windows.behaviour_windows_days)
-    columns |= _support_and_nps(past.events, customer_ids, as_of)
+    columns |= _behaviour(events, purchases, n, windows.behaviour_windows_days)
+    columns |= _support_and_nps(events, n)
     columns |= _seasonality(orders, n)
     columns |= _replenishment(purchases, n)
+    columns = _fill_defaults(columns)
+    columns |= _attributes(past.customers, customer_ids, as_of)
+    columns[s.FAVOURITE_CATEGORY] = _favourite_category(purchases, reference, n)
+    columns |= segment_columns(columns, reference.rfm_breakpoints)
 
-    features = pd.DataFrame(columns)
-    features.insert(0, s.CUSTOMER_ID, pd.array(customer_ids, dtype="str"))
-    features = _fill_defaults(features)
-    features = _add_attributes(features, past.customers, as_of)
-    features[s.FAVOURITE_CATEGORY] = _favourite_category(purchases, reference, n)
-    features = add_segments(features, reference.rfm_breakpoints)
-    features.insert(1, s.AS_OF, as_of)
-    return features
+    return _assemble(customer_ids, as_of, columns)
+
+
+_TEXT_COLUMNS = (s.AGE_BAND, s.GENDER, s.REGION, s.FAVOURITE_CATEGORY, s.RFM_SEGMENT, s.LIFECYCLE_STAGE)
+_SCORE_COLUMNS = (s.RFM_R, s.RFM_F, s.RFM_M)
+
+
+def _assemble(customer_ids: np.ndarray, as_of: pd.Timestamp, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The feature frame: id, as_of, numeric features (float), text columns, RFM scores (int).
+
+    Numbers go in as one float block: much cheaper than one column at a time, which matters
+    when the service rebuilds one customer's row per event.
+    """
+    numeric = [name for name in columns if name not in _TEXT_COLUMNS and name not in _SCORE_COLUMNS]
+    n = len(customer_ids)
+    block = np.column_stack([columns[name] for name in numeric]) if n else np.zeros((0, len(numeric)))
+    identity = pd.DataFrame(
+        {
+            s.CUSTOMER_ID: pd.array(customer_ids, dtype="str"),
+            s.AS_OF: np.full(n, as_of.to_datetime64()).astype("datetime64[ns]"),
+        }
+    )
+    text = pd.DataFrame({name: pd.array(columns[name], dtype="str") for name in _TEXT_COLUMNS})
+    scores = pd.DataFrame({name: columns[name].astype(np.int64) for name in _SCORE_COLUMNS})
+    return pd.concat([identity, pd.DataFrame(block, columns=numeric), text, scores], axis=1)
 
 
 def build_reference_tables(
@@ -165,8 +211,42 @@ def build_reference_tables(
 
 
 # ---------------------------------------------------------------------------
-# Who is known, and the purchase lines and orders everything else is built from.
+# Records as numpy arrays of integer codes and numbers: fast to aggregate with bincount,
+# and cheap enough for one customer that the service can rebuild a profile per event.
 # ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Lines:
+    code: np.ndarray  # the customer's position in the sorted customer ids
+    order: np.ndarray  # order code, unique within this build
+    days_ago: np.ndarray
+    quantity: np.ndarray
+    value: np.ndarray
+    discount: np.ndarray
+    channel: np.ndarray  # position in schema.CHANNELS
+    product: np.ndarray  # position in reference.products (-1: unknown product)
+    category: np.ndarray  # position in reference.categories
+    replenishment_days: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Orders:
+    """One entry per order, sorted by customer then oldest first."""
+
+    code: np.ndarray
+    days_ago: np.ndarray
+    value: np.ndarray
+    units: np.ndarray
+    lines: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Events:
+    code: np.ndarray
+    days_ago: np.ndarray
+    kind: np.ndarray  # position in schema.EVENT_TYPES
+    value: np.ndarray
+
+
 def _known_customers(past: History) -> np.ndarray:
     ids = pd.concat(
         [past.customers[s.CUSTOMER_ID], past.transactions[s.CUSTOMER_ID], past.events[s.CUSTOMER_ID]],
@@ -175,73 +255,80 @@ def _known_customers(past: History) -> np.ndarray:
     return np.sort(pd.unique(ids.astype("str")).astype(object))
 
 
-def _codes(ids: pd.Series, customer_ids: np.ndarray) -> np.ndarray:
-    """Integer position of each record's customer in customer_ids (every id must be there)."""
-    return pd.Index(customer_ids).get_indexer(ids).astype(np.int64)
+def _codes(ids: pd.Series, lookup: pd.Index) -> np.ndarray:
+    """Integer position of each record's customer in the customer index."""
+    return lookup.get_indexer(ids).astype(np.int64)
 
 
 def _days_before(timestamps: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
-    return ((as_of - timestamps) / DAY).to_numpy(dtype=float)
+    as_of_ns = as_of.to_datetime64().astype("datetime64[ns]")
+    return (as_of_ns - timestamps.to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D")
 
 
-def _purchase_lines(
-    transactions: pd.DataFrame,
-    reference: ReferenceTables,
-    customer_ids: np.ndarray,
-    as_of: pd.Timestamp,
-) -> pd.DataFrame:
-    """Lines with a positive quantity, as integer codes and numbers (fast to aggregate).
+def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.full(len(frame), np.nan)
+    return frame[column].to_numpy(dtype=float, na_value=np.nan)
 
-    code: the customer's position in customer_ids; order: a per-call order code; product:
-    position in reference.products; category: position in _categories(reference); channel:
-    position in schema.CHANNELS.
-    """
-    lines = transactions[transactions[s.QUANTITY] > 0]
-    products = reference.products
-    product = pd.Index(products[s.PRODUCT_ID]).get_indexer(lines[s.PRODUCT_ID])
-    category_codes = pd.Index(_categories(reference)).get_indexer(products[s.CATEGORY].fillna(UNKNOWN))
-    replenishment = products[s.REPLENISHMENT_DAYS].to_numpy(dtype=float, na_value=np.nan)
+
+def _transaction_lines(
+    transactions: pd.DataFrame, reference: ReferenceTables, lookup: pd.Index, as_of: pd.Timestamp
+) -> tuple[_Lines, _Lines]:
+    """(purchase lines with a positive quantity, return lines with a negative one)."""
+    quantity = transactions[s.QUANTITY].to_numpy(dtype=float)
+    product = reference.product_index.get_indexer(transactions[s.PRODUCT_ID])
     known = product >= 0
-    quantity = lines[s.QUANTITY].to_numpy(dtype=float)
-    return pd.DataFrame(
-        {
-            "code": _codes(lines[s.CUSTOMER_ID], customer_ids),
-            "order": pd.factorize(lines[s.ORDER_ID])[0],
-            "days_ago": _days_before(lines[s.TIMESTAMP], as_of),
-            "quantity": quantity,
-            "value": quantity * lines[s.UNIT_PRICE].to_numpy(dtype=float),
-            "discount": lines[s.DISCOUNT].to_numpy(dtype=float, na_value=np.nan)
-            if s.DISCOUNT in lines
-            else np.full(len(lines), np.nan),
-            "channel": pd.Index(s.CHANNELS).get_indexer(lines[s.CHANNEL]),
-            "product": product,
-            "category": np.where(known, category_codes[product], _categories(reference).index(UNKNOWN)),
-            "replenishment_days": np.where(known, replenishment[product], np.nan),
-        }
+    lines = _Lines(
+        code=_codes(transactions[s.CUSTOMER_ID], lookup),
+        order=pd.factorize(transactions[s.ORDER_ID])[0].astype(np.int64),
+        days_ago=_days_before(transactions[s.TIMESTAMP], as_of),
+        quantity=quantity,
+        value=quantity * transactions[s.UNIT_PRICE].to_numpy(dtype=float),
+        discount=_floats(transactions, s.DISCOUNT),
+        channel=_CHANNEL_INDEX.get_indexer(transactions[s.CHANNEL]).astype(np.int64),
+        product=product,
+        category=np.where(known, reference.product_category_codes[product], reference.unknown_category_code),
+        replenishment_days=np.where(known, reference.product_replenishment_days[product], np.nan),
+    )
+    return _select(lines, quantity > 0), _select(lines, quantity < 0)
+
+
+def _select(lines, mask: np.ndarray):
+    return type(lines)(**{name: getattr(lines, name)[mask] for name in lines.__dataclass_fields__})
+
+
+def _event_rows(events: pd.DataFrame, lookup: pd.Index, as_of: pd.Timestamp) -> _Events:
+    return _Events(
+        code=_codes(events[s.CUSTOMER_ID], lookup),
+        days_ago=_days_before(events[s.TIMESTAMP], as_of),
+        kind=_EVENT_INDEX.get_indexer(events[s.EVENT_TYPE]).astype(np.int64),
+        value=_floats(events, s.VALUE),
     )
 
 
-def _categories(reference: ReferenceTables) -> list[str]:
-    """Every category of the reference products, plus 'unknown', in a fixed order."""
-    return sorted(set(reference.products[s.CATEGORY].dropna()) | {UNKNOWN})
+_CHANNEL_INDEX = pd.Index(s.CHANNELS)
+_EVENT_INDEX = pd.Index(s.EVENT_TYPES)
 
 
-def _orders(purchases: pd.DataFrame) -> pd.DataFrame:
-    """One row per order: customer code, age in days (of its first line), value, units, lines."""
-    if purchases.empty:
-        return pd.DataFrame({"code": [], "days_ago": [], "value": [], "units": [], "lines": []})
-    grouped = purchases.groupby(["code", "order"], sort=False)
-    orders = grouped.agg(
-        days_ago=("days_ago", "max"),
-        value=("value", "sum"),
-        units=("quantity", "sum"),
-        lines=("quantity", "size"),
-    ).reset_index()
-    return orders.sort_values(["code", "days_ago"], ascending=[True, False], kind="stable")
+def _orders(purchases: _Lines) -> _Orders:
+    """Purchase lines grouped into orders; an order's age is that of its oldest line."""
+    if len(purchases.code) == 0:
+        empty = np.zeros(0)
+        return _Orders(np.zeros(0, dtype=np.int64), empty, empty, empty, empty)
+    width = int(purchases.order.max()) + 1
+    keys, index = np.unique(purchases.code * width + purchases.order, return_inverse=True)
+    m = len(keys)
+    code = keys // width
+    days_ago = _max_by(index, purchases.days_ago, m)
+    value = np.bincount(index, weights=purchases.value, minlength=m)
+    units = np.bincount(index, weights=purchases.quantity, minlength=m)
+    lines = np.bincount(index, minlength=m).astype(float)
+    by_time = np.lexsort((-days_ago, code))
+    return _Orders(code[by_time], days_ago[by_time], value[by_time], units[by_time], lines[by_time])
 
 
 # ---------------------------------------------------------------------------
-# Feature blocks: each returns {column: array of length n_customers}.
+# Feature blocks: each returns {column: array with one value per customer}.
 # ---------------------------------------------------------------------------
 def _sum_by(codes: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
     return np.bincount(codes, weights=weights, minlength=n).astype(float)
@@ -259,193 +346,163 @@ def _max_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.isinf(out), np.nan, out)
 
 
-def _tenure_days(past: History, customer_ids: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+def _tenure_days(past: History, lookup: pd.Index, as_of: pd.Timestamp) -> np.ndarray:
     """Days since the customer became known: signup, first purchase or first event, earliest."""
-    n = len(customer_ids)
-    first_seen = np.full(n, 0.0)
+    n = len(lookup)
+    first_seen = np.zeros(n)
     for frame, column in (
         (past.customers, s.SIGNUP_DATE),
         (past.transactions, s.TIMESTAMP),
         (past.events, s.TIMESTAMP),
     ):
         if len(frame):
-            seen = _max_by(_codes(frame[s.CUSTOMER_ID], customer_ids), _days_before(frame[column], as_of), n)
+            seen = _max_by(_codes(frame[s.CUSTOMER_ID], lookup), _days_before(frame[column], as_of), n)
             first_seen = np.fmax(first_seen, seen)
     return first_seen
 
 
-def _recency_frequency_monetary(orders: pd.DataFrame, n: int, windows: tuple[int, ...]) -> dict:
-    codes = orders["code"].to_numpy(dtype=np.int64)
-    days_ago = orders["days_ago"].to_numpy(dtype=float)
-    value = orders["value"].to_numpy(dtype=float)
+def _recency_frequency_monetary(orders: _Orders, n: int, windows: tuple[int, ...]) -> dict:
     columns = {
-        s.DAYS_SINCE_LAST_PURCHASE: _min_by(codes, days_ago, n),
-        s.DAYS_SINCE_FIRST_PURCHASE: _max_by(codes, days_ago, n),
-        s.ORDERS_COUNT_TOTAL: _sum_by(codes, n),
-        s.SPEND_SUM_TOTAL: _sum_by(codes, n, value),
+        s.DAYS_SINCE_LAST_PURCHASE: _min_by(orders.code, orders.days_ago, n),
+        s.DAYS_SINCE_FIRST_PURCHASE: _max_by(orders.code, orders.days_ago, n),
+        s.ORDERS_COUNT_TOTAL: _sum_by(orders.code, n),
+        s.SPEND_SUM_TOTAL: _sum_by(orders.code, n, orders.value),
     }
-    for days in sorted(set(windows) | {90, 180}):
-        in_window = days_ago < days
-        if days in windows:
-            columns[s.orders_count(days)] = _sum_by(codes[in_window], n)
-        columns[s.spend_sum(days)] = _sum_by(codes[in_window], n, value[in_window])
+    for days in windows:
+        in_window = orders.days_ago < days
+        columns[s.orders_count(days)] = _sum_by(orders.code[in_window], n)
+        columns[s.spend_sum(days)] = _sum_by(orders.code[in_window], n, orders.value[in_window])
     # Spend in the last 90 days against the 90 before, in [-1, 1]; 0 when both are empty.
-    last_90 = columns[s.spend_sum(90)]
-    previous_90 = columns[s.spend_sum(180)] - last_90
+    last_90 = _spend_between(orders, n, 0, 90)
+    previous_90 = _spend_between(orders, n, 90, 180)
     total = last_90 + previous_90
     columns[s.SPEND_TREND_90D] = np.divide(last_90 - previous_90, total, out=np.zeros(n), where=total > 0)
-    if 180 not in windows:
-        del columns[s.spend_sum(180)]
-    if 90 not in windows:
-        del columns[s.spend_sum(90)]
     return columns
 
 
-def _order_shape(orders: pd.DataFrame, purchases: pd.DataFrame, n: int) -> dict:
-    codes = orders["code"].to_numpy(dtype=np.int64)
-    count = _sum_by(codes, n)
-    safe = np.maximum(count, 1)
+def _spend_between(orders: _Orders, n: int, from_days: float, to_days: float) -> np.ndarray:
+    mask = (orders.days_ago >= from_days) & (orders.days_ago < to_days)
+    return _sum_by(orders.code[mask], n, orders.value[mask])
+
+
+def _order_shape(orders: _Orders, n: int) -> dict:
+    count = np.maximum(_sum_by(orders.code, n), 1)
     return {
-        s.ORDER_VALUE_MEAN: _sum_by(codes, n, orders["value"].to_numpy(dtype=float)) / safe,
-        s.ITEMS_PER_ORDER_MEAN: _sum_by(codes, n, orders["units"].to_numpy(dtype=float)) / safe,
-        s.LINES_PER_ORDER_MEAN: _sum_by(codes, n, orders["lines"].to_numpy(dtype=float)) / safe,
+        s.ORDER_VALUE_MEAN: _sum_by(orders.code, n, orders.value) / count,
+        s.ITEMS_PER_ORDER_MEAN: _sum_by(orders.code, n, orders.units) / count,
+        s.LINES_PER_ORDER_MEAN: _sum_by(orders.code, n, orders.lines) / count,
     }
 
 
-def _gaps(orders: pd.DataFrame, n: int) -> dict:
-    """Mean and spread of days between consecutive orders (orders are sorted by customer, time)."""
-    codes = orders["code"].to_numpy(dtype=np.int64)
-    days_ago = orders["days_ago"].to_numpy(dtype=float)
-    same_customer = codes[1:] == codes[:-1]
-    gap_codes = codes[1:][same_customer]
-    gaps = (days_ago[:-1] - days_ago[1:])[same_customer]
+def _gaps(orders: _Orders, n: int) -> dict:
+    """Mean and spread of days between consecutive orders, and the gap before the last one."""
+    same_customer = orders.code[1:] == orders.code[:-1]
+    gap_codes = orders.code[1:][same_customer]
+    gaps = (orders.days_ago[:-1] - orders.days_ago[1:])[same_customer]
     count = _sum_by(gap_codes, n)
     mean = np.divide(_sum_by(gap_codes, n, gaps), count, out=np.full(n, np.nan), where=count > 0)
     mean_square = np.divide(_sum_by(gap_codes, n, gaps**2), count, out=np.full(n, np.nan), where=count > 0)
     std = np.sqrt(np.maximum(mean_square - mean**2, 0.0))
     before_last = np.full(n, np.nan)
-    is_last = np.append(gap_codes[1:] != gap_codes[:-1], True) if len(gap_codes) else np.array([], bool)
+    is_last = np.append(gap_codes[1:] != gap_codes[:-1], True) if len(gap_codes) else np.zeros(0, bool)
     before_last[gap_codes[is_last]] = gaps[is_last]
     return {s.GAP_MEAN_DAYS: mean, s.GAP_STD_DAYS: std, s.GAP_BEFORE_LAST_DAYS: before_last}
 
 
-def _returns_and_discounts(
-    transactions: pd.DataFrame, purchases: pd.DataFrame, customer_ids: np.ndarray, n: int
-) -> dict:
-    returns = transactions[transactions[s.QUANTITY] < 0]
-    return_codes = _codes(returns[s.CUSTOMER_ID], customer_ids)
-    returned_units = _sum_by(return_codes, n, -returns[s.QUANTITY].to_numpy(dtype=float))
-    codes = purchases["code"].to_numpy(dtype=np.int64)
-    bought_units = _sum_by(codes, n, purchases["quantity"].to_numpy(dtype=float))
-    lines = _sum_by(codes, n)
-    discount = np.nan_to_num(purchases["discount"].to_numpy(dtype=float), nan=0.0)
+def _returns_and_discounts(purchases: _Lines, returns: _Lines, n: int) -> dict:
+    returned_units = _sum_by(returns.code, n, -returns.quantity)
+    bought_units = _sum_by(purchases.code, n, purchases.quantity)
+    lines = _sum_by(purchases.code, n)
+    discount = np.nan_to_num(purchases.discount, nan=0.0)
     return {
-        s.RETURN_SHARE: np.divide(returned_units, bought_units, out=np.zeros(n), where=bought_units > 0).clip(0, 1),
-        s.RETURNS_COUNT_TOTAL: _sum_by(return_codes, n),
-        s.DISCOUNT_SHARE: np.divide(_sum_by(codes, n, (discount > 0).astype(float)), lines, out=np.zeros(n), where=lines > 0),
-        s.DISCOUNT_MEAN: np.divide(_sum_by(codes, n, discount), lines, out=np.zeros(n), where=lines > 0),
+        s.RETURN_SHARE: _ratio(returned_units, bought_units).clip(0, 1),
+        s.RETURNS_COUNT_TOTAL: _sum_by(returns.code, n),
+        s.DISCOUNT_SHARE: _ratio(_sum_by(purchases.code, n, (discount > 0).astype(float)), lines),
+        s.DISCOUNT_MEAN: _ratio(_sum_by(purchases.code, n, discount), lines),
     }
 
 
-def _category_mix(purchases: pd.DataFrame, reference: ReferenceTables, n: int) -> dict:
-    codes = purchases["code"].to_numpy(dtype=np.int64)
-    category = purchases["category"].to_numpy(dtype=np.int64)
-    categories = _categories(reference)
-    lines = _sum_by(codes, n)
-    columns = {
-        s.category_share(name): np.divide(
-            _sum_by(codes[category == categories.index(name)], n), lines, out=np.zeros(n), where=lines > 0
-        )
-        for name in reference.top_categories
-    }
-    pair_counts = _pair_counts(codes, category)
-    columns[s.CATEGORY_COUNT] = _sum_by(pair_counts["code"].to_numpy(dtype=np.int64), n)
-    share = pair_counts["count"].to_numpy(dtype=float) / lines[pair_counts["code"].to_numpy(dtype=np.int64)]
-    columns[s.CATEGORY_ENTROPY] = _sum_by(
-        pair_counts["code"].to_numpy(dtype=np.int64), n, -share * np.log(share)
-    )
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
+def _category_mix(purchases: _Lines, reference: ReferenceTables, n: int) -> dict:
+    lines = _sum_by(purchases.code, n)
+    columns = {}
+    for name in reference.top_categories:
+        in_category = purchases.category == reference.categories.index(name)
+        columns[s.category_share(name)] = _ratio(_sum_by(purchases.code[in_category], n), lines)
+    pair_code, _, pair_count = _pair_counts(purchases.code, purchases.category)
+    columns[s.CATEGORY_COUNT] = _sum_by(pair_code, n)
+    share = pair_count / lines[pair_code] if len(pair_code) else np.zeros(0)
+    columns[s.CATEGORY_ENTROPY] = _sum_by(pair_code, n, -share * np.log(share))
     return columns
 
 
-def _pair_counts(codes: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Lines per (customer code, integer label), one row per pair present."""
+def _pair_counts(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer code, label, lines) for each pair present, sorted by code then label."""
     width = int(labels.max()) + 1 if len(labels) else 1
     pairs, counts = np.unique(codes * width + labels, return_counts=True)
-    return pd.DataFrame({"code": pairs // width, "label": pairs % width, "count": counts})
+    return pairs // width, pairs % width, counts.astype(float)
 
 
-def _favourite_category(purchases: pd.DataFrame, reference: ReferenceTables, n: int) -> np.ndarray:
+def _favourite_category(purchases: _Lines, reference: ReferenceTables, n: int) -> np.ndarray:
     """The most bought category (ties broken by name); 'unknown' for customers with no purchase."""
     favourite = np.full(n, UNKNOWN, dtype=object)
-    if purchases.empty:
-        return favourite
-    pairs = _pair_counts(purchases["code"].to_numpy(dtype=np.int64), purchases["category"].to_numpy(dtype=np.int64))
-    pairs = pairs.sort_values(["code", "count", "label"], ascending=[True, False, True], kind="stable")
-    first = pairs.drop_duplicates("code")
-    names = np.asarray(_categories(reference), dtype=object)
-    favourite[first["code"].to_numpy(dtype=np.int64)] = names[first["label"].to_numpy(dtype=np.int64)]
+    code, label, count = _pair_counts(purchases.code, purchases.category)
+    # categories are sorted by name, so within a customer the lowest label wins a tie
+    best_first = np.lexsort((label, -count, code))
+    code, label = code[best_first], label[best_first]
+    first = np.append(True, code[1:] != code[:-1]) if len(code) else np.zeros(0, bool)
+    favourite[code[first]] = np.asarray(reference.categories, dtype=object)[label[first]]
     return favourite
 
 
-def _channel_mix(purchases: pd.DataFrame, n: int) -> dict:
-    codes = purchases["code"].to_numpy(dtype=np.int64)
-    channel = purchases["channel"].to_numpy(dtype=np.int64)
-    lines = _sum_by(codes, n)
+def _channel_mix(purchases: _Lines, n: int) -> dict:
+    lines = _sum_by(purchases.code, n)
     return {
-        s.channel_share(name): np.divide(_sum_by(codes[channel == i], n), lines, out=np.zeros(n), where=lines > 0)
+        s.channel_share(name): _ratio(_sum_by(purchases.code[purchases.channel == i], n), lines)
         for i, name in enumerate(s.CHANNELS)
     }
 
 
-def _behaviour(
-    events: pd.DataFrame,
-    purchases: pd.DataFrame,
-    customer_ids: np.ndarray,
-    as_of: pd.Timestamp,
-    windows: tuple[int, ...],
-) -> dict:
-    n = len(customer_ids)
-    codes = _codes(events[s.CUSTOMER_ID], customer_ids)
-    days_ago = _days_before(events[s.TIMESTAMP], as_of)
-    event_type = pd.Index(s.EVENT_TYPES).get_indexer(events[s.EVENT_TYPE])
-    purchase_codes = purchases["code"].to_numpy(dtype=np.int64)
-    purchase_days_ago = purchases["days_ago"].to_numpy(dtype=float)
+def _behaviour(events: _Events, purchases: _Lines, n: int, windows: tuple[int, ...]) -> dict:
     columns: dict[str, np.ndarray] = {}
     for days in windows:
-        in_window = days_ago < days
+        in_window = events.days_ago < days
         for kind, noun in s.BEHAVIOUR_COUNTS.items():
-            mask = in_window & (event_type == s.EVENT_TYPES.index(kind))
-            columns[s.windowed(noun, days)] = _sum_by(codes[mask], n)
-        # Cart adds that no purchased line in the same window answers (documented approximation).
-        bought_lines = _sum_by(purchase_codes[purchase_days_ago < days], n)
-        columns[s.windowed(s.ABANDONED_CARTS, days)] = np.maximum(
-            columns[s.windowed(s.BEHAVIOUR_COUNTS[s.EVENT_ADD_TO_CART], days)] - bought_lines, 0.0
-        )
-    opens_30 = _sum_by(codes[(days_ago < 30) & (event_type == s.EVENT_TYPES.index(s.EVENT_EMAIL_OPEN))], n)
-    clicks_30 = _sum_by(codes[(days_ago < 30) & (event_type == s.EVENT_TYPES.index(s.EVENT_EMAIL_CLICK))], n)
-    columns[s.EMAIL_CLICK_RATE_30D] = np.divide(clicks_30, opens_30, out=np.zeros(n), where=opens_30 > 0).clip(0, 1)
-    columns[s.DAYS_SINCE_LAST_EVENT] = _min_by(codes, days_ago, n)
+            mask = in_window & (events.kind == s.EVENT_TYPES.index(kind))
+            columns[s.windowed(noun, days)] = _sum_by(events.code[mask], n)
+        # Cart adds that no purchased line in the same window answers (a documented approximation:
+        # the contract does not link a cart to an order).
+        bought_lines = _sum_by(purchases.code[purchases.days_ago < days], n)
+        cart_adds = columns[s.windowed(s.BEHAVIOUR_COUNTS[s.EVENT_ADD_TO_CART], days)]
+        columns[s.windowed(s.ABANDONED_CARTS, days)] = np.maximum(cart_adds - bought_lines, 0.0)
+    recent = events.days_ago < 30
+    opens = _sum_by(events.code[recent & (events.kind == s.EVENT_TYPES.index(s.EVENT_EMAIL_OPEN))], n)
+    clicks = _sum_by(events.code[recent & (events.kind == s.EVENT_TYPES.index(s.EVENT_EMAIL_CLICK))], n)
+    columns[s.EMAIL_CLICK_RATE_30D] = _ratio(clicks, opens).clip(0, 1)
+    columns[s.DAYS_SINCE_LAST_EVENT] = _min_by(events.code, events.days_ago, n)
     return columns
 
 
-def _support_and_nps(events: pd.DataFrame, customer_ids: np.ndarray, as_of: pd.Timestamp) -> dict:
-    n = len(customer_ids)
-    tickets = events[events[s.EVENT_TYPE] == s.EVENT_SUPPORT_TICKET]
-    ticket_codes = _codes(tickets[s.CUSTOMER_ID], customer_ids)
-    ticket_recent = _days_before(tickets[s.TIMESTAMP], as_of) < 90
-    severity = tickets[s.VALUE].to_numpy(dtype=float, na_value=np.nan) if s.VALUE in tickets else np.full(len(tickets), np.nan)
-    answers = events[(events[s.EVENT_TYPE] == s.EVENT_NPS_RESPONSE) & events[s.VALUE].notna()]
-    answer_codes = _codes(answers[s.CUSTOMER_ID], customer_ids)
-    scores = answers[s.VALUE].to_numpy(dtype=float)
-    count = _sum_by(answer_codes, n)
+def _support_and_nps(events: _Events, n: int) -> dict:
+    ticket = events.kind == s.EVENT_TYPES.index(s.EVENT_SUPPORT_TICKET)
+    recent_ticket = ticket & (events.days_ago < 90)
+    answer = (events.kind == s.EVENT_TYPES.index(s.EVENT_NPS_RESPONSE)) & ~np.isnan(events.value)
+    count = _sum_by(events.code[answer], n)
     return {
-        s.SUPPORT_TICKETS_TOTAL: _sum_by(ticket_codes, n),
-        s.SUPPORT_TICKETS_90D: _sum_by(ticket_codes[ticket_recent], n),
+        s.SUPPORT_TICKETS_TOTAL: _sum_by(events.code[ticket], n),
+        s.SUPPORT_TICKETS_90D: _sum_by(events.code[recent_ticket], n),
+        # a ticket without a severity counts as the mildest
         s.SUPPORT_SEVERITY_MAX_90D: _max_by(
-            ticket_codes[ticket_recent], np.nan_to_num(severity[ticket_recent], nan=1.0), n
+            events.code[recent_ticket], np.nan_to_num(events.value[recent_ticket], nan=1.0), n
         ),
-        s.NPS_LATEST: _latest_value(answer_codes, _days_before(answers[s.TIMESTAMP], as_of), scores, n),
-        s.NPS_MEAN: np.divide(_sum_by(answer_codes, n, scores), count, out=np.full(n, np.nan), where=count > 0),
+        s.NPS_LATEST: _latest_value(events.code[answer], events.days_ago[answer], events.value[answer], n),
+        s.NPS_MEAN: np.divide(
+            _sum_by(events.code[answer], n, events.value[answer]), count, out=np.full(n, np.nan), where=count > 0
+        ),
         s.NPS_RESPONSES_TOTAL: count,
     }
 
@@ -453,80 +510,91 @@ def _support_and_nps(events: pd.DataFrame, customer_ids: np.ndarray, as_of: pd.T
 def _latest_value(codes: np.ndarray, days_ago: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Each customer's most recent value (ties: the larger value, so the result is order-free)."""
     out = np.full(n, np.nan)
-    order = np.lexsort((values, -days_ago))  # oldest first, then by value; last write wins
-    out[codes[order]] = values[order]
+    latest_last = np.lexsort((values, -days_ago, codes))
+    codes, values = codes[latest_last], values[latest_last]
+    last = np.append(codes[1:] != codes[:-1], True) if len(codes) else np.zeros(0, bool)
+    out[codes[last]] = values[last]
     return out
 
 
-def _seasonality(orders: pd.DataFrame, n: int) -> dict:
+def _seasonality(orders: _Orders, n: int) -> dict:
     """Orders in the 30 and 90 days that followed this date one year earlier."""
-    codes = orders["code"].to_numpy(dtype=np.int64)
-    days_ago = orders["days_ago"].to_numpy(dtype=float)
+    a_year_ago = orders.days_ago <= 365
     return {
-        s.ORDERS_NEXT_30D_LAST_YEAR: _sum_by(codes[(days_ago <= 365) & (days_ago > 335)], n),
-        s.ORDERS_NEXT_90D_LAST_YEAR: _sum_by(codes[(days_ago <= 365) & (days_ago > 275)], n),
+        s.ORDERS_NEXT_30D_LAST_YEAR: _sum_by(orders.code[a_year_ago & (orders.days_ago > 335)], n),
+        s.ORDERS_NEXT_90D_LAST_YEAR: _sum_by(orders.code[a_year_ago & (orders.days_ago > 275)], n),
     }
 
 
-def _replenishment(purchases: pd.DataFrame, n: int) -> dict:
+def _replenishment(purchases: _Lines, n: int) -> dict:
     """For consumables: days until the soonest expected run-out (negative when overdue).
 
     A line of quantity q of a product lasting r days runs out r*q days after it was bought;
     only the latest purchase of each consumable product counts.
     """
-    consumables = purchases[purchases["replenishment_days"] > 0]
-    latest = consumables.sort_values("days_ago", kind="stable").drop_duplicates(["code", "product"])
-    codes = latest["code"].to_numpy(dtype=np.int64)
-    lasts_days = latest["replenishment_days"].to_numpy(dtype=float) * latest["quantity"].to_numpy(dtype=float)
-    days_ago = latest["days_ago"].to_numpy(dtype=float)
+    consumable = purchases.replenishment_days > 0
+    code, product = purchases.code[consumable], purchases.product[consumable]
+    days_ago = purchases.days_ago[consumable]
+    lasts_days = purchases.replenishment_days[consumable] * purchases.quantity[consumable]
+    # latest purchase per (customer, product): sort by pair, newest first (larger quantity on ties)
+    newest_first = np.lexsort((-lasts_days, days_ago, product, code))
+    code, product = code[newest_first], product[newest_first]
+    first = np.append(True, (code[1:] != code[:-1]) | (product[1:] != product[:-1])) if len(code) else np.zeros(0, bool)
+    code, days_ago, lasts_days = code[first], days_ago[newest_first][first], lasts_days[newest_first][first]
     return {
-        s.CONSUMABLES_BOUGHT: _sum_by(codes, n),
-        s.DAYS_UNTIL_REPLENISHMENT: _min_by(codes, lasts_days - days_ago, n),
-        s.REPLENISHMENT_DUE_RATIO: _max_by(codes, days_ago / lasts_days, n),
+        s.CONSUMABLES_BOUGHT: _sum_by(code, n),
+        s.DAYS_UNTIL_REPLENISHMENT: _min_by(code, lasts_days - days_ago, n),
+        s.REPLENISHMENT_DUE_RATIO: _max_by(code, days_ago / lasts_days, n),
     }
 
 
 # ---------------------------------------------------------------------------
 # Defaults, attributes, reference helpers.
 # ---------------------------------------------------------------------------
-def _fill_defaults(features: pd.DataFrame) -> pd.DataFrame:
-    features = features.copy()
-    tenure = features[s.TENURE_DAYS]
-    features[s.DAYS_SINCE_LAST_PURCHASE] = features[s.DAYS_SINCE_LAST_PURCHASE].fillna(tenure)
-    features[s.DAYS_SINCE_LAST_EVENT] = features[s.DAYS_SINCE_LAST_EVENT].fillna(tenure)
-    recency = features[s.DAYS_SINCE_LAST_PURCHASE]
-    features[s.RECENCY_OVER_TENURE] = np.divide(
-        recency, tenure, out=np.ones(len(features)), where=tenure.to_numpy() > 0
+def _fill_defaults(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    columns = dict(columns)
+    tenure = columns[s.TENURE_DAYS]
+    recency = np.where(np.isnan(columns[s.DAYS_SINCE_LAST_PURCHASE]), tenure, columns[s.DAYS_SINCE_LAST_PURCHASE])
+    columns[s.DAYS_SINCE_LAST_PURCHASE] = recency
+    columns[s.DAYS_SINCE_LAST_EVENT] = np.where(
+        np.isnan(columns[s.DAYS_SINCE_LAST_EVENT]), tenure, columns[s.DAYS_SINCE_LAST_EVENT]
     )
-    gap = features[s.GAP_MEAN_DAYS]
-    features[s.OVERDUE_RATIO] = np.where(
-        gap > 0, recency / gap.where(gap > 0, 1.0), recency / np.maximum(tenure, 1.0)
+    columns[s.RECENCY_OVER_TENURE] = np.divide(recency, tenure, out=np.ones(len(tenure)), where=tenure > 0)
+    gap = columns[s.GAP_MEAN_DAYS]
+    has_gap = np.nan_to_num(gap, nan=0.0) > 0
+    columns[s.OVERDUE_RATIO] = np.where(
+        has_gap, recency / np.where(has_gap, gap, 1.0), recency / np.maximum(tenure, 1.0)
     )
-    features[s.ORDERS_PER_30D] = features[s.ORDERS_COUNT_TOTAL] * 30.0 / np.maximum(tenure, 1.0)
+    columns[s.ORDERS_PER_30D] = columns[s.ORDERS_COUNT_TOTAL] * 30.0 / np.maximum(tenure, 1.0)
     for column, default in FEATURE_DEFAULTS.items():
-        if column in features and not np.isnan(default):
-            features[column] = features[column].fillna(default)
-    return features
+        if column in columns and not np.isnan(default):
+            columns[column] = np.where(np.isnan(columns[column]), default, columns[column])
+    return columns
 
 
-def _add_attributes(features: pd.DataFrame, customers: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def _attributes(customers: pd.DataFrame, customer_ids: np.ndarray, as_of: pd.Timestamp) -> dict:
     """Age, gender, region and opt-in from the customers table; 'unknown' / -1 / 0 when absent."""
-    attributes = customers.drop_duplicates(s.CUSTOMER_ID).set_index(s.CUSTOMER_ID)
-    ids = features[s.CUSTOMER_ID]
+    customers = customers.drop_duplicates(s.CUSTOMER_ID)
+    row = pd.Index(customers[s.CUSTOMER_ID]).get_indexer(customer_ids)
+    found = row >= 0
 
-    def column(name: str) -> pd.Series:
-        if name not in attributes:
-            return pd.Series(np.nan, index=ids.index)
-        return ids.map(attributes[name]).set_axis(ids.index)
+    def pick(column: str, missing):
+        if column not in customers:
+            return np.full(len(customer_ids), missing, dtype=object)
+        values = customers[column].to_numpy(dtype=object, na_value=None)
+        picked = np.where(found, values[np.maximum(row, 0)] if len(values) else None, None)
+        return np.where(pd.isna(picked), missing, picked)
 
-    birth_year = pd.to_numeric(column(s.BIRTH_YEAR), errors="coerce")
-    features[s.AGE_YEARS] = (as_of.year - birth_year).fillna(FEATURE_DEFAULTS[s.AGE_YEARS]).astype(float)
-    features[s.AGE_BAND] = _age_band(features[s.AGE_YEARS].to_numpy())
-    features[s.GENDER] = column(s.GENDER).fillna(UNKNOWN).astype("str")
-    features[s.REGION] = column(s.REGION).fillna(UNKNOWN).astype("str")
-    opt_in = column(s.MARKETING_OPT_IN).map({True: 1.0, False: 0.0})
-    features[s.MARKETING_OPT_IN] = pd.to_numeric(opt_in, errors="coerce").fillna(0.0).astype(float)
-    return features
+    birth_year = pick(s.BIRTH_YEAR, np.nan).astype(float)
+    age = np.where(np.isnan(birth_year), FEATURE_DEFAULTS[s.AGE_YEARS], as_of.year - birth_year)
+    opt_in = pick(s.MARKETING_OPT_IN, False)
+    return {
+        s.AGE_YEARS: age,
+        s.AGE_BAND: _age_band(age),
+        s.GENDER: pick(s.GENDER, UNKNOWN),
+        s.REGION: pick(s.REGION, UNKNOWN),
+        s.MARKETING_OPT_IN: np.array([1.0 if value is True else 0.0 for value in opt_in]),
+    }
 
 
 def _age_band(age: np.ndarray) -> np.ndarray:

@@ -42,6 +42,10 @@ DISCOUNT = "discount"
 EVENT_TYPE = "event_type"
 VALUE = "value"
 
+# Columns that validation adds to a quarantined row: its 0-based position in the input, and why.
+ROW_NUMBER = "row_number"
+REASONS = "reasons"
+
 # Table names, which are also the file stems (`transactions.parquet`, `events.csv`).
 CUSTOMERS = "customers"
 PRODUCTS = "products"
@@ -94,6 +98,7 @@ class Column:
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
     max_value: float | None = None
+    nonzero: bool = False  # 0 is not a valid value (a quantity is a sale or a return)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Table:
     unique_key: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
     time_column: str | None = None
+    row_name: str = "row"  # what one row is, in words, for validation messages
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +144,7 @@ class Table:
 
 CUSTOMERS_TABLE = Table(
     name=CUSTOMERS,
+    row_name="customer",
     description="One row per customer.",
     columns=(
         Column(CUSTOMER_ID, "id", True, "Customer identifier."),
@@ -153,6 +160,7 @@ CUSTOMERS_TABLE = Table(
 
 PRODUCTS_TABLE = Table(
     name=PRODUCTS,
+    row_name="product",
     description="One row per product in the catalogue.",
     columns=(
         Column(PRODUCT_ID, "id", True, "Product identifier."),
@@ -172,12 +180,13 @@ PRODUCTS_TABLE = Table(
 
 TRANSACTIONS_TABLE = Table(
     name=TRANSACTIONS,
+    row_name="order line",
     description="One row per order line; a negative quantity is a return.",
     columns=(
         Column(ORDER_ID, "id", True, "Order (invoice) identifier."),
         Column(CUSTOMER_ID, "id", True, "Who bought."),
         Column(PRODUCT_ID, "id", True, "What was bought."),
-        Column(QUANTITY, "int", True, "Units; negative for a return, never zero."),
+        Column(QUANTITY, "int", True, "Units; negative for a return, never zero.", nonzero=True),
         Column(UNIT_PRICE, "float", True, "Price paid per unit.", min_value=0.0),
         Column(TIMESTAMP, "timestamp", True, "When the order was placed (UTC)."),
         Column(CHANNEL, "string", True, "Where the order was placed.", allowed=CHANNELS),
@@ -200,6 +209,7 @@ TRANSACTIONS_TABLE = Table(
 
 EVENTS_TABLE = Table(
     name=EVENTS,
+    row_name="event",
     description="One row per behaviour event.",
     columns=(
         Column(CUSTOMER_ID, "id", True, "Who acted."),
@@ -258,6 +268,8 @@ def describe_contract_markdown() -> str:
 
 
 def _describe_domain(column: Column) -> str:
+    if column.nonzero:
+        return "not 0"
     if column.allowed:
         return ", ".join(column.allowed)
     if column.min_value is not None and column.max_value is not None:
@@ -318,7 +330,12 @@ RFM_M = "rfm_m"
 RFM_SEGMENT = "rfm_segment"
 LIFECYCLE_STAGE = "lifecycle_stage"
 
+# BG/NBD expected purchases in the model's horizon: a baseline score, never a model input.
+BGNBD_EXPECTED_PURCHASES = "bgnbd_expected_purchases"
+
 CHURN_LABEL = "churned"
+CHURN_PROBABILITY = "churn_probability"
+PURCHASE_PROBABILITY = "purchase_probability"
 PURCHASE_LABEL = "purchased"
 PRODUCTS_BOUGHT = "products_bought"
 
@@ -357,6 +374,10 @@ def channel_share(channel: str) -> str:
 
 def category_purchase_label(category: str) -> str:
     return f"purchased_{_slug(category)}"
+
+
+def category_purchase_probability(category: str) -> str:
+    return f"purchase_probability_{_slug(category)}"
 
 
 def _slug(text: str) -> str:

@@ -25,7 +25,6 @@ as in that scheme, does not move a customer between segments). First matching ro
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from features import schema as s
 
@@ -96,26 +95,25 @@ def lifecycle_stage(
     return np.select(conditions, LIFECYCLE_STAGES[:5], default=LIFECYCLE_STAGES[5]).astype(object)
 
 
-def add_segments(features: pd.DataFrame, rfm_breakpoints: dict[str, tuple[float, ...]]) -> pd.DataFrame:
-    """rfm_r, rfm_f, rfm_m, rfm_segment and lifecycle_stage added to a feature table."""
-    features = features.copy()
-    bought = features[s.ORDERS_COUNT_TOTAL].to_numpy() > 0
-    scores = {}
+def segment_columns(columns: dict[str, np.ndarray], rfm_breakpoints: dict[str, tuple[float, ...]]) -> dict:
+    """rfm_r, rfm_f, rfm_m, rfm_segment and lifecycle_stage from a customer's feature columns."""
+    bought = np.asarray(columns[s.ORDERS_COUNT_TOTAL]) > 0
+    out: dict[str, np.ndarray] = {}
     for column, key, higher_is_better, source in (
         (s.RFM_R, "recency", False, s.DAYS_SINCE_LAST_PURCHASE),
         (s.RFM_F, "frequency", True, s.ORDERS_COUNT_TOTAL),
         (s.RFM_M, "monetary", True, s.SPEND_SUM_TOTAL),
     ):
-        values = features[source].to_numpy(dtype=float)
+        values = np.asarray(columns[source], dtype=float)
         breakpoints = rfm_breakpoints.get(key, ())
+        # with no buyers to rank against, every buyer is in the middle quintile
         score = score_quintile(values, breakpoints, higher_is_better) if breakpoints else np.full(len(values), 3)
-        scores[column] = np.where(bought, score, 0).astype(np.int64)
-        features[column] = scores[column]
-    features[s.RFM_SEGMENT] = name_segment(scores[s.RFM_R], scores[s.RFM_F])
-    features[s.LIFECYCLE_STAGE] = lifecycle_stage(
-        features[s.ORDERS_COUNT_TOTAL].to_numpy(dtype=float),
-        features[s.DAYS_SINCE_FIRST_PURCHASE].to_numpy(dtype=float),
-        features[s.DAYS_SINCE_LAST_PURCHASE].to_numpy(dtype=float),
-        features[s.GAP_BEFORE_LAST_DAYS].to_numpy(dtype=float),
+        out[column] = np.where(bought, score, 0).astype(np.int64)
+    out[s.RFM_SEGMENT] = name_segment(out[s.RFM_R], out[s.RFM_F])
+    out[s.LIFECYCLE_STAGE] = lifecycle_stage(
+        np.asarray(columns[s.ORDERS_COUNT_TOTAL], dtype=float),
+        np.asarray(columns[s.DAYS_SINCE_FIRST_PURCHASE], dtype=float),
+        np.asarray(columns[s.DAYS_SINCE_LAST_PURCHASE], dtype=float),
+        np.asarray(columns[s.GAP_BEFORE_LAST_DAYS], dtype=float),
     )
-    return features
+    return out

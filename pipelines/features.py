@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.validate import load_valid_tables
 
     started = time.perf_counter()
-    tables, _ = load_valid_tables(args.data)
+    tables, _ = load_valid_tables(args.data, pd.Timestamp.now("UTC").tz_localize(None))
     as_of = parse_as_of(args.as_of, tables)
     profiles = build_profiles(tables, as_of, settings.features)
     if profiles.empty:

@@ -1,0 +1,55 @@
+"""A scoring model: one or more calibrated classifiers over the same customer feature columns.
+
+Churn has one outcome (churned); propensity has "purchased" plus one per top category. The
+object is what the registry stores and what batch scoring and the service call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from models.classifier import CalibratedBoostedClassifier
+
+
+class OutcomeModel:
+    """output column -> classifier; the first output is the primary one (gated, explained)."""
+
+    def __init__(self, name: str, classifiers: Mapping[str, CalibratedBoostedClassifier], feature_names: list[str]):
+        self.name = name
+        self.classifiers = dict(classifiers)
+        self.feature_names = list(feature_names)
+
+    @property
+    def primary_output(self) -> str:
+        return next(iter(self.classifiers))
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.classifiers)
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        missing = [name for name in self.feature_names if name not in features]
+        if missing:
+            raise KeyError(f"feature columns missing for model {self.name}: {', '.join(missing[:5])}")
+        return features[self.feature_names].to_numpy(dtype=float)
+
+    def predict_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for rows already laid out in feature_names order (the fast path)."""
+        return {output: model.predict_proba(matrix) for output, model in self.classifiers.items()}
+
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """One column per output, aligned with the rows of features."""
+        return pd.DataFrame(self.predict_matrix(self.matrix(features)), index=features.index)
+
+    def explain_matrix(self, matrix: np.ndarray, top: int = 5) -> list[list[tuple[str, float, float]]]:
+        """Per row, the top features by absolute SHAP contribution to the primary output:
+        (feature, value, contribution to the log-odds), largest first."""
+        contributions = self.classifiers[self.primary_output].contributions(matrix)
+        reasons = []
+        for row, values in zip(contributions, matrix, strict=True):
+            order = np.argsort(-np.abs(row), kind="stable")[:top]
+            reasons.append([(self.feature_names[i], float(values[i]), float(row[i])) for i in order])
+        return reasons

@@ -1,0 +1,164 @@
+"""The only module that talks to MLflow: tracking store, runs, model registry and aliases.
+
+Embedded default: a SQLite store and local artifacts under `mlruns/` (what `mlflow ui` reads,
+see `make ui`). `MLFLOW_TRACKING_URI` switches to a tracking server. Models are loaded by
+alias (`models:/churn@champion`), never as "latest".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from pipelines.errors import UserError
+
+DEFAULT_STORE_DIR = Path("mlruns")
+EXPERIMENT_NAME = "customer-intelligence"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
+    return f"sqlite:///{(Path(store_dir) / 'mlflow.db').resolve()}"
+
+
+def tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
+    """MLFLOW_TRACKING_URI when set, else the embedded SQLite store under store_dir."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(store_dir)
+
+
+def connect(store_dir: Path = DEFAULT_STORE_DIR) -> str:
+    """Point MLflow at the store (creating the local folder) and quiet its chatter; returns the URI."""
+    uri = tracking_uri(store_dir)
+    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        Path(store_dir).mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return uri
+
+
+def experiment_id(store_dir: Path = DEFAULT_STORE_DIR, name: str = EXPERIMENT_NAME) -> str:
+    """The project's experiment, created on first use with artifacts beside the local store."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    artifact_location = None
+    if tracking_uri(store_dir).startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        artifact_location = (Path(store_dir) / "artifacts").resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def champion_version(model_name: str) -> str | None:
+    """The version holding the champion alias, or None when there is none (or no such model)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(model_name, CHAMPION).version
+    except MlflowException:
+        return None
+
+
+def load_model(model_name: str, alias: str = CHAMPION) -> Any:
+    """The project's own fitted model object behind `models:/<name>@<alias>`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}").unwrap_python_model().model
+    except MlflowException as error:
+        raise UserError(
+            f"no '{alias}' version of model '{model_name}' in the registry at {tracking_uri()}; "
+            "run `make train` first"
+        ) from error
+
+
+def load_version(model_name: str, version: str) -> Any:
+    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}").unwrap_python_model().model
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    _client().set_registered_model_alias(model_name, alias, str(version))
+
+
+def tag_version(model_name: str, version: str, tags: dict[str, str]) -> None:
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, str(version), key, str(value))
+
+
+def version_exists(model_name: str, version: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().get_model_version(model_name, str(version))
+        return True
+    except MlflowException:
+        return False
+
+
+def log_model(model: Any, model_name: str, input_example: pd.DataFrame) -> str:
+    """Log a fitted project model as a pyfunc (with signature and input example), register it,
+    and return the new version."""
+    from mlflow.models import infer_signature
+
+    wrapper = ScoringModel(model)
+    signature = infer_signature(input_example, wrapper.predict(None, input_example))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(
+            name=model_name,
+            python_model=wrapper,
+            signature=signature,
+            input_example=input_example,
+            registered_model_name=model_name,
+            # stated, not inferred: inference re-imports the model in a subprocess (~15 s a model)
+            pip_requirements=_pip_requirements(),
+        )
+    return str(info.registered_model_version)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "pyarrow")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def recent_runs(model_name: str, limit: int = 10) -> pd.DataFrame:
+    """The latest nested runs that trained model_name, newest first, with their metrics."""
+    runs = mlflow.search_runs(
+        experiment_names=[EXPERIMENT_NAME],
+        filter_string=f"tags.model = '{model_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    return runs
+
+
+class ScoringModel(mlflow.pyfunc.PythonModel):
+    """The MLflow wrapper around a project model: predict(DataFrame) -> DataFrame of scores.
+
+    The wrapped object travels as a pickle; `unwrap_python_model().model` gives it back so the
+    service can use its fast numpy path.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.model.predict_frame(model_input)

@@ -1,0 +1,103 @@
+"""Logging one trained model to MLflow: a nested run with metrics beside the baselines, plots,
+per-segment tables, the model itself (registered), and the gate's decision as alias and tags."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+from models import plots
+from models.metrics import expected_calibration_error
+from pipelines import registry
+from pipelines.settings import Settings
+
+SHAP_SAMPLE_ROWS = 2000
+
+
+def log_training_result(result, decision, settings: Settings, as_of: pd.Timestamp) -> str:
+    """Log result under a nested run; register the model; move aliases per the decision.
+
+    Returns the new registered version.
+    """
+    spec = result.spec
+    run_name = f"{spec.name} | as_of {as_of.date()} | h{spec.horizon_days}d | {'champion' if decision.promote else 'challenger'}"
+    with mlflow.start_run(run_name=run_name, nested=True):
+        mlflow.set_tags(
+            {
+                "model": spec.name,
+                "as_of": str(as_of.date()),
+                "test_window": f"{result.plan.test.date()}..{(result.plan.test + pd.Timedelta(days=spec.horizon_days)).date()}",
+                "train_cutoffs": ",".join(str(c.date()) for c in result.plan.train[:-1]),
+                "holdout_cutoff": str(result.plan.train[-1].date()),
+                "gate.decision": "champion" if decision.promote else "challenger",
+                "gate.reason": decision.reason,
+            }
+        )
+        mlflow.log_params(
+            {
+                "model": spec.name,
+                "horizon_days": spec.horizon_days,
+                "train_rows": result.train_rows,
+                "test_rows": len(result.test),
+                "n_features": len(result.model.feature_names),
+                "best_iteration": result.model.classifiers[result.model.primary_output].best_iteration_,
+            }
+        )
+        _log_metrics(result)
+        _log_tables(result)
+        _log_plots(result)
+        version = registry.log_model(result.model, spec.name, result.test[result.model.feature_names].head(5))
+    _apply_decision(spec.name, version, decision)
+    return version
+
+
+def _log_metrics(result) -> None:
+    y_test = result.test[result.spec.label_column].to_numpy()
+    for source, values in result.metrics.items():
+        prefix = "test" if source == "model" else f"{source}.test"
+        mlflow.log_metrics({f"{prefix}.{name}": float(value) for name, value in values.items() if np.isfinite(value)})
+    # calibration before and after, on the test window
+    mlflow.log_metric("test.ece_before_calibration", expected_calibration_error(y_test, result.scores["model_uncalibrated"]))
+    mlflow.log_metric("test.ece_after_calibration", expected_calibration_error(y_test, result.scores["model"]))
+
+
+def _log_tables(result) -> None:
+    mlflow.log_table(result.by_segment.reset_index(drop=False), artifact_file="evaluation/metrics_by_segment.json")
+    comparison = pd.DataFrame(result.metrics).T
+    comparison.index.name = "scorer"
+    mlflow.log_table(comparison.reset_index(), artifact_file="evaluation/model_vs_baselines.json")
+
+
+def _log_plots(result) -> None:
+    for artifact, figure in _figures(result).items():
+        mlflow.log_figure(figure, f"plots/{artifact}.png", save_kwargs=plots.SAVE_OPTIONS)
+
+
+def _figures(result) -> dict:
+    """The evaluation plots: model beside the baselines, calibration before and after, and why."""
+    y_test = result.test[result.spec.label_column].to_numpy()
+    scores = {name: score for name, score in result.scores.items() if name != "model_uncalibrated"}
+    calibration = {"before calibration": result.scores["model_uncalibrated"], "after calibration": result.scores["model"]}
+    classifier = result.model.classifiers[result.model.primary_output]
+    importance = classifier.feature_importance()
+    sample = (
+        result.test[result.model.feature_names]
+        .sample(n=min(SHAP_SAMPLE_ROWS, len(result.test)), random_state=0)
+        .to_numpy(dtype=float)
+    )
+    return {
+        "roc": plots.plot_roc(y_test, scores),
+        "precision_recall": plots.plot_precision_recall(y_test, scores),
+        "calibration": plots.plot_calibration(y_test, calibration),
+        "gain_and_lift": plots.plot_gain_and_lift(y_test, scores),
+        "feature_importance": plots.plot_feature_importance(list(importance.index), importance.to_numpy()),
+        "shap_summary": plots.plot_shap_summary(classifier.contributions(sample), sample, result.model.feature_names),
+    }
+
+
+def _apply_decision(model_name: str, version: str, decision) -> None:
+    alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
+    registry.set_alias(model_name, alias, version)
+    registry.tag_version(model_name, version, {"gate.decision": alias, "gate.reason": decision.reason})
