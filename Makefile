@@ -8,7 +8,7 @@ SAMPLE_SEED ?= 42
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help install data validate train test lint bench
+.PHONY: help install data validate train score test test-fast ui lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,10 +28,19 @@ validate: data ## validate the sample data (report under data/sample/_validation
 	$(PY) -m pipelines.validate --data $(DATA)
 
 train: validate ## install, generate sample data, validate, train and register every model
-	@echo "training arrives with the model issues; install -> generate -> validate done"
+	$(PY) -m pipelines.train --data $(DATA)
+
+score: install ## score every sample customer with the champion models into data/sample_scores.parquet
+	$(PY) -m pipelines.score --data $(DATA) --out data/sample_scores.parquet
+
+ui: install ## open the MLflow UI on the local store (http://127.0.0.1:5000)
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 test: install ## run the whole test suite
 	$(PY) -m pytest
+
+test-fast: install ## the test suite without the slow end-to-end tests
+	$(PY) -m pytest -m "not slow"
 
 lint: install ## ruff over the code
 	$(PY) -m ruff check features models pipelines service tests bench

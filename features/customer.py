@@ -21,6 +21,7 @@ import pandas as pd
 
 from features import schema as s
 from features.segments import segment_columns
+from models import bgnbd
 
 DAY = pd.Timedelta(days=1)
 
@@ -43,10 +44,26 @@ FEATURE_DEFAULTS: dict[str, float] = {
     s.DAYS_UNTIL_REPLENISHMENT: 365.0,
     s.REPLENISHMENT_DUE_RATIO: 0.0,
     s.AGE_YEARS: -1.0,  # birth year unknown
+    # BG/NBD could not be fitted (too few repeat buyers): no expectation.
+    s.BGNBD_EXPECTED_PURCHASES_90D: 0.0,
 }
 UNKNOWN = "unknown"
-AGE_BANDS = ((0, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"),
-             (55, 65, "55-64"), (65, 200, "65+"))
+AGE_BANDS = (
+    (0, 25, "18-24"),
+    (25, 35, "25-34"),
+    (35, 45, "35-44"),
+    (45, 55, "45-54"),
+    (55, 65, "55-64"),
+    (65, 200, "65+"),
+)
+
+
+# The columns the feature builder reads from each table (shards carry only these).
+FEATURE_INPUT_COLUMNS = {
+    "customers": (s.CUSTOMER_ID, s.SIGNUP_DATE, s.BIRTH_YEAR, s.GENDER, s.REGION, s.MARKETING_OPT_IN),
+    "transactions": (s.ORDER_ID, s.CUSTOMER_ID, s.PRODUCT_ID, s.QUANTITY, s.UNIT_PRICE, s.TIMESTAMP, s.CHANNEL, s.DISCOUNT),
+    "events": (s.CUSTOMER_ID, s.TIMESTAMP, s.EVENT_TYPE, s.VALUE),
+}
 
 
 @dataclass(frozen=True)
@@ -77,10 +94,16 @@ class History:
     def before(self, as_of: pd.Timestamp) -> History:
         """Records strictly before as_of (customers by signup date)."""
         return History(
-            customers=self.customers[self.customers[s.SIGNUP_DATE] < as_of],
-            transactions=self.transactions[self.transactions[s.TIMESTAMP] < as_of],
-            events=self.events[self.events[s.TIMESTAMP] < as_of],
+            customers=_rows_before(self.customers, s.SIGNUP_DATE, as_of),
+            transactions=_rows_before(self.transactions, s.TIMESTAMP, as_of),
+            events=_rows_before(self.events, s.TIMESTAMP, as_of),
         )
+
+
+def _rows_before(frame: pd.DataFrame, column: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Rows with column < as_of; the frame itself (no copy) when every row already is."""
+    before = frame[column] < as_of
+    return frame if before.all() else frame[before]
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,8 @@ class ReferenceTables:
     products: pd.DataFrame
     top_categories: tuple[str, ...]
     rfm_breakpoints: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # BG/NBD (r, alpha, a, b) in weeks, fitted on all buyers before as_of; None: too little data.
+    bgnbd_params: tuple[float, float, float, float] | None = None
 
     # Lookups derived once from `products` (cached: the service reuses one instance per request).
     @cached_property
@@ -128,11 +153,14 @@ class FeatureWindows:
     behaviour_windows_days: tuple[int, ...] = (7, 30)
 
 
+DEFAULT_WINDOWS = FeatureWindows()
+
+
 def build_customer_features(
     history: History,
     as_of: pd.Timestamp,
     reference: ReferenceTables,
-    windows: FeatureWindows = FeatureWindows(),
+    windows: FeatureWindows = DEFAULT_WINDOWS,
 ) -> pd.DataFrame:
     """One row per customer known before as_of, sorted by customer_id.
 
@@ -143,11 +171,14 @@ def build_customer_features(
     customer_ids = _known_customers(past)
     n = len(customer_ids)
     lookup = pd.Index(customer_ids)
-    purchases, returns = _transaction_lines(past.transactions, reference, lookup, as_of)
+    codes = {
+        name: _codes(getattr(past, name)[s.CUSTOMER_ID], lookup) for name in ("customers", "transactions", "events")
+    }
+    purchases, returns = _transaction_lines(past.transactions, codes["transactions"], reference, as_of)
     orders = _orders(purchases)
-    events = _event_rows(past.events, lookup, as_of)
+    events = _event_rows(past.events, codes["events"], as_of)
 
-    columns: dict[str, np.ndarray] = {s.TENURE_DAYS: _tenure_days(past, lookup, as_of)}
+    columns: dict[str, np.ndarray] = {s.TENURE_DAYS: _tenure_days(past, codes, n, as_of)}
     columns |= _recency_frequency_monetary(orders, n, windows.windows_days)
     columns |= _order_shape(orders, n)
     columns |= _gaps(orders, n)
@@ -158,6 +189,7 @@ def build_customer_features(
     columns |= _support_and_nps(events, n)
     columns |= _seasonality(orders, n)
     columns |= _replenishment(purchases, n)
+    columns |= _repeat_buying(purchases, reference, as_of, n)
     columns = _fill_defaults(columns)
     columns |= _attributes(past.customers, customer_ids, as_of)
     columns[s.FAVOURITE_CATEGORY] = _favourite_category(purchases, reference, n)
@@ -193,21 +225,47 @@ def _assemble(customer_ids: np.ndarray, as_of: pd.Timestamp, columns: dict[str, 
 def build_reference_tables(
     tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, top_categories: int = 8
 ) -> ReferenceTables:
-    """Reference tables at as_of from all customers' records strictly before it."""
+    """Reference tables at as_of from all customers' records strictly before it.
+
+    Built with the same line and order code the features use, so an RFM breakpoint or a BG/NBD
+    input means exactly what the feature of the same name means.
+    """
     as_of = pd.Timestamp(as_of)
-    history = History.from_tables(tables).before(as_of)
-    products = _products_table(tables.get(s.PRODUCTS), history.transactions)
-    purchases = history.transactions[history.transactions[s.QUANTITY] > 0]
-    category_of = products.set_index(s.PRODUCT_ID)[s.CATEGORY]
-    categories = purchases[s.PRODUCT_ID].map(category_of).fillna(UNKNOWN)
-    ranked = categories.value_counts(sort=False).rename_axis("c").reset_index(name="n")
-    ranked = ranked.sort_values(["n", "c"], ascending=[False, True])
+    transactions = _rows_before(History.from_tables(tables).transactions, s.TIMESTAMP, as_of)
+    products = ReferenceTables(as_of, _products_table(tables.get(s.PRODUCTS), transactions), ())
+    customer_codes, customer_ids = pd.factorize(transactions[s.CUSTOMER_ID])
+    purchases, _ = _transaction_lines(transactions, customer_codes.astype(np.int64), products, as_of)
+    n = len(customer_ids)
+    orders = _orders(purchases)
     return ReferenceTables(
         as_of=as_of,
-        products=products,
-        top_categories=tuple(ranked["c"].head(top_categories)),
-        rfm_breakpoints=_rfm_breakpoints(purchases, as_of),
+        products=products.products,
+        top_categories=_top_categories(purchases, products.categories, top_categories),
+        rfm_breakpoints=_rfm_breakpoints(orders, n),
+        bgnbd_params=bgnbd.fit_summary(*_repeat_buying_summary(purchases, as_of, n)[1:]),
     )
+
+
+def _top_categories(purchases: _Lines, categories: list[str], top: int) -> tuple[str, ...]:
+    """The most bought categories by purchase lines (ties by name)."""
+    counts = np.bincount(purchases.category, minlength=len(categories))
+    ranked = sorted((-count, name) for name, count in zip(categories, counts, strict=True) if count > 0)
+    return tuple(name for _, name in ranked[:top])
+
+
+def _rfm_breakpoints(orders: _Orders, n: int) -> dict[str, tuple[float, ...]]:
+    """Quintile edges of recency (days), frequency (orders) and monetary (spend) over buyers."""
+    frequency = _sum_by(orders.code, n)
+    bought = frequency > 0
+    if not bought.any():
+        return {}
+    values = {
+        "recency": _min_by(orders.code, orders.days_ago, n)[bought],
+        "frequency": frequency[bought],
+        "monetary": _sum_by(orders.code, n, orders.value)[bought],
+    }
+    quantiles = (0.2, 0.4, 0.6, 0.8)
+    return {name: tuple(float(x) for x in np.quantile(v, quantiles)) for name, v in values.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -219,6 +277,7 @@ class _Lines:
     code: np.ndarray  # the customer's position in the sorted customer ids
     order: np.ndarray  # order code, unique within this build
     days_ago: np.ndarray
+    day: np.ndarray  # calendar day of the line, as days since 1970-01-01
     quantity: np.ndarray
     value: np.ndarray
     discount: np.ndarray
@@ -248,16 +307,29 @@ class _Events:
 
 
 def _known_customers(past: History) -> np.ndarray:
-    ids = pd.concat(
-        [past.customers[s.CUSTOMER_ID], past.transactions[s.CUSTOMER_ID], past.events[s.CUSTOMER_ID]],
-        ignore_index=True,
-    )
-    return np.sort(pd.unique(ids.astype("str")).astype(object))
+    """Sorted distinct customer ids over the three tables (distinct per table first: cheap)."""
+    distinct = [
+        np.asarray(pd.unique(frame[s.CUSTOMER_ID]), dtype=object)
+        for frame in (past.customers, past.transactions, past.events)
+    ]
+    ids = pd.unique(np.concatenate(distinct)) if distinct else np.zeros(0, dtype=object)
+    return np.sort(np.asarray([str(i) for i in ids if not pd.isna(i)], dtype=object))
 
 
 def _codes(ids: pd.Series, lookup: pd.Index) -> np.ndarray:
     """Integer position of each record's customer in the customer index."""
-    return lookup.get_indexer(ids).astype(np.int64)
+    return lookup_codes(ids, lookup)
+
+
+def lookup_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in index (-1 when absent or missing).
+
+    Factorising first hashes every string once in Arrow and looks up only the distinct values:
+    on tens of millions of string cells that is several times faster than get_indexer.
+    """
+    codes, uniques = pd.factorize(values)
+    positions = index.get_indexer(uniques).astype(np.int64)
+    return np.where(codes >= 0, positions[np.maximum(codes, 0)] if len(positions) else -1, -1)
 
 
 def _days_before(timestamps: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
@@ -272,20 +344,21 @@ def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _transaction_lines(
-    transactions: pd.DataFrame, reference: ReferenceTables, lookup: pd.Index, as_of: pd.Timestamp
+    transactions: pd.DataFrame, customer_codes: np.ndarray, reference: ReferenceTables, as_of: pd.Timestamp
 ) -> tuple[_Lines, _Lines]:
     """(purchase lines with a positive quantity, return lines with a negative one)."""
     quantity = transactions[s.QUANTITY].to_numpy(dtype=float)
-    product = reference.product_index.get_indexer(transactions[s.PRODUCT_ID])
+    product = lookup_codes(transactions[s.PRODUCT_ID], reference.product_index)
     known = product >= 0
     lines = _Lines(
-        code=_codes(transactions[s.CUSTOMER_ID], lookup),
+        code=customer_codes,
         order=pd.factorize(transactions[s.ORDER_ID])[0].astype(np.int64),
         days_ago=_days_before(transactions[s.TIMESTAMP], as_of),
+        day=transactions[s.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64),
         quantity=quantity,
         value=quantity * transactions[s.UNIT_PRICE].to_numpy(dtype=float),
         discount=_floats(transactions, s.DISCOUNT),
-        channel=_CHANNEL_INDEX.get_indexer(transactions[s.CHANNEL]).astype(np.int64),
+        channel=lookup_codes(transactions[s.CHANNEL], _CHANNEL_INDEX),
         product=product,
         category=np.where(known, reference.product_category_codes[product], reference.unknown_category_code),
         replenishment_days=np.where(known, reference.product_replenishment_days[product], np.nan),
@@ -297,11 +370,11 @@ def _select(lines, mask: np.ndarray):
     return type(lines)(**{name: getattr(lines, name)[mask] for name in lines.__dataclass_fields__})
 
 
-def _event_rows(events: pd.DataFrame, lookup: pd.Index, as_of: pd.Timestamp) -> _Events:
+def _event_rows(events: pd.DataFrame, customer_codes: np.ndarray, as_of: pd.Timestamp) -> _Events:
     return _Events(
-        code=_codes(events[s.CUSTOMER_ID], lookup),
+        code=customer_codes,
         days_ago=_days_before(events[s.TIMESTAMP], as_of),
-        kind=_EVENT_INDEX.get_indexer(events[s.EVENT_TYPE]).astype(np.int64),
+        kind=lookup_codes(events[s.EVENT_TYPE], _EVENT_INDEX),
         value=_floats(events, s.VALUE),
     )
 
@@ -346,18 +419,13 @@ def _max_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.isinf(out), np.nan, out)
 
 
-def _tenure_days(past: History, lookup: pd.Index, as_of: pd.Timestamp) -> np.ndarray:
+def _tenure_days(past: History, codes: dict[str, np.ndarray], n: int, as_of: pd.Timestamp) -> np.ndarray:
     """Days since the customer became known: signup, first purchase or first event, earliest."""
-    n = len(lookup)
     first_seen = np.zeros(n)
-    for frame, column in (
-        (past.customers, s.SIGNUP_DATE),
-        (past.transactions, s.TIMESTAMP),
-        (past.events, s.TIMESTAMP),
-    ):
+    for name, column in (("customers", s.SIGNUP_DATE), ("transactions", s.TIMESTAMP), ("events", s.TIMESTAMP)):
+        frame = getattr(past, name)
         if len(frame):
-            seen = _max_by(_codes(frame[s.CUSTOMER_ID], lookup), _days_before(frame[column], as_of), n)
-            first_seen = np.fmax(first_seen, seen)
+            first_seen = np.fmax(first_seen, _max_by(codes[name], _days_before(frame[column], as_of), n))
     return first_seen
 
 
@@ -548,6 +616,44 @@ def _replenishment(purchases: _Lines, n: int) -> dict:
     }
 
 
+BGNBD_HORIZON_DAYS = 90
+WEEK_DAYS = 7.0
+
+
+def _repeat_buying_summary(
+    purchases: _Lines, as_of: pd.Timestamp, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(buyer codes, frequency, recency, T) in weeks, the BG/NBD inputs of each buyer.
+
+    Purchases on one calendar day count once; frequency = purchase days - 1; recency = last -
+    first purchase day; T = last observed day (the day before a midnight as_of) - first day.
+    """
+    code, day = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(purchases.day):
+        earliest = purchases.day.min()
+        code, day, _ = _pair_counts(purchases.code, purchases.day - earliest)
+        day = day + earliest
+    buyers = np.unique(code)
+    first, last = _min_by(code, day.astype(float), n)[buyers], _max_by(code, day.astype(float), n)[buyers]
+    last_observed = (as_of - pd.Timedelta(nanoseconds=1)).to_datetime64().astype("datetime64[D]").astype(np.int64)
+    frequency = _sum_by(code, n)[buyers] - 1
+    return buyers, frequency, (last - first) / WEEK_DAYS, (last_observed - first) / WEEK_DAYS
+
+
+def _repeat_buying(purchases: _Lines, reference: ReferenceTables, as_of: pd.Timestamp, n: int) -> dict:
+    """BG/NBD P(alive) and expected purchases in the next 90 days, under the reference fit.
+
+    The parametric view extrapolates to customers older or quieter than any training row, which
+    trees cannot. Customers with no purchase get P(alive) 1 and an expectation of 0.
+    """
+    buyers, frequency, recency, age = _repeat_buying_summary(purchases, as_of, n)
+    p_alive, expected = np.ones(n), np.zeros(n)
+    p_alive[buyers], expected[buyers] = bgnbd.score_customers(
+        reference.bgnbd_params, frequency, recency, age, BGNBD_HORIZON_DAYS / WEEK_DAYS
+    )
+    return {s.BGNBD_P_ALIVE: p_alive, s.BGNBD_EXPECTED_PURCHASES_90D: expected}
+
+
 # ---------------------------------------------------------------------------
 # Defaults, attributes, reference helpers.
 # ---------------------------------------------------------------------------
@@ -608,40 +714,29 @@ def _products_table(products: pd.DataFrame | None, transactions: pd.DataFrame) -
     """The product table with every product seen in transactions (unknown ones get 'unknown')."""
     columns = [s.PRODUCT_ID, s.CATEGORY, s.PRICE, s.REPLENISHMENT_DAYS]
     if products is None or products.empty:
-        products = pd.DataFrame({c: pd.Series(dtype="float" if c in (s.PRICE, s.REPLENISHMENT_DAYS) else "str") for c in columns})
+        products = pd.DataFrame(
+            {c: pd.Series(dtype="float" if c in (s.PRICE, s.REPLENISHMENT_DAYS) else "str") for c in columns}
+        )
     products = products.reindex(columns=columns).drop_duplicates(s.PRODUCT_ID)
     products[s.REPLENISHMENT_DAYS] = pd.to_numeric(products[s.REPLENISHMENT_DAYS], errors="coerce")
     missing = pd.Index(pd.unique(transactions[s.PRODUCT_ID])).difference(products[s.PRODUCT_ID])
     if len(missing):
-        extra = pd.DataFrame({s.PRODUCT_ID: missing, s.CATEGORY: UNKNOWN, s.PRICE: np.nan, s.REPLENISHMENT_DAYS: np.nan})
+        extra = pd.DataFrame(
+            {s.PRODUCT_ID: missing, s.CATEGORY: UNKNOWN, s.PRICE: np.nan, s.REPLENISHMENT_DAYS: np.nan}
+        )
         products = pd.concat([products, extra], ignore_index=True)
     return products.sort_values(s.PRODUCT_ID, ignore_index=True)
 
 
-def _rfm_breakpoints(purchases: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, tuple[float, ...]]:
-    """Quintile edges of recency (days), frequency (orders) and monetary (spend) over buyers."""
-    if purchases.empty:
-        return {}
-    lines = pd.DataFrame(
-        {
-            "customer": purchases[s.CUSTOMER_ID].to_numpy(dtype=object),
-            "order": purchases[s.ORDER_ID].to_numpy(dtype=object),
-            "days_ago": _days_before(purchases[s.TIMESTAMP], as_of),
-            "value": purchases[s.QUANTITY].to_numpy(dtype=float) * purchases[s.UNIT_PRICE].to_numpy(dtype=float),
-        }
-    )
-    per_customer = lines.groupby("customer").agg(
-        recency=("days_ago", "min"), frequency=("order", "nunique"), monetary=("value", "sum")
-    )
-    quantiles = (0.2, 0.4, 0.6, 0.8)
-    return {
-        name: tuple(float(x) for x in np.quantile(per_customer[name].to_numpy(dtype=float), quantiles))
-        for name in ("recency", "frequency", "monetary")
-    }
-
-
 def _empty(table: s.Table) -> pd.DataFrame:
-    dtypes = {"id": "str", "string": "str", "timestamp": "datetime64[ns]", "int": "int64", "float": "float64", "bool": "boolean"}
+    dtypes = {
+        "id": "str",
+        "string": "str",
+        "timestamp": "datetime64[ns]",
+        "int": "int64",
+        "float": "float64",
+        "bool": "boolean",
+    }
     return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.dtype]) for c in table.columns})
 
 

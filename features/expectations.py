@@ -108,9 +108,7 @@ def table_rules(table: Table, checked_references: Iterable[Reference] = ()) -> t
         if column.required:
             # An unreadable cell is reported as such, not also as missing.
             only_readable = RowCondition(unparsed_column(name)) if parsed else None
-            rules.append(
-                Rule(f"{name}: missing (required)", "not_null", name, condition=only_readable)
-            )
+            rules.append(Rule(f"{name}: missing (required)", "not_null", name, condition=only_readable))
         if column.allowed:
             rules.append(
                 Rule(
@@ -215,9 +213,7 @@ def _to_expectation(rule: Rule):
     if rule.condition is not None:
         condition_column = ConditionColumn(rule.condition.column)
         kwargs["row_condition"] = (
-            condition_column.is_null()
-            if rule.condition.equals is None
-            else condition_column == rule.condition.equals
+            condition_column.is_null() if rule.condition.equals is None else condition_column == rule.condition.equals
         )
     expectations = gx.expectations
     if rule.kind == "not_null":
@@ -230,9 +226,7 @@ def _to_expectation(rule: Rule):
         return expectations.ExpectColumnValuesToNotBeInSet(value_set=list(rule.value_set), **kwargs)
     if rule.kind == "between":
         maximum: Any = {"$PARAMETER": NOW_PARAMETER} if rule.max_is_now else rule.max_value
-        return expectations.ExpectColumnValuesToBeBetween(
-            min_value=rule.min_value, max_value=maximum, **kwargs
-        )
+        return expectations.ExpectColumnValuesToBeBetween(min_value=rule.min_value, max_value=maximum, **kwargs)
     raise ValueError(f"unknown rule kind {rule.kind!r}")
 
 
@@ -263,9 +257,7 @@ class _Runner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_pandas("contract_tables")
         self.batch_definitions = {
-            name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(
-                "whole_table"
-            )
+            name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole_table")
             for name in TABLES
         }
         self.suites: dict[str, Any] = {}
@@ -309,12 +301,8 @@ def run_rules(
     runner = _get_runner()
     with runner.lock:
         suite = runner.suite(suite_name(table, checked_references), rules)
-        batch = runner.batch_definitions[table.name].get_batch(
-            batch_parameters={"dataframe": check_frame}
-        )
-        result = batch.validate(
-            suite, result_format=_RESULT_FORMAT, expectation_parameters={NOW_PARAMETER: now}
-        )
+        batch = runner.batch_definitions[table.name].get_batch(batch_parameters={"dataframe": check_frame})
+        result = batch.validate(suite, result_format=_RESULT_FORMAT, expectation_parameters={NOW_PARAMETER: now})
     failed_rows: dict[str, np.ndarray] = {}
     for expectation_result in result.results:
         reason = expectation_result.expectation_config.meta["reason"]

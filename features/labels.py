@@ -55,8 +55,10 @@ def make_purchase_labels(
     ids = pd.Index(pd.array(list(customer_ids), dtype="str"))
     labels = pd.DataFrame({s.CUSTOMER_ID: ids, s.PURCHASE_LABEL: ids.isin(future[s.CUSTOMER_ID]).astype(np.int64)})
     if categories:
-        category_of = (products if products is not None else pd.DataFrame(columns=[s.PRODUCT_ID, s.CATEGORY]))
-        future_category = future[s.PRODUCT_ID].map(category_of.drop_duplicates(s.PRODUCT_ID).set_index(s.PRODUCT_ID)[s.CATEGORY])
+        category_of = products if products is not None else pd.DataFrame(columns=[s.PRODUCT_ID, s.CATEGORY])
+        future_category = future[s.PRODUCT_ID].map(
+            category_of.drop_duplicates(s.PRODUCT_ID).set_index(s.PRODUCT_ID)[s.CATEGORY]
+        )
         for category in categories:
             buyers = future.loc[(future_category == category).to_numpy(), s.CUSTOMER_ID]
             labels[s.category_purchase_label(category)] = ids.isin(buyers).astype(np.int64)
@@ -81,15 +83,25 @@ class CutoffPlan:
 
 
 def plan_cutoffs(
-    data_end: pd.Timestamp, horizon_days: int, n_cutoffs: int = 6, step_days: int = 30, data_start: pd.Timestamp | None = None
+    data_end: pd.Timestamp,
+    horizon_days: int,
+    n_cutoffs: int = 6,
+    step_days: int = 30,
+    data_start: pd.Timestamp | None = None,
+    test_cutoff: pd.Timestamp | None = None,
 ) -> CutoffPlan:
     """Rolling cutoffs: no label window reaches past data_end and none overlaps the test window.
 
     data_end is exclusive (the day after the last record). The test window is
-    [data_end - horizon, data_end); training windows end at or before the test cutoff.
+    [test_cutoff, test_cutoff + horizon), by default the latest complete one,
+    [data_end - horizon, data_end). Training windows end at or before the test cutoff.
     """
     data_end = pd.Timestamp(data_end).normalize()
-    test = data_end - horizon_days * DAY
+    test = data_end - horizon_days * DAY if test_cutoff is None else pd.Timestamp(test_cutoff)
+    if test + horizon_days * DAY > data_end:
+        raise ValueError(
+            f"the test window {test.date()} + {horizon_days} days reaches past the end of the data ({data_end.date()})"
+        )
     last_train = test - horizon_days * DAY
     train = [last_train - i * step_days * DAY for i in range(n_cutoffs)]
     if data_start is not None:

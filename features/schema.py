@@ -259,9 +259,7 @@ def describe_contract_markdown() -> str:
             lines.append("")
             lines.append(f"Unique key: {', '.join(f'`{c}`' for c in table.unique_key)}.")
         if table.references:
-            refs = ", ".join(
-                f"`{r.column}` -> `{r.to_table}.{r.to_column}`" for r in table.references
-            )
+            refs = ", ".join(f"`{r.column}` -> `{r.to_table}.{r.to_column}`" for r in table.references)
             lines.append(f"References (checked when both tables are given): {refs}.")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -321,6 +319,8 @@ ORDERS_NEXT_90D_LAST_YEAR = "orders_next_90d_last_year"
 CONSUMABLES_BOUGHT = "consumables_bought"
 DAYS_UNTIL_REPLENISHMENT = "days_until_replenishment"
 REPLENISHMENT_DUE_RATIO = "replenishment_due_ratio"
+BGNBD_P_ALIVE = "bgnbd_p_alive"
+BGNBD_EXPECTED_PURCHASES_90D = "bgnbd_expected_purchases_90d"
 AGE_YEARS = "age_years"
 AGE_BAND = "age_band"
 

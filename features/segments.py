@@ -57,8 +57,10 @@ LIFECYCLE_STAGES = ("prospect", "new", "reactivated", "active", "at risk", "laps
 def score_quintile(values: np.ndarray, breakpoints: tuple[float, ...], higher_is_better: bool) -> np.ndarray:
     """1-5 by how many breakpoints a value exceeds (ties go to the lower score)."""
     above = np.searchsorted(np.asarray(breakpoints, dtype=float), values, side="left")
-    scores = 1 + above if higher_is_better else 5 - np.searchsorted(
-        np.asarray(breakpoints, dtype=float), values, side="right"
+    scores = (
+        1 + above
+        if higher_is_better
+        else 5 - np.searchsorted(np.asarray(breakpoints, dtype=float), values, side="right")
     )
     return np.clip(scores, 1, 5).astype(np.int64)
 
@@ -69,9 +71,7 @@ def name_segment(recency_score: np.ndarray, frequency_score: np.ndarray) -> np.n
     unassigned = (recency_score > 0) & (frequency_score > 0)
     for name, recency_scores, frequency_scores in RFM_SEGMENT_TABLE:
         match = (
-            unassigned
-            & np.isin(recency_score, list(recency_scores))
-            & np.isin(frequency_score, list(frequency_scores))
+            unassigned & np.isin(recency_score, list(recency_scores)) & np.isin(frequency_score, list(frequency_scores))
         )
         names[match] = name
         unassigned &= ~match

@@ -108,15 +108,9 @@ def validate_tables(
     for name in _validation_order(raw_tables):
         table = TABLES[name]
         raw = raw_tables[name]
-        checked = tuple(
-            ref
-            for ref in table.references
-            if ref.to_table in raw_tables or ref.to_table in reference_ids
-        )
+        checked = tuple(ref for ref in table.references if ref.to_table in raw_tables or ref.to_table in reference_ids)
         typed, unparsed = type_table(table, raw)
-        check_frame = _check_frame(
-            table, typed, unparsed, checked, accepted, quarantined_ids, reference_ids
-        )
+        check_frame = _check_frame(table, typed, unparsed, checked, accepted, quarantined_ids, reference_ids)
         run = expectations.run_rules(table, check_frame, checked, now)
 
         bad = np.zeros(len(raw), dtype=bool)
@@ -130,21 +124,15 @@ def validate_tables(
             .assign(
                 **{
                     ROW_NUMBER: bad_positions.astype(np.int64),
-                    REASONS: pd.array(
-                        _join_reasons(run.failed_rows, bad, bad_positions), dtype="str"
-                    ),
+                    REASONS: pd.array(_join_reasons(run.failed_rows, bad, bad_positions), dtype="str"),
                 }
             )
         )
         for column in _referenced_columns(name):
             quarantined_ids[(name, column)] = typed.loc[bad, column]
-        report[name] = _table_report(
-            table, raw, run, checked, len(accepted[name]), len(bad_positions)
-        )
+        report[name] = _table_report(table, raw, run, checked, len(accepted[name]), len(bad_positions))
         gx_results[name] = run.gx_result
-    return ValidationResult(
-        accepted=accepted, quarantined=quarantined, report=report, gx_results=gx_results
-    )
+    return ValidationResult(accepted=accepted, quarantined=quarantined, report=report, gx_results=gx_results)
 
 
 def type_table(table: Table, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -199,9 +187,7 @@ def _validation_order(raw_tables: Mapping[str, pd.DataFrame]) -> list[str]:
         ready = next(
             name
             for name in pending
-            if all(
-                r.to_table in order or r.to_table not in raw_tables for r in TABLES[name].references
-            )
+            if all(r.to_table in order or r.to_table not in raw_tables for r in TABLES[name].references)
         )
         order.append(ready)
         pending.remove(ready)
@@ -209,12 +195,7 @@ def _validation_order(raw_tables: Mapping[str, pd.DataFrame]) -> list[str]:
 
 
 def _referenced_columns(table_name: str) -> set[str]:
-    return {
-        ref.to_column
-        for table in TABLES.values()
-        for ref in table.references
-        if ref.to_table == table_name
-    }
+    return {ref.to_column for table in TABLES.values() for ref in table.references if ref.to_table == table_name}
 
 
 # ---------------------------------------------------------------------------
@@ -236,15 +217,11 @@ def _check_frame(
         derived[expectations.occurrence_column(table.unique_key)] = occurrence.reindex(typed.index)
     for ref in checked:
         supplied = reference_ids.get(ref.to_table, ())
-        known = (
-            supplied if isinstance(supplied, pd.Index) else pd.Index(list(supplied), dtype="str")
-        )
+        known = supplied if isinstance(supplied, pd.Index) else pd.Index(list(supplied), dtype="str")
         if ref.to_table in accepted:
             known = known.append(pd.Index(accepted[ref.to_table][ref.to_column]))
         dropped = quarantined_ids.get((ref.to_table, ref.to_column), pd.Series([], dtype="str"))
-        derived[expectations.reference_column(ref)] = _reference_status(
-            typed[ref.column], known, dropped
-        )
+        derived[expectations.reference_column(ref)] = _reference_status(typed[ref.column], known, dropped)
     # Great Expectations compares numpy int/float and datetime64[ns] columns vectorised but other
     # dtypes row by row, so the suites see nullable ints as float64 (exact below 2**53).
     compared = typed.astype({c.name: "float64" for c in table.columns if c.dtype == "int"})
@@ -269,9 +246,7 @@ def _reference_status(ids: pd.Series, known: pd.Index, quarantined: pd.Series) -
 def _type_column(column: Column, raw: pd.Series | None, n_rows: int) -> tuple[pd.Series, pd.Series]:
     no_failures = pd.Series(None, index=pd.RangeIndex(n_rows), dtype="str")
     if raw is None:
-        return pd.Series(
-            None, index=pd.RangeIndex(n_rows), dtype=_TYPED_DTYPES[column.dtype]
-        ), no_failures
+        return pd.Series(None, index=pd.RangeIndex(n_rows), dtype=_TYPED_DTYPES[column.dtype]), no_failures
     if isinstance(raw.dtype, pd.CategoricalDtype):
         raw = raw.astype(raw.dtype.categories.dtype)
     if _is_text(raw):
@@ -345,9 +320,9 @@ def _to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     else:
         is_true = is_false = pd.Series(False, index=raw.index)
     ok = (is_true | is_false).to_numpy(dtype=bool)
-    return pd.Series(
-        pd.array(is_true.to_numpy(dtype=bool), dtype="boolean"), index=raw.index
-    ).where(ok), pd.Series(ok, index=raw.index)
+    return pd.Series(pd.array(is_true.to_numpy(dtype=bool), dtype="boolean"), index=raw.index).where(ok), pd.Series(
+        ok, index=raw.index
+    )
 
 
 def _to_timestamp(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -383,9 +358,7 @@ def _accepted_frame(table: Table, typed: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(required_ints) if required_ints else frame
 
 
-def _join_reasons(
-    failed_rows: dict[str, np.ndarray], bad: np.ndarray, bad_positions: np.ndarray
-) -> np.ndarray:
+def _join_reasons(failed_rows: dict[str, np.ndarray], bad: np.ndarray, bad_positions: np.ndarray) -> np.ndarray:
     """For each bad row, every reason it failed, in rule order, joined by REASON_SEPARATOR."""
     joined = np.full(len(bad_positions), "", dtype=object)
     hit_by_rule = np.zeros(len(bad), dtype=bool)
@@ -412,9 +385,7 @@ def _table_report(
 ) -> dict[str, Any]:
     rows_in = len(raw)
     if rows_in != n_accepted + n_quarantined:
-        raise AssertionError(
-            f"{table.name}: {rows_in} rows in, {n_accepted} accepted + {n_quarantined} quarantined"
-        )
+        raise AssertionError(f"{table.name}: {rows_in} rows in, {n_accepted} accepted + {n_quarantined} quarantined")
     return {
         "rows_in": rows_in,
         "accepted": n_accepted,

@@ -122,17 +122,13 @@ class BetaGeoModel(BaseEstimator):
                 polished.x = np.clip(polished.x, *_LOG_BOUNDS)
                 best = polished
         self.r_, self.alpha_, self.a_, self.b_ = (float(v) for v in np.exp(best.x))
-        self.log_likelihood_ = float(
-            np.sum(weights * _log_likelihood(self._params, x_u, t_x_u, age_u))
-        )
+        self.log_likelihood_ = float(np.sum(weights * _log_likelihood(self._params, x_u, t_x_u, age_u)))
         self.n_customers_ = int(n)
         self.converged_ = bool(best.success)
         return self
 
     @classmethod
-    def from_params(
-        cls, r: float, alpha: float, a: float, b: float, time_unit_days: float = 7.0
-    ) -> BetaGeoModel:
+    def from_params(cls, r: float, alpha: float, a: float, b: float, time_unit_days: float = 7.0) -> BetaGeoModel:
         """A model with given parameters (e.g. published ones), usable without fitting."""
         model = cls(time_unit_days=time_unit_days)
         if min(r, alpha, a, b) <= 0:
@@ -211,9 +207,9 @@ class BetaGeoBaseline(BaseEstimator):
 
     def fit(self, transactions: pd.DataFrame, as_of) -> BetaGeoBaseline:
         summary = rfm_summary(transactions, as_of, time_unit_days=self.time_unit_days)
-        self.model_ = BetaGeoModel(
-            penalizer=self.penalizer, time_unit_days=self.time_unit_days
-        ).fit(summary[FREQUENCY], summary[RECENCY], summary[AGE])
+        self.model_ = BetaGeoModel(penalizer=self.penalizer, time_unit_days=self.time_unit_days).fit(
+            summary[FREQUENCY], summary[RECENCY], summary[AGE]
+        )
         self.as_of_ = pd.Timestamp(as_of)
         return self
 
@@ -259,17 +255,13 @@ def rfm_summary(transactions: pd.DataFrame, as_of, time_unit_days: float = 7.0) 
     return summary
 
 
-def _summarise(
-    transactions: pd.DataFrame, as_of: pd.Timestamp, time_unit_days: float
-) -> pd.DataFrame:
+def _summarise(transactions: pd.DataFrame, as_of: pd.Timestamp, time_unit_days: float) -> pd.DataFrame:
     if not time_unit_days > 0:
         raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
     bought = (transactions[s.TIMESTAMP] < as_of) & (transactions[s.QUANTITY] > 0)
     purchases = transactions.loc[bought]
     days = purchases[s.TIMESTAMP].dt.floor("D").to_numpy(dtype="datetime64[ns]")
-    by_customer = pd.Series(days, index=pd.Index(purchases[s.CUSTOMER_ID].astype("str"))).groupby(
-        level=0, sort=True
-    )
+    by_customer = pd.Series(days, index=pd.Index(purchases[s.CUSTOMER_ID].astype("str"))).groupby(level=0, sort=True)
     first, last = by_customer.min(), by_customer.max()
     unit = pd.Timedelta(days=time_unit_days)
     summary = pd.DataFrame(
@@ -292,9 +284,7 @@ def _last_observed_day(as_of: pd.Timestamp) -> pd.Timestamp:
 # The model's formulas, on plain arrays.
 # ---------------------------------------------------------------------------
 def _check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, t_x, age = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (frequency, recency, T))
-    )
+    x, t_x, age = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (frequency, recency, T)))
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t_x)) and np.all(np.isfinite(age))):
         raise ValueError("frequency, recency and T must be finite")
     if np.any(x < 0) or np.any(x != np.round(x)):
@@ -312,9 +302,7 @@ def _odds_dead(params, x, t_x, age) -> np.ndarray:
     r, alpha, a, b = params
     repeat = x > 0
     log_odds = (
-        np.log(a)
-        - np.log(np.where(repeat, b + x - 1, 1.0))
-        + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
+        np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0)) + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
     )
     return np.where(repeat, np.exp(np.minimum(log_odds, 700.0)), 0.0)
 
@@ -367,9 +355,7 @@ def _rising_sums(c: float, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     """For k = 0..n_max: sum_{i<k} ln(c + i) (= lnG(c + k) - lnG(c)) and sum_{i<k} 1 / (c + i)."""
     terms = c + np.arange(n_max, dtype=float)
     zero = np.zeros(1)
-    return np.concatenate([zero, np.cumsum(np.log(terms))]), np.concatenate(
-        [zero, np.cumsum(1.0 / terms)]
-    )
+    return np.concatenate([zero, np.cumsum(np.log(terms))]), np.concatenate([zero, np.cumsum(1.0 / terms)])
 
 
 def _expected_given_alive(r, alpha, a, b, t, x, age) -> np.ndarray:
@@ -386,9 +372,7 @@ def _expected_given_alive(r, alpha, a, b, t, x, age) -> np.ndarray:
     is still not finite (degenerate parameters, e.g. r ~ 1e6 from an unpenalised fit on a
     handful of customers) is integrated numerically instead (`_expected_given_alive_by_quadrature`).
     """
-    t, x, age = np.broadcast_arrays(
-        np.asarray(t, float), np.asarray(x, float), np.asarray(age, float)
-    )
+    t, x, age = np.broadcast_arrays(np.asarray(t, float), np.asarray(x, float), np.asarray(age, float))
 
     def at(a_):
         # a pole of 2F1 (x = 0 and a + b - 1 a non-positive integer) is left as nan and nudged
@@ -463,3 +447,38 @@ def _starting_points(x: np.ndarray, age: np.ndarray) -> list[np.ndarray]:
         np.array([0.5, 0.5 / rate, 0.5, 2.0]),
         np.array([2.0, 2.0 / rate, 1.5, 5.0]),
     ]
+
+
+def score_customers(
+    params: tuple[float, float, float, float] | None,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,  # noqa: N803
+    horizon: float,
+    time_unit_days: float = 7.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(alive), expected purchases in `horizon` time units) for buyers under given parameters.
+
+    Used by the feature builder with parameters fitted once per as_of (a reference table), so a
+    customer's values depend only on their own history. Without parameters (too little data
+    to fit), every buyer gets P(alive) 1 and the expectation NaN.
+    """
+    frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    if params is None or len(frequency) == 0:
+        return np.ones(len(frequency)), np.full(len(frequency), np.nan)
+    model = BetaGeoModel.from_params(*params, time_unit_days=time_unit_days)
+    return model.probability_alive(frequency, recency, T), model.expected_purchases(horizon, frequency, recency, T)
+
+
+def fit_summary(frequency, recency, T, time_unit_days: float = 7.0) -> tuple[float, float, float, float] | None:  # noqa: N803
+    """(r, alpha, a, b) fitted on every buyer's summary; None when there are too few repeat
+    buyers for the four parameters to mean anything."""
+    frequency = np.asarray(frequency, dtype=float)
+    if (frequency > 0).sum() < MIN_REPEAT_BUYERS_TO_FIT:
+        return None
+    model = BetaGeoModel(time_unit_days=time_unit_days).fit(frequency, recency, T)
+    return (model.r_, model.alpha_, model.a_, model.b_)
+
+
+# Below this many repeat buyers the four parameters are not identified well enough to use.
+MIN_REPEAT_BUYERS_TO_FIT = 20

@@ -31,5 +31,7 @@ def fit_churn_model(
         num_boost_round=num_boost_round,
         early_stopping_rounds=early_stopping_rounds,
         monotone=monotone_for(feature_names, monotone_rules),
-    ).fit(train[feature_names], train[s.CHURN_LABEL].to_numpy(), holdout[feature_names], holdout[s.CHURN_LABEL].to_numpy())
+    ).fit(
+        train[feature_names], train[s.CHURN_LABEL].to_numpy(), holdout[feature_names], holdout[s.CHURN_LABEL].to_numpy()
+    )
     return OutcomeModel(MODEL_NAME, {s.CHURN_PROBABILITY: classifier}, feature_names)

@@ -89,8 +89,12 @@ class CalibratedBoostedClassifier:
             **dict(self.params or {}),
             "monotone_constraints": [int(monotone.get(name, 0)) for name in self.feature_names_],
         }
-        train = lgb.Dataset(features.to_numpy(dtype=float), label=np.asarray(y), feature_name=self.feature_names_, free_raw_data=True)
-        valid = lgb.Dataset(holdout_features[self.feature_names_].to_numpy(dtype=float), label=np.asarray(holdout_y), reference=train)
+        train = lgb.Dataset(
+            features.to_numpy(dtype=float), label=np.asarray(y), feature_name=self.feature_names_, free_raw_data=True
+        )
+        valid = lgb.Dataset(
+            holdout_features[self.feature_names_].to_numpy(dtype=float), label=np.asarray(holdout_y), reference=train
+        )
         self.booster_ = lgb.train(
             params,
             train,

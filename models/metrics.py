@@ -134,16 +134,11 @@ def evaluate_by_segment(y_true, y_score, segments) -> pd.DataFrame:
     A segment with one class gets NaN AUCs (and NaN lift/capture when it has no positives).
     """
     labels, scores = check_binary_inputs(y_true, y_score)
-    segment_values = (
-        segments.to_numpy() if isinstance(segments, pd.Series | pd.Index) else np.asarray(segments)
-    )
+    segment_values = segments.to_numpy() if isinstance(segments, pd.Series | pd.Index) else np.asarray(segments)
     if segment_values.ndim != 1 or segment_values.size != labels.size:
         raise ValueError(f"segments must be one-dimensional with {labels.size} rows")
     codes, uniques = pd.factorize(segment_values, sort=True)
-    rows = [
-        evaluate_binary(labels[codes == code], scores[codes == code])
-        for code in range(len(uniques))
-    ]
+    rows = [evaluate_binary(labels[codes == code], scores[codes == code]) for code in range(len(uniques))]
     index = pd.Index(uniques, name=getattr(segments, "name", None))
     return pd.DataFrame(rows, index=index, columns=list(METRIC_NAMES))
 

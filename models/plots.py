@@ -30,9 +30,7 @@ from sklearn.metrics import (
 from models import metrics
 
 # Blue (low feature value) to red (high), as in the usual SHAP summary plots.
-FEATURE_VALUE_CMAP = LinearSegmentedColormap.from_list(
-    "feature_value", ["#1E88E5", "#7C52C8", "#FF0052"]
-)
+FEATURE_VALUE_CMAP = LinearSegmentedColormap.from_list("feature_value", ["#1E88E5", "#7C52C8", "#FF0052"])
 MISSING_VALUE_COLOR = "#9E9E9E"
 REFERENCE_STYLE = {"color": "#7F7F7F", "linestyle": "--", "linewidth": 1.0}
 DPI = 150
@@ -80,9 +78,7 @@ def plot_precision_recall(y_true, scores: Mapping[str, object]) -> Figure:
             label=f"{name} (AP = {average_precision:.3f})",
         )
     base_rate = labels.mean()
-    ax.plot(
-        [0, 1], [base_rate, base_rate], label=f"No skill (AP = {base_rate:.3f})", **REFERENCE_STYLE
-    )
+    ax.plot([0, 1], [base_rate, base_rate], label=f"No skill (AP = {base_rate:.3f})", **REFERENCE_STYLE)
     _unit_square(ax)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
@@ -91,9 +87,7 @@ def plot_precision_recall(y_true, scores: Mapping[str, object]) -> Figure:
     return fig
 
 
-def plot_calibration(
-    y_true, scores: Mapping[str, object], n_bins: int = metrics.DEFAULT_N_BINS
-) -> Figure:
+def plot_calibration(y_true, scores: Mapping[str, object], n_bins: int = metrics.DEFAULT_N_BINS) -> Figure:
     """Reliability diagram (observed rate against mean prediction per bin, ECE and Brier score in
     the legend) above a histogram of the scores; e.g. a model before and after calibration."""
     labels, checked = _check_scores(y_true, scores, need_both_classes=False)
@@ -136,9 +130,7 @@ def plot_gain_and_lift(y_true, scores: Mapping[str, object]) -> Figure:
         targeted, captured = metrics.cumulative_gain(labels, score)
         capture_10 = metrics.capture_at(labels, score, 10)
         lift_10 = metrics.lift_at(labels, score, 10)
-        gain_ax.plot(
-            targeted, captured, linewidth=2.0, label=f"{name} (top 10% captures {capture_10:.1%})"
-        )
+        gain_ax.plot(targeted, captured, linewidth=2.0, label=f"{name} (top 10% captures {capture_10:.1%})")
         lift_ax.plot(
             targeted[1:],
             captured[1:] / targeted[1:],
@@ -216,25 +208,19 @@ def plot_shap_summary(
     contributions = np.asarray(contributions, dtype=float)
     values = np.asarray(feature_values, dtype=float)
     if contributions.ndim != 2:
-        raise ValueError(
-            f"contributions must be 2-D (n_rows, n_features), got shape {contributions.shape}"
-        )
+        raise ValueError(f"contributions must be 2-D (n_rows, n_features), got shape {contributions.shape}")
     if contributions.shape[1] == len(names) + 1:
         raise ValueError(
-            "contributions has one column more than names: "
-            "drop LightGBM's bias column, pred_contrib[:, :-1]"
+            "contributions has one column more than names: drop LightGBM's bias column, pred_contrib[:, :-1]"
         )
     if contributions.shape[1] != len(names) or values.shape != contributions.shape:
         raise ValueError(
-            f"contributions {contributions.shape} and feature_values {values.shape} must both be "
-            f"(n_rows, {len(names)})"
+            f"contributions {contributions.shape} and feature_values {values.shape} must both be (n_rows, {len(names)})"
         )
     if contributions.shape[0] == 0:
         raise ValueError("no rows to summarise")
     if contributions.shape[0] > max_points:
-        keep = np.sort(
-            np.random.default_rng(seed).choice(contributions.shape[0], max_points, replace=False)
-        )
+        keep = np.sort(np.random.default_rng(seed).choice(contributions.shape[0], max_points, replace=False))
         contributions, values = contributions[keep], values[keep]
 
     order = _top_order(np.abs(contributions).mean(axis=0), top)
@@ -270,9 +256,7 @@ def plot_shap_summary(
     ax.set_ylim(-0.6, order.size - 0.4)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("SHAP value (contribution to the raw score, log-odds)")
-    ax.set_title(
-        f"Feature contributions (top {order.size} of {len(names)}, {contributions.shape[0]:,} rows)"
-    )
+    ax.set_title(f"Feature contributions (top {order.size} of {len(names)}, {contributions.shape[0]:,} rows)")
     colorbar = fig.colorbar(
         ScalarMappable(norm=norm, cmap=FEATURE_VALUE_CMAP), ax=ax, ticks=[0, 1], aspect=40, pad=0.02
     )

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     registry.connect(args.store)
     runs = registry.recent_runs(args.model, args.limit)
     if runs.empty:
-        raise UserError(f"no training runs of model '{args.model}' in {registry.tracking_uri(args.store)}; run `make train`")
+        raise UserError(
+            f"no training runs of model '{args.model}' in {registry.tracking_uri(args.store)}; run `make train`"
+        )
     champion = registry.champion_version(args.model)
     print(f"{args.model}: champion is v{champion}" if champion else f"{args.model}: no champion yet")
     print(comparison_table(runs).to_string(index=False))

@@ -36,9 +36,7 @@ def parse_as_of(text: str | None, tables: dict[str, pd.DataFrame]) -> pd.Timesta
 def data_end(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     """The day after the last transaction or event: the exclusive end of the history."""
     last = [
-        tables[name][s.TIMESTAMP].max()
-        for name in (s.TRANSACTIONS, s.EVENTS)
-        if name in tables and len(tables[name])
+        tables[name][s.TIMESTAMP].max() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name])
     ]
     if not last:
         raise UserError("no transactions or events to build features from")

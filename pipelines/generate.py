@@ -107,10 +107,7 @@ def check_output_folder(out: Path, file_format: str) -> None:
         for suffix in other_suffixes:
             clash = out / f"{table_name}{suffix}"
             if clash.exists():
-                raise UserError(
-                    f"--out {out}: already holds {clash.name}; "
-                    f"remove it or use --format {suffix[1:]}"
-                )
+                raise UserError(f"--out {out}: already holds {clash.name}; remove it or use --format {suffix[1:]}")
 
 
 def truth_dir(data_dir: Path) -> Path:
@@ -169,13 +166,9 @@ def summarize_truth(
         "rows": {name: len(frame) for name, frame in tables.items()},
         "buyers": int(customers_truth[simulation.TRUTH_IS_BUYER].sum()),
         "dropouts_in_window": int(customers_truth[simulation.TRUTH_DROPOUT_DATE].notna().sum()),
-        "replenishers": int(
-            customers_truth[simulation.TRUTH_REPLENISHMENT_PRODUCT_ID].notna().sum()
-        ),
+        "replenishers": int(customers_truth[simulation.TRUTH_REPLENISHMENT_PRODUCT_ID].notna().sum()),
         "seasonal_buyers": int(customers_truth[simulation.TRUTH_SEASONAL_MONTH].notna().sum()),
-        "bought_together_groups": int(
-            truth[simulation.PRODUCT_GROUPS][simulation.TRUTH_GROUP_ID].nunique()
-        ),
+        "bought_together_groups": int(truth[simulation.PRODUCT_GROUPS][simulation.TRUTH_GROUP_ID].nunique()),
         "truth_files": {
             simulation.CUSTOMERS_TRUTH: f"{simulation.CUSTOMERS_TRUTH}.{TRUTH_FORMAT}",
             simulation.PRODUCT_GROUPS: f"{simulation.PRODUCT_GROUPS}.{TRUTH_FORMAT}",

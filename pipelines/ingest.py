@@ -35,9 +35,7 @@ def convert_source(source_format: str, path: Path) -> sources.SourceConversion:
             raw = io.read_raw_csv(path)
         return sources.convert_online_retail(raw, source=str(path))
     if source_format == "movielens":
-        return sources.convert_movielens(
-            io.read_raw_lines(path), source=str(path), file_name=path.name
-        )
+        return sources.convert_movielens(io.read_raw_lines(path), source=str(path), file_name=path.name)
     raise UserError(f"unknown format {source_format!r}; use {', '.join(FORMATS)}")
 
 
@@ -75,15 +73,12 @@ def _refuse_stale_tables(out_dir: Path, tables: dict[str, object], file_format: 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.ingest",
-        description="Convert a public data set (CDNOW, UCI Online Retail, MovieLens) "
-        "into the contract's table files.",
+        description="Convert a public data set (CDNOW, UCI Online Retail, MovieLens) into the contract's table files.",
     )
     parser.add_argument("--format", required=True, help=f"source format: {', '.join(FORMATS)}")
     parser.add_argument("--input", required=True, type=Path, help="the source file")
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables")
-    parser.add_argument(
-        "--file-format", default="parquet", help=f"table files: {' or '.join(FILE_FORMATS)}"
-    )
+    parser.add_argument("--file-format", default="parquet", help=f"table files: {' or '.join(FILE_FORMATS)}")
     return parser.parse_args(argv)
 
 

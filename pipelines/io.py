@@ -27,9 +27,7 @@ def find_table_files(data_dir: Path) -> dict[str, Path]:
         candidates = [data_dir / f"{table_name}{suffix}" for suffix in TABLE_SUFFIXES]
         present = [path for path in candidates if path.exists()]
         if len(present) > 1:
-            raise UserError(
-                f"{data_dir}: both {present[0].name} and {present[1].name} exist; keep one"
-            )
+            raise UserError(f"{data_dir}: both {present[0].name} and {present[1].name} exist; keep one")
         if present:
             found[table_name] = present[0]
     return found
@@ -73,10 +71,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, file_format: st
     """Write each table as out_dir/<name>.<format>; return the paths written."""
     if file_format not in ("parquet", "csv"):
         raise UserError(f"unknown format {file_format!r}; use parquet or csv")
-    return {
-        name: write_table(frame, Path(out_dir) / f"{name}.{file_format}")
-        for name, frame in tables.items()
-    }
+    return {name: write_table(frame, Path(out_dir) / f"{name}.{file_format}") for name, frame in tables.items()}
 
 
 # Raw public-data sources

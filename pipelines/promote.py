@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     registry.tag_version(
         args.model,
         args.version,
-        {"gate.decision": "champion (manual)", "gate.reason": f"{args.reason} by {getpass.getuser()}, replacing v{previous}"},
+        {
+            "gate.decision": "champion (manual)",
+            "gate.reason": f"{args.reason} by {getpass.getuser()}, replacing v{previous}",
+        },
     )
     print(f"{args.model}: champion moved from v{previous} to v{args.version}")
     return 0

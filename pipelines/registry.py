@@ -38,8 +38,13 @@ def connect(store_dir: Path = DEFAULT_STORE_DIR) -> str:
     uri = tracking_uri(store_dir)
     if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
         Path(store_dir).mkdir(parents=True, exist_ok=True)
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow copies the URI into the environment; undo that, so the next connect() still tells
+    # a user's MLFLOW_TRACKING_URI from our own default
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
@@ -82,7 +87,7 @@ def load_model(model_name: str, alias: str = CHAMPION) -> Any:
         return mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}").unwrap_python_model().model
     except MlflowException as error:
         raise UserError(
-            f"no '{alias}' version of model '{model_name}' in the registry at {tracking_uri()}; "
+            f"no '{alias}' version of model '{model_name}' in the registry at {mlflow.get_tracking_uri()}; "
             "run `make train` first"
         ) from error
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from features import schema as s
 from features.customer import FeatureWindows, History, build_reference_tables
-from features.parallel import build_customer_features_sharded, split_history
+from features.parallel import build_customer_features_sharded, shard_positions, take_shard
 from models import churn, propensity
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.features import parse_as_of
@@ -52,20 +52,25 @@ def score_features(features: pd.DataFrame, models: dict, lookback_days: int) -> 
 
 
 def score_tables(
-    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, models: dict, settings: Settings, chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS
+    tables: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    models: dict,
+    settings: Settings,
+    chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
 ) -> pd.DataFrame:
     """Score every customer known before as_of, chunk by chunk (same shards as feature building)."""
     reference = build_reference_tables(tables, as_of, settings.features.top_categories)
-    history = History.from_tables(tables).before(as_of)
-    n_customers = pd.concat(
-        [history.customers[s.CUSTOMER_ID], history.transactions[s.CUSTOMER_ID], history.events[s.CUSTOMER_ID]]
-    ).nunique()
+    history = History.from_tables(tables)
+    n_customers = pd.concat([history.customers[s.CUSTOMER_ID], history.transactions[s.CUSTOMER_ID]]).nunique()
     n_chunks = max(1, math.ceil(n_customers / chunk_customers))
     windows = FeatureWindows(settings.features.windows_days, settings.features.behaviour_windows_days)
+    # one chunk of customers in memory at a time: positions are cheap, rows are taken per chunk
+    positions = shard_positions(history, n_chunks, as_of)
     parts = []
-    chunks = split_history(history, n_chunks) if n_chunks > 1 else [history]
-    for chunk in tqdm(chunks, desc="scoring", unit="chunk", disable=n_chunks == 1):
-        features = build_customer_features_sharded(chunk, as_of, reference, windows, n_jobs=settings.features.n_jobs)
+    for chunk in tqdm(range(n_chunks), desc="scoring", unit="chunk", disable=n_chunks == 1):
+        features = build_customer_features_sharded(
+            take_shard(history, positions, chunk), as_of, reference, windows, n_jobs=settings.features.n_jobs
+        )
         if len(features):
             parts.append(score_features(features, models, settings.churn.lookback_days))
     if not parts:
@@ -73,11 +78,11 @@ def score_tables(
     return pd.concat(parts, ignore_index=True).sort_values(s.CUSTOMER_ID, ignore_index=True)
 
 
-def load_champions(store: Path) -> dict:
+def load_models(store: Path, alias: str) -> dict:
     from pipelines import registry
 
     registry.connect(store)
-    return {name: registry.load_model(name) for name in (churn.MODEL_NAME, propensity.MODEL_NAME)}
+    return {name: registry.load_model(name, alias) for name in (churn.MODEL_NAME, propensity.MODEL_NAME)}
 
 
 @exits_cleanly_on_user_error
@@ -86,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="folder with the contract tables")
     parser.add_argument("--as-of", default=None, help="score as of this date (default: day after the last record)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
-    parser.add_argument("--store", type=Path, default=Path("mlruns"), help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)")
-    parser.add_argument("--chunk-customers", type=int, default=DEFAULT_CHUNK_CUSTOMERS, help="customers per scoring chunk")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=Path("mlruns"),
+        help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)",
+    )
+    parser.add_argument("--alias", default="champion", help="which registered version to use (default: champion)")
+    parser.add_argument(
+        "--chunk-customers", type=int, default=DEFAULT_CHUNK_CUSTOMERS, help="customers per scoring chunk"
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings(args.config, args.overrides)
@@ -97,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.validate import load_valid_tables
 
     started = time.perf_counter()
-    models = load_champions(args.store)
+    models = load_models(args.store, args.alias)
     tables, _ = load_valid_tables(args.data, pd.Timestamp.now("UTC").tz_localize(None))
     as_of = parse_as_of(args.as_of, tables)
     scores = score_tables(tables, as_of, models, settings, args.chunk_customers)

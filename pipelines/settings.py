@@ -63,6 +63,8 @@ class ChurnSettings(_Section):
         "overdue_ratio": 1,
         "orders_count_*": -1,
         "spend_sum_*": -1,
+        "bgnbd_p_alive": -1,
+        "bgnbd_expected_purchases_90d": -1,
     }
 
 
@@ -80,6 +82,8 @@ class PropensitySettings(_Section):
         "orders_count_*": 1,
         "spend_sum_*": 1,
         "spend_trend_90d": 1,
+        "bgnbd_p_alive": 1,
+        "bgnbd_expected_purchases_90d": 1,
     }
 
 

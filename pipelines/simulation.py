@@ -204,9 +204,7 @@ class SimulationConfig:
     severity_logit_base: float = -0.6
     severity_satisfaction_effect: float = 0.7
     severe_ticket_severity: int = 4
-    severe_ticket_hazard_jump: float = (
-        3.0  # hazard multiplier (1 + boost) right after a severe ticket
-    )
+    severe_ticket_hazard_jump: float = 3.0  # hazard multiplier (1 + boost) right after a severe ticket
     severe_ticket_half_life_weeks: float = 8.0
     nps_rate: float = 0.5
     nps_mean: float = 7.2
@@ -306,9 +304,7 @@ class Window:
         Both arrays have shape (n_years, 12); offsets can fall outside the window.
         """
         years = np.arange(self.start.year, self.end.year + 1)
-        firsts = pd.to_datetime(
-            [f"{year}-{month:02d}-01" for year in years for month in range(1, 13)]
-        )
+        firsts = pd.to_datetime([f"{year}-{month:02d}-01" for year in years for month in range(1, 13)])
         offsets = ((firsts - self.start).days.to_numpy()).reshape(len(years), 12)
         lengths = firsts.days_in_month.to_numpy().reshape(len(years), 12)
         return offsets.astype(np.float64), lengths.astype(np.float64)
@@ -346,9 +342,7 @@ def uniform_between(rng: np.random.Generator, bounds: tuple[float, float], size:
 def unique_values(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique without its hashing detour, which is slow here)."""
     ordered = np.sort(values)
-    return (
-        ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if ordered.size else ordered
-    )
+    return ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if ordered.size else ordered
 
 
 def days_to_seconds(days: np.ndarray) -> np.ndarray:
@@ -486,11 +480,7 @@ def build_groups(
             position += size
     sizes = np.array([len(m) for m in members_by_group], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    members = (
-        np.concatenate(members_by_group).astype(np.int64)
-        if members_by_group
-        else np.empty(0, dtype=np.int64)
-    )
+    members = np.concatenate(members_by_group).astype(np.int64) if members_by_group else np.empty(0, dtype=np.int64)
     return group, offsets, members
 
 
@@ -557,9 +547,7 @@ def draw_profiles(
     shape = config.purchase_rate_shape
     purchase_rate = np.where(is_buyer, rng.gamma(shape, config.purchase_rate_mean / shape, n), 0.0)
     session_mean = np.where(is_buyer, config.buyer_sessions_rate, config.visitor_sessions_rate)
-    session_rate = (
-        rng.gamma(config.session_rate_shape, 1.0, n) * session_mean / config.session_rate_shape
-    )
+    session_rate = rng.gamma(config.session_rate_shape, 1.0, n) * session_mean / config.session_rate_shape
 
     n_durable = len(catalog.durable_categories)
     category_preference = rng.dirichlet(np.full(n_durable, config.category_preference_alpha), n)
@@ -648,9 +636,7 @@ class EventParts:
         self.customer.append(customer)
         self.day.append(np.asarray(day, dtype=np.float64))
         self.event_type.append(np.broadcast_to(np.int8(event_type), (size,)).astype(np.int8))
-        self.product.append(
-            np.full(size, NO_PRODUCT, dtype=np.int64) if product is None else np.asarray(product)
-        )
+        self.product.append(np.full(size, NO_PRODUCT, dtype=np.int64) if product is None else np.asarray(product))
         self.value.append(np.full(size, np.nan) if value is None else np.asarray(value, float))
 
     def concatenate(self) -> EventArrays:
@@ -695,20 +681,12 @@ def simulate_support_and_dropout(
     duration = window.n_days - profiles.active_from
 
     ticket_rate = config.ticket_rate * np.exp(-config.satisfaction_ticket_effect * z)
-    ticket_customer, ticket_day = draw_poisson_process(
-        rng, ticket_rate, profiles.active_from, duration
-    )
-    severe_probability = sigmoid(
-        config.severity_logit_base - config.severity_satisfaction_effect * z
-    )
+    ticket_customer, ticket_day = draw_poisson_process(rng, ticket_rate, profiles.active_from, duration)
+    severe_probability = sigmoid(config.severity_logit_base - config.severity_satisfaction_effect * z)
     severity = 1 + rng.binomial(4, severe_probability[ticket_customer])
-    answer_customer, answer_day = draw_poisson_process(
-        rng, np.full(n, config.nps_rate), profiles.active_from, duration
-    )
+    answer_customer, answer_day = draw_poisson_process(rng, np.full(n, config.nps_rate), profiles.active_from, duration)
 
-    daily_base_hazard = (
-        config.dropout_hazard / DAYS_PER_YEAR * np.exp(-config.satisfaction_hazard_effect * z)
-    )
+    daily_base_hazard = config.dropout_hazard / DAYS_PER_YEAR * np.exp(-config.satisfaction_hazard_effect * z)
     threshold = rng.exponential(1.0, n)  # dropout when the cumulative hazard reaches it
     # Without severe tickets the hazard is constant, so the dropout day has a closed form.
     dropout = profiles.active_from + threshold / daily_base_hazard
@@ -746,9 +724,7 @@ def simulate_support_and_dropout(
     if complainers.size:
         answer_row = row_of[answer_customer]
         has_boost = answer_row >= 0
-        answer_boost[has_boost] = boost[
-            answer_row[has_boost], (answer_day[has_boost] // 7).astype(np.int64)
-        ]
+        answer_boost[has_boost] = boost[answer_row[has_boost], (answer_day[has_boost] // 7).astype(np.int64)]
     score = (
         config.nps_mean
         + config.nps_satisfaction_slope * z[answer_customer]
@@ -855,17 +831,13 @@ def draw_base_order_days(
     ceiling = 1.0 + config.december_amplitude
     n_candidates = rng.poisson(profiles.purchase_rate[buyers] * duration / DAYS_PER_YEAR * ceiling)
     customer = np.repeat(buyers, n_candidates)
-    day = profiles.active_from[customer] + rng.random(customer.size) * np.repeat(
-        duration, n_candidates
-    )
+    day = profiles.active_from[customer] + rng.random(customer.size) * np.repeat(duration, n_candidates)
     keep = rng.random(customer.size) * ceiling < december_multiplier(day, window, config)
 
     # Customers who join during the window often sign up while placing their first order.
     newcomers = buyers[profiles.signup_day[buyers] >= 0]
     first = newcomers[rng.random(newcomers.size) < config.first_order_probability]
-    first_day = profiles.active_from[first] + rng.exponential(
-        config.first_order_mean_days, first.size
-    )
+    first_day = profiles.active_from[first] + rng.exponential(config.first_order_mean_days, first.size)
     return np.concatenate([customer[keep], first]), np.concatenate([day[keep], first_day])
 
 
@@ -918,9 +890,7 @@ def draw_replenishment_order_days(
     return replenishers[rows], day[keep]
 
 
-def draw_time_of_day(
-    rng: np.random.Generator, day: np.ndarray, config: SimulationConfig
-) -> np.ndarray:
+def draw_time_of_day(rng: np.random.Generator, day: np.ndarray, config: SimulationConfig) -> np.ndarray:
     """Keep the date, redraw the time from the hourly profile (people shop in the evening)."""
     hour = draw_categorical(rng, config.hour_weights, len(day))
     return np.floor(day) + (hour + rng.random(len(day))) / 24.0
@@ -936,15 +906,11 @@ def simulate_orders(
 ) -> tuple[Orders, Lines]:
     """Purchase orders (base, seasonal, replenishment) and their de-duplicated lines."""
     base_customer, base_day = draw_base_order_days(rng, profiles, active_until, window, config)
-    seasonal_customer, seasonal_day = draw_seasonal_order_days(
-        rng, profiles, active_until, window, config
-    )
+    seasonal_customer, seasonal_day = draw_seasonal_order_days(rng, profiles, active_until, window, config)
     refill_customer, refill_day = draw_replenishment_order_days(rng, profiles, active_until, config)
     customer = np.concatenate([base_customer, seasonal_customer, refill_customer])
     day = draw_time_of_day(rng, np.concatenate([base_day, seasonal_day, refill_day]), config)
-    kind = np.repeat(
-        np.arange(3), [base_customer.size, seasonal_customer.size, refill_customer.size]
-    )
+    kind = np.repeat(np.arange(3), [base_customer.size, seasonal_customer.size, refill_customer.size])
     # Compare in whole seconds, the resolution of the tables, so "before dropout" stays exact.
     keep = days_to_seconds(day) < days_to_seconds(active_until[customer])
     customer, day, kind = customer[keep], day[keep], kind[keep]
@@ -960,9 +926,7 @@ def simulate_orders(
     item_category = np.full(item_order.size, -1, dtype=np.int64)
     from_taste = item_kind == 0
     item_category[from_taste] = catalog.durable_categories[
-        draw_rows_categorical(
-            rng, np.cumsum(profiles.category_preference[item_customer[from_taste]], axis=1)
-        )
+        draw_rows_categorical(rng, np.cumsum(profiles.category_preference[item_customer[from_taste]], axis=1))
     ]
     from_season = item_kind == 1
     item_category[from_season] = profiles.seasonal_category[item_customer[from_season]]
@@ -974,9 +938,7 @@ def simulate_orders(
     main_product = item_product[first_item]
 
     # Bought-together groups: every other member joins with high probability.
-    partner_order, partner_product = draw_group_partners(
-        rng, item_order, item_product, catalog, config
-    )
+    partner_order, partner_product = draw_group_partners(rng, item_order, item_product, catalog, config)
     line_order = np.concatenate([item_order, partner_order])
     line_product = np.concatenate([item_product, partner_product])
     line_key = unique_values(line_order * catalog.n_products + line_product)
@@ -1008,12 +970,8 @@ def draw_group_partners(
     group = catalog.group[item_product[grouped]]
     sizes = np.diff(catalog.group_offsets)[group]
     source = np.repeat(grouped, sizes)
-    member = catalog.group_members[
-        np.repeat(catalog.group_offsets[group], sizes) + ragged_arange(sizes)
-    ]
-    keep = (member != item_product[source]) & (
-        rng.random(member.size) < config.group_join_probability
-    )
+    member = catalog.group_members[np.repeat(catalog.group_offsets[group], sizes) + ragged_arange(sizes)]
+    keep = (member != item_product[source]) & (rng.random(member.size) < config.group_join_probability)
     return item_order[source[keep]], member[keep]
 
 
@@ -1032,8 +990,7 @@ def simulate_returns(
     probability = np.where(
         consumable,
         config.consumable_return_probability,
-        config.return_probability
-        * np.exp(-config.return_satisfaction_effect * profiles.satisfaction[customer]),
+        config.return_probability * np.exp(-config.return_satisfaction_effect * profiles.satisfaction[customer]),
     )
     returned = np.flatnonzero(rng.random(lines.order.size) < probability)
     source_order = lines.order[returned]
@@ -1072,10 +1029,7 @@ def concatenate_orders(first: Orders, second: Orders) -> Orders:
 
 def concatenate_lines(first: Lines, second: Lines) -> Lines:
     return Lines(
-        *(
-            np.concatenate([getattr(first, name), getattr(second, name)])
-            for name in ("order", "product", "quantity")
-        )
+        *(np.concatenate([getattr(first, name), getattr(second, name)]) for name in ("order", "product", "quantity"))
     )
 
 
@@ -1095,9 +1049,7 @@ def add_pre_purchase_bursts(
     researched = rng.random(n) < config.research_session_probability
     research_day = orders.day - uniform_between(rng, config.research_days_before, n)
     # Visits before signup are not on record: an early first order simply has no research session.
-    researched = np.flatnonzero(
-        researched & (research_day >= profiles.active_from[orders.customer])
-    )
+    researched = np.flatnonzero(researched & (research_day >= profiles.active_from[orders.customer]))
     session_day = research_day[researched]
     customer = orders.customer[researched]
     events.add(customer, session_day, SESSION_START)
@@ -1107,16 +1059,12 @@ def add_pre_purchase_bursts(
     main = orders.main_product[researched][view_session]
     # The first view is the product bought; the others are its neighbours in the category.
     viewed = np.where(view_rank == 0, main, catalog.sample_products(rng, catalog.category[main]))
-    view_day = (
-        session_day[view_session] + (1 + view_rank + rng.random(view_session.size)) * 2 * MINUTE
-    )
+    view_day = session_day[view_session] + (1 + view_rank + rng.random(view_session.size)) * 2 * MINUTE
     events.add(customer[view_session], view_day, PRODUCT_VIEW, product=viewed)
     searched = rng.random(researched.size) < config.search_probability
     events.add(customer[searched], session_day[searched] + 0.5 * MINUTE, SEARCH)
 
-    buying_session = (
-        orders.day - uniform_between(rng, config.purchase_session_minutes_before, n) * MINUTE
-    )
+    buying_session = orders.day - uniform_between(rng, config.purchase_session_minutes_before, n) * MINUTE
     events.add(orders.customer, buying_session, SESSION_START)
     cart_day = orders.day - uniform_between(rng, config.cart_minutes_before, n) * MINUTE
     events.add(orders.customer, cart_day, ADD_TO_CART, product=orders.main_product)
@@ -1134,9 +1082,7 @@ def add_browsing_sessions(
     duration = np.maximum(active_until - profiles.active_from, 0.0)
     n_sessions = rng.poisson(profiles.session_rate * duration / DAYS_PER_YEAR)
     # Every visitor who never buys browses at least once: that is what makes them a visitor.
-    n_sessions[~profiles.is_buyer & (duration > 0)] = np.maximum(
-        n_sessions[~profiles.is_buyer & (duration > 0)], 1
-    )
+    n_sessions[~profiles.is_buyer & (duration > 0)] = np.maximum(n_sessions[~profiles.is_buyer & (duration > 0)], 1)
     customer = np.repeat(np.arange(profiles.n), n_sessions)
     session_day = profiles.active_from[customer] + rng.random(customer.size) * duration[customer]
     session_day = draw_time_of_day(rng, session_day, config)
@@ -1154,10 +1100,7 @@ def add_browsing_sessions(
         rng.random(view_session.size) < config.replenisher_views_own_product_probability
     )
     viewed[looks_at_refill] = own_refill[looks_at_refill]
-    view_day = (
-        session_day[view_session]
-        + (1 + ragged_arange(n_views) + rng.random(view_session.size)) * 2 * MINUTE
-    )
+    view_day = session_day[view_session] + (1 + ragged_arange(n_views) + rng.random(view_session.size)) * 2 * MINUTE
     events.add(view_customer, view_day, PRODUCT_VIEW, product=viewed)
 
     searched = rng.random(customer.size) < config.search_probability
@@ -1197,9 +1140,7 @@ def add_email_events(
     active_days = np.maximum(stop - start, 0.0)
     n_active = rng.poisson(config.email_open_rate * active_days / DAYS_PER_YEAR)
     customer = np.repeat(receivers, n_active)
-    open_day = np.repeat(start, n_active) + rng.random(customer.size) * np.repeat(
-        active_days, n_active
-    )
+    open_day = np.repeat(start, n_active) + rng.random(customer.size) * np.repeat(active_days, n_active)
     events.add(customer, open_day, EMAIL_OPEN)
     clicked = rng.random(customer.size) < config.email_click_probability
     events.add(
@@ -1267,9 +1208,7 @@ def simulate_block(
 
     orders, lines = simulate_orders(rng, profiles, active_until, window, catalog, config)
     add_pre_purchase_bursts(rng, profiles, orders, catalog, config, events)
-    return_orders, return_lines = simulate_returns(
-        rng, profiles, orders, lines, active_until, catalog, config
-    )
+    return_orders, return_lines = simulate_returns(rng, profiles, orders, lines, active_until, catalog, config)
     all_orders = concatenate_orders(orders, return_orders)
     all_lines = concatenate_lines(lines, return_lines)
     add_browsing_sessions(rng, profiles, active_until, catalog, config, events)
@@ -1281,9 +1220,7 @@ def simulate_block(
     chronological = np.argsort(order_second, kind="stable")
     rank = np.empty_like(chronological)
     rank[chronological] = np.arange(chronological.size)
-    line_sort = np.argsort(
-        rank[all_lines.order] * catalog.n_products + all_lines.product, kind="stable"
-    )
+    line_sort = np.argsort(rank[all_lines.order] * catalog.n_products + all_lines.product, kind="stable")
     line_order = rank[all_lines.order][line_sort]
     line_product = all_lines.product[line_sort]
     order_discount = all_orders.discount[chronological]
@@ -1293,9 +1230,7 @@ def simulate_block(
     event_arrays = events.concatenate()
     event_second = clamp_event_seconds(event_arrays, profiles, active_until, window)
     event_sort = np.argsort(event_second, kind="stable")
-    dropout_second = np.where(
-        np.isinf(dropout), -1, days_to_seconds(np.where(np.isinf(dropout), 0.0, dropout))
-    )
+    dropout_second = np.where(np.isinf(dropout), -1, days_to_seconds(np.where(np.isinf(dropout), 0.0, dropout)))
     return Block(
         first_customer=first_customer,
         profiles=profiles,
@@ -1349,9 +1284,7 @@ def count_blocks(n_customers: int, config: SimulationConfig = DEFAULT_CONFIG) ->
 
 
 def make_catalog(n_customers: int, seed: int, config: SimulationConfig = DEFAULT_CONFIG) -> Catalog:
-    return build_catalog(
-        np.random.default_rng(catalog_seed(seed)), config.n_products(n_customers), config
-    )
+    return build_catalog(np.random.default_rng(catalog_seed(seed)), config.n_products(n_customers), config)
 
 
 # ---------------------------------------------------------------------------
@@ -1368,9 +1301,7 @@ def make_ids(prefix: str, count: int, min_digits: int) -> pa.Array:
         chars[:, position] = ord("0") + numbers % 10
         numbers //= 10
     offsets = np.arange(0, count * width + 1, width, dtype=np.int64)
-    return pa.LargeStringArray.from_buffers(
-        count, pa.py_buffer(offsets), pa.py_buffer(chars.reshape(-1))
-    )
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(chars.reshape(-1)))
 
 
 def take_strings(values: pa.Array, codes: np.ndarray) -> pd.Series:
@@ -1384,13 +1315,9 @@ def string_values(values: Iterable[str]) -> pa.Array:
     return pa.array(list(values), type=pa.large_string())
 
 
-def seconds_to_timestamps(
-    second: np.ndarray, window: Window, missing: np.ndarray | None = None
-) -> pd.Series:
+def seconds_to_timestamps(second: np.ndarray, window: Window, missing: np.ndarray | None = None) -> pd.Series:
     """Seconds from window start to tz-naive datetime64[us] (the pandas 3 default unit)."""
-    stamps = (window.start_microseconds + second.astype(np.int64) * 1_000_000).view(
-        "datetime64[us]"
-    )
+    stamps = (window.start_microseconds + second.astype(np.int64) * 1_000_000).view("datetime64[us]")
     if missing is not None:
         stamps[missing] = np.datetime64("NaT")
     return pd.Series(stamps)
@@ -1414,9 +1341,7 @@ def assemble_tables(
         schema.EVENTS: build_events(blocks, customer_ids, product_ids, window),
     }
     truth = {
-        CUSTOMERS_TRUTH: build_customers_truth(
-            blocks, customer_ids, product_ids, window, catalog, config
-        ),
+        CUSTOMERS_TRUTH: build_customers_truth(blocks, customer_ids, product_ids, window, catalog, config),
         PRODUCT_GROUPS: build_product_groups(catalog, product_ids),
     }
     return tables, truth
@@ -1440,12 +1365,8 @@ def build_customers(
             schema.CUSTOMER_ID: pd.Series(pd.array(customer_ids, dtype="str")),
             schema.SIGNUP_DATE: seconds_to_timestamps(signup_second, window),
             schema.BIRTH_YEAR: nullable_ints(birth_year, np.isnan(birth_year)),
-            schema.GENDER: take_strings(
-                string_values(schema.GENDERS), concat_profile(blocks, "gender")
-            ),
-            schema.REGION: take_strings(
-                string_values(config.regions), concat_profile(blocks, "region")
-            ),
+            schema.GENDER: take_strings(string_values(schema.GENDERS), concat_profile(blocks, "gender")),
+            schema.REGION: take_strings(string_values(config.regions), concat_profile(blocks, "region")),
             schema.MARKETING_OPT_IN: pd.arrays.BooleanArray(
                 concat_profile(blocks, "opted_in"), ~concat_profile(blocks, "opt_in_known")
             ),
@@ -1458,9 +1379,7 @@ def nullable_ints(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerA
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing.copy())
 
 
-def build_products(
-    catalog: Catalog, product_ids: pa.Array, config: SimulationConfig
-) -> pd.DataFrame:
+def build_products(catalog: Catalog, product_ids: pa.Array, config: SimulationConfig) -> pd.DataFrame:
     category_names = string_values(c.name for c in config.categories)
     return pd.DataFrame(
         {
@@ -1486,10 +1405,7 @@ def build_transactions(
     order_number[chronological] = np.arange(chronological.size)
 
     line_order = np.concatenate(
-        [
-            block.line_order + offset
-            for block, offset in zip(blocks, order_offsets[:-1], strict=True)
-        ]
+        [block.line_order + offset for block, offset in zip(blocks, order_offsets[:-1], strict=True)]
     )
     line_number = order_number[line_order]
     # Blocks are sorted runs already; a stable sort merges them and keeps products in order.
@@ -1514,24 +1430,18 @@ def build_transactions(
     )
 
 
-def build_events(
-    blocks: list[Block], customer_ids: pa.Array, product_ids: pa.Array, window: Window
-) -> pd.DataFrame:
+def build_events(blocks: list[Block], customer_ids: pa.Array, product_ids: pa.Array, window: Window) -> pd.DataFrame:
     """Behaviour events in time order (ties keep the simulation's order)."""
     second = concat_field(blocks, "event_second")
     order = np.argsort(second, kind="stable")
     return pd.DataFrame(
         {
-            schema.CUSTOMER_ID: take_strings(
-                customer_ids, concat_field(blocks, "event_customer")[order]
-            ),
+            schema.CUSTOMER_ID: take_strings(customer_ids, concat_field(blocks, "event_customer")[order]),
             schema.TIMESTAMP: seconds_to_timestamps(second[order], window),
             schema.EVENT_TYPE: take_strings(
                 string_values(schema.EVENT_TYPES), concat_field(blocks, "event_type")[order]
             ),
-            schema.PRODUCT_ID: take_strings(
-                product_ids, concat_field(blocks, "event_product")[order]
-            ),
+            schema.PRODUCT_ID: take_strings(product_ids, concat_field(blocks, "event_product")[order]),
             schema.VALUE: concat_field(blocks, "event_value")[order],
         }
     )
@@ -1549,10 +1459,7 @@ def build_customers_truth(
     category_names = string_values(c.name for c in config.categories)
     preference = concat_profile(blocks, "category_preference")
     top = np.argsort(-preference, axis=1, kind="stable")[:, :PREFERRED_CATEGORIES_COUNT]
-    top_names = [
-        category_names.take(pa.array(catalog.durable_categories[top[:, k]]))
-        for k in range(top.shape[1])
-    ]
+    top_names = [category_names.take(pa.array(catalog.durable_categories[top[:, k]])) for k in range(top.shape[1])]
     preferred = pc.binary_join_element_wise(
         *top_names, pa.scalar(PREFERRED_CATEGORIES_SEPARATOR, type=pa.large_string())
     )
@@ -1567,13 +1474,9 @@ def build_customers_truth(
             TRUTH_DROPOUT_DATE: dropout_date,
             TRUTH_BASE_PURCHASE_RATE: concat_profile(blocks, "purchase_rate"),
             TRUTH_PREFERRED_CATEGORIES: pd.Series(pd.array(preferred, dtype="str")),
-            TRUTH_REPLENISHMENT_PRODUCT_ID: take_strings(
-                product_ids, concat_profile(blocks, "replenishment_product")
-            ),
+            TRUTH_REPLENISHMENT_PRODUCT_ID: take_strings(product_ids, concat_profile(blocks, "replenishment_product")),
             TRUTH_REPLENISHMENT_CYCLE_DAYS: concat_profile(blocks, "replenishment_cycle"),
-            TRUTH_SEASONAL_CATEGORY: take_strings(
-                category_names, concat_profile(blocks, "seasonal_category")
-            ),
+            TRUTH_SEASONAL_CATEGORY: take_strings(category_names, concat_profile(blocks, "seasonal_category")),
             TRUTH_SEASONAL_MONTH: nullable_ints(seasonal_month, seasonal_month == 0),
         }
     )

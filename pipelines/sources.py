@@ -202,14 +202,12 @@ class SourceConversion:
     def __post_init__(self) -> None:
         if self.lines_in != self.accepted + len(self.quarantine):
             raise AssertionError(
-                f"lost records: {self.lines_in} in, {self.accepted} accepted, "
-                f"{len(self.quarantine)} quarantined"
+                f"lost records: {self.lines_in} in, {self.accepted} accepted, {len(self.quarantine)} quarantined"
             )
         transactions = self.tables[schema.TRANSACTIONS]
         if len(transactions) != self.accepted - self.merged:
             raise AssertionError(
-                f"{len(transactions)} transactions from {self.accepted} accepted lines "
-                f"and {self.merged} merges"
+                f"{len(transactions)} transactions from {self.accepted} accepted lines and {self.merged} merges"
             )
 
     @property
@@ -323,18 +321,14 @@ def _cdnow_header_width(first: pd.Series, n_fields: int, source: str) -> int | N
         return None
     if n_fields not in CDNOW_LAYOUTS:
         layouts = " or ".join(f"{n} ({' '.join(names)})" for n, names in CDNOW_LAYOUTS.items())
-        raise UserError(
-            f"{source}: header has {n_fields} columns, not a CDNOW log; expected {layouts}"
-        )
+        raise UserError(f"{source}: header has {n_fields} columns, not a CDNOW log; expected {layouts}")
     return n_fields
 
 
 def _cdnow_width_from_data(n_fields: pd.Series, source: str) -> int:
     counts = n_fields[n_fields.isin(list(CDNOW_LAYOUTS))].value_counts()
     if counts.empty:
-        raise UserError(
-            f"{source}: no line has 4 or 5 whitespace-separated fields; not a CDNOW log"
-        )
+        raise UserError(f"{source}: no line has 4 or 5 whitespace-separated fields; not a CDNOW log")
     best = counts[counts == counts.max()].index
     if len(best) == 1:
         return int(best[0])
@@ -345,9 +339,7 @@ def _cdnow_width_from_data(n_fields: pd.Series, source: str) -> int:
 # ---------------------------------------------------------------------------
 # Online Retail
 # ---------------------------------------------------------------------------
-def convert_online_retail(
-    raw: pd.DataFrame | Mapping[str, pd.DataFrame], source: str
-) -> SourceConversion:
+def convert_online_retail(raw: pd.DataFrame | Mapping[str, pd.DataFrame], source: str) -> SourceConversion:
     """UCI Online Retail (I or II) -> customers, products, transactions.
 
     `raw` is one frame (a CSV) or the workbook's sheets in order; cells are text. Rows of a
@@ -391,9 +383,7 @@ def convert_online_retail(
         [
             (
                 overlap.notna(),
-                overlap.map(
-                    lambda p: reason_sheet_overlap(sheet_names[int(p)]) if pd.notna(p) else None
-                ),
+                overlap.map(lambda p: reason_sheet_overlap(sheet_names[int(p)]) if pd.notna(p) else None),
             ),
             (_blank(invoice) | _blank(stock_code), REASON_MISSING_INVOICE_OR_STOCK_CODE),
             (_blank(customer), REASON_MISSING_CUSTOMER),
@@ -463,9 +453,7 @@ def _canonical_retail_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         if name not in found and name not in RETAIL_OPTIONAL_COLUMNS
     ]
     if missing:
-        raise UserError(
-            f"{where}: not an Online Retail table; missing column(s) {', '.join(missing)}"
-        )
+        raise UserError(f"{where}: not an Online Retail table; missing column(s) {', '.join(missing)}")
     canonical = pd.DataFrame(index=frame.index)
     for name in RETAIL_COLUMNS:
         values = frame[found[name]] if name in found else pd.Series(pd.NA, index=frame.index)
@@ -497,9 +485,7 @@ def _repeats_of_earlier_sheets(cells: pd.DataFrame) -> pd.Series:
         if repeats.any():
             # name the latest earlier sheet holding the row
             first_sheet = (
-                pd.Series(positions[positions < position].to_numpy(), index=earlier.to_numpy())
-                .groupby(level=0)
-                .max()
+                pd.Series(positions[positions < position].to_numpy(), index=earlier.to_numpy()).groupby(level=0).max()
             )
             result[repeats[repeats].index] = later[repeats].map(first_sheet)
     return result
@@ -516,9 +502,9 @@ def _parse_invoice_dates(values: pd.Series) -> pd.Series:
     rest = text[parsed.isna() & text.notna()]
     if rest.empty:
         return parsed.astype(TIMESTAMP_DTYPE)
-    parts = rest.str.extract(
-        r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
-    ).astype("float64")
+    parts = rest.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$").astype(
+        "float64"
+    )
     first, second = parts[0], parts[1]
     day_first = bool((first > 12).any() and not (second > 12).any())
     day, month = (first, second) if day_first else (second, first)
@@ -545,9 +531,7 @@ def _merge_order_lines(lines: pd.DataFrame) -> pd.DataFrame:
     if not lines.duplicated(key).any():
         return lines
     weight = lines[schema.QUANTITY].abs()
-    grouped = lines.assign(_amount=lines[schema.UNIT_PRICE] * weight, _weight=weight).groupby(
-        key, sort=False
-    )
+    grouped = lines.assign(_amount=lines[schema.UNIT_PRICE] * weight, _weight=weight).groupby(key, sort=False)
     merged = grouped.agg(
         **{
             schema.CUSTOMER_ID: (schema.CUSTOMER_ID, "first"),
@@ -571,9 +555,7 @@ def _retail_categories(stock_codes: pd.Series, descriptions: pd.Series) -> pd.Se
     description = counts.drop_duplicates("code").set_index("code")["text"].str.upper()
     category = pd.Series(pd.NA, index=description.index, dtype="object")
     codes = description.index.to_series().str.upper()
-    is_service = codes.isin(RETAIL_SERVICE_STOCK_CODES) | codes.str.startswith(
-        RETAIL_SERVICE_STOCK_CODE_PREFIXES
-    )
+    is_service = codes.isin(RETAIL_SERVICE_STOCK_CODES) | codes.str.startswith(RETAIL_SERVICE_STOCK_CODE_PREFIXES)
     category[is_service] = RETAIL_SERVICE_CATEGORY
     for name, keywords in RETAIL_CATEGORY_KEYWORDS:
         # whole words, a hyphen counting as part of a word ("T-LIGHT" is not "LIGHT")
@@ -656,9 +638,7 @@ def convert_movielens(lines: Sequence[str], source: str, file_name: str = "") ->
         }
     )
     categories = pd.Series(MOVIELENS_CATEGORY, index=pd.unique(transactions[schema.PRODUCT_ID]))
-    tables = _finish_tables(
-        transactions, _build_customers(transactions), _build_products(transactions, categories)
-    )
+    tables = _finish_tables(transactions, _build_customers(transactions), _build_products(transactions, categories))
     return SourceConversion(
         tables=tables,
         quarantine=_line_quarantine(numbered, reasons),
@@ -755,9 +735,7 @@ def _is_whole(numbers: pd.Series) -> pd.Series:
     return finite & (numbers.where(finite, 0) % 1 == 0)
 
 
-def _first_reason(
-    index: pd.Index, checks: Sequence[tuple[pd.Series, str | pd.Series]]
-) -> pd.Series:
+def _first_reason(index: pd.Index, checks: Sequence[tuple[pd.Series, str | pd.Series]]) -> pd.Series:
     """Per record, the reason of the first failed check (missing where all pass)."""
     reasons = pd.Series(None, index=index, dtype="object")
     for failed, reason in checks:
@@ -821,9 +799,7 @@ def _finish_tables(
     frames = {
         schema.CUSTOMERS: customers.sort_values(schema.CUSTOMER_ID),
         schema.PRODUCTS: products.sort_values(schema.PRODUCT_ID),
-        schema.TRANSACTIONS: transactions.sort_values(
-            [schema.TIMESTAMP, schema.ORDER_ID, schema.PRODUCT_ID]
-        ),
+        schema.TRANSACTIONS: transactions.sort_values([schema.TIMESTAMP, schema.ORDER_ID, schema.PRODUCT_ID]),
     }
     finished: dict[str, pd.DataFrame] = {}
     for name, frame in frames.items():

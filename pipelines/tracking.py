@@ -7,7 +7,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features import schema as s
 from models import plots
 from models.metrics import expected_calibration_error
 from pipelines import registry
@@ -22,13 +21,15 @@ def log_training_result(result, decision, settings: Settings, as_of: pd.Timestam
     Returns the new registered version.
     """
     spec = result.spec
-    run_name = f"{spec.name} | as_of {as_of.date()} | h{spec.horizon_days}d | {'champion' if decision.promote else 'challenger'}"
+    outcome = "champion" if decision.promote else "challenger"
+    run_name = f"{spec.name} | as_of {as_of.date()} | h{spec.horizon_days}d | {outcome}"
+    test_end = result.plan.test + pd.Timedelta(days=spec.horizon_days)
     with mlflow.start_run(run_name=run_name, nested=True):
         mlflow.set_tags(
             {
                 "model": spec.name,
                 "as_of": str(as_of.date()),
-                "test_window": f"{result.plan.test.date()}..{(result.plan.test + pd.Timedelta(days=spec.horizon_days)).date()}",
+                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
                 "train_cutoffs": ",".join(str(c.date()) for c in result.plan.train[:-1]),
                 "holdout_cutoff": str(result.plan.train[-1].date()),
                 "gate.decision": "champion" if decision.promote else "challenger",
@@ -59,7 +60,9 @@ def _log_metrics(result) -> None:
         prefix = "test" if source == "model" else f"{source}.test"
         mlflow.log_metrics({f"{prefix}.{name}": float(value) for name, value in values.items() if np.isfinite(value)})
     # calibration before and after, on the test window
-    mlflow.log_metric("test.ece_before_calibration", expected_calibration_error(y_test, result.scores["model_uncalibrated"]))
+    mlflow.log_metric(
+        "test.ece_before_calibration", expected_calibration_error(y_test, result.scores["model_uncalibrated"])
+    )
     mlflow.log_metric("test.ece_after_calibration", expected_calibration_error(y_test, result.scores["model"]))
 
 
@@ -79,7 +82,10 @@ def _figures(result) -> dict:
     """The evaluation plots: model beside the baselines, calibration before and after, and why."""
     y_test = result.test[result.spec.label_column].to_numpy()
     scores = {name: score for name, score in result.scores.items() if name != "model_uncalibrated"}
-    calibration = {"before calibration": result.scores["model_uncalibrated"], "after calibration": result.scores["model"]}
+    calibration = {
+        "before calibration": result.scores["model_uncalibrated"],
+        "after calibration": result.scores["model"],
+    }
     classifier = result.model.classifiers[result.model.primary_output]
     importance = classifier.feature_importance()
     sample = (

@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from features import schema as s
-from features.customer import History, ReferenceTables, build_reference_tables, feature_columns
+from features.customer import ReferenceTables, build_reference_tables, feature_columns
 from features.labels import CutoffPlan, plan_cutoffs
 from models import churn, propensity
 from models.baselines import RfmLogisticBaseline, ScoreColumnBaseline
@@ -77,7 +77,9 @@ class ModelSpec:
     bgnbd_direction: int
 
 
-def model_specs(settings: Settings, tables: dict[str, pd.DataFrame], categories: tuple[str, ...]) -> dict[str, ModelSpec]:
+def model_specs(
+    settings: Settings, tables: dict[str, pd.DataFrame], categories: tuple[str, ...]
+) -> dict[str, ModelSpec]:
     churn_settings, propensity_settings = settings.churn, settings.propensity
     products = tables.get(s.PRODUCTS, pd.DataFrame(columns=[s.PRODUCT_ID, s.CATEGORY]))
     return {
@@ -89,7 +91,10 @@ def model_specs(settings: Settings, tables: dict[str, pd.DataFrame], categories:
                 transactions, as_of, churn_settings.horizon_days, churn_settings.lookback_days
             ),
             fit=lambda train, holdout, names: churn.fit_churn_model(
-                train, holdout, names, **_booster_arguments(churn_settings.booster, settings.training.seed),
+                train,
+                holdout,
+                names,
+                **_booster_arguments(churn_settings.booster, settings.training.seed),
                 monotone_rules=churn_settings.monotone,
             ),
             recency_direction=1,
@@ -103,7 +108,11 @@ def model_specs(settings: Settings, tables: dict[str, pd.DataFrame], categories:
                 transactions, features[s.CUSTOMER_ID], as_of, propensity_settings.horizon_days, categories, products
             ),
             fit=lambda train, holdout, names: propensity.fit_propensity_model(
-                train, holdout, names, categories, **_booster_arguments(propensity_settings.booster, settings.training.seed),
+                train,
+                holdout,
+                names,
+                categories,
+                **_booster_arguments(propensity_settings.booster, settings.training.seed),
                 monotone_rules=propensity_settings.monotone,
             ),
             recency_direction=-1,
@@ -130,7 +139,9 @@ def labelled_frame(spec: ModelSpec, cache: FeatureCache, as_of: pd.Timestamp) ->
     return frame
 
 
-def expected_purchases(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int, customer_ids: pd.Series) -> np.ndarray:
+def expected_purchases(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int, customer_ids: pd.Series
+) -> np.ndarray:
     """BG/NBD expected purchases in the horizon, fitted on all history before as_of."""
     from models.bgnbd import BetaGeoBaseline
 
@@ -154,22 +165,43 @@ class TrainingResult:
     train_rows: int
 
 
-def train_model(spec: ModelSpec, cache: FeatureCache, as_of: pd.Timestamp, settings: Settings) -> TrainingResult:
+def train_model(
+    spec: ModelSpec,
+    cache: FeatureCache,
+    as_of: pd.Timestamp,
+    settings: Settings,
+    evaluate_at: pd.Timestamp | None = None,
+) -> TrainingResult:
     training = settings.training
-    plan = plan_cutoffs(as_of, spec.horizon_days, training.n_cutoffs + 1, training.cutoff_step_days, data_start=first_record(cache.tables))
+    try:
+        plan = plan_cutoffs(
+            as_of,
+            spec.horizon_days,
+            training.n_cutoffs + 1,
+            training.cutoff_step_days,
+            data_start=first_record(cache.tables),
+            test_cutoff=evaluate_at,
+        )
+    except ValueError as error:
+        raise UserError(f"{spec.name}: {error}") from error
     if len(plan.train) < 2:
         raise UserError(
             f"{spec.name}: the history before {as_of.date()} holds only {len(plan.train)} complete training "
             f"window(s) of {spec.horizon_days} days before the test window; use a shorter horizon or more data"
         )
     fit_cutoffs, holdout_cutoff = plan.train[:-1], plan.train[-1]
-    frames = [labelled_frame(spec, cache, cutoff) for cutoff in tqdm(fit_cutoffs, desc=f"{spec.name}: training cutoffs", leave=False)]
+    frames = [
+        labelled_frame(spec, cache, cutoff)
+        for cutoff in tqdm(fit_cutoffs, desc=f"{spec.name}: training cutoffs", leave=False)
+    ]
     train = pd.concat(frames, ignore_index=True)
     holdout = labelled_frame(spec, cache, holdout_cutoff)
     test = labelled_frame(spec, cache, plan.test)
     for name, frame in (("training", train), ("holdout", holdout), ("test", test)):
         if frame[spec.label_column].nunique() < 2:
-            raise UserError(f"{spec.name}: the {name} window holds a single class of '{spec.label_column}'; need more data")
+            raise UserError(
+                f"{spec.name}: the {name} window holds a single class of '{spec.label_column}'; need more data"
+            )
 
     names = [name for name in feature_columns(cache.at(holdout_cutoff)[0]) if name != s.BGNBD_EXPECTED_PURCHASES]
     model = spec.fit(train, holdout, names)
@@ -205,7 +237,11 @@ class GateDecision:
 
 
 def decide_promotion(
-    new_auc: float, baseline_aucs: dict[str, float], champion_auc: float | None, champion_version: str | None, min_gain: float
+    new_auc: float,
+    baseline_aucs: dict[str, float],
+    champion_auc: float | None,
+    champion_version: str | None,
+    min_gain: float,
 ) -> GateDecision:
     """Champion only by evidence: beat every baseline, and the champion by min_gain, on the same window."""
     beaten_by = [name for name, auc in baseline_aucs.items() if not new_auc > auc]
@@ -213,7 +249,9 @@ def decide_promotion(
         reason = f"does not beat baseline(s) {', '.join(beaten_by)} on the test window (ROC-AUC {new_auc:.4f})"
         return GateDecision(False, reason, champion_version, champion_auc)
     if champion_auc is None:
-        return GateDecision(True, f"first champion: beats every baseline (ROC-AUC {new_auc:.4f})", champion_version, None)
+        return GateDecision(
+            True, f"first champion: beats every baseline (ROC-AUC {new_auc:.4f})", champion_version, None
+        )
     if new_auc >= champion_auc + min_gain:
         reason = f"beats champion v{champion_version} by {new_auc - champion_auc:+.4f} ROC-AUC on the same test window"
         return GateDecision(True, reason, champion_version, champion_auc)
@@ -242,7 +280,9 @@ def champion_auc_on(result: TrainingResult) -> tuple[str | None, float | None]:
 # Provenance.
 # ---------------------------------------------------------------------------
 def first_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
-    times = [tables[name][s.TIMESTAMP].min() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name])]
+    times = [
+        tables[name][s.TIMESTAMP].min() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name])
+    ]
     return min(times)
 
 
@@ -257,7 +297,9 @@ def data_fingerprint(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
         tags[f"data.rows.{name}"] = str(len(frame))
     tags["data.hash"] = digest.hexdigest()[:16]
     first = first_record(tables)
-    last = max(tables[name][s.TIMESTAMP].max() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name]))
+    last = max(
+        tables[name][s.TIMESTAMP].max() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name])
+    )
     tags["data.date_range"] = f"{first.date()}..{last.date()}"
     return tags
 
@@ -265,7 +307,11 @@ def data_fingerprint(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
 def git_commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -315,7 +361,10 @@ def parse_models(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in AVAILABLE_MODELS]
     if unknown or not names:
-        raise UserError(f"--models {text!r}: unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(AVAILABLE_MODELS)}")
+        raise UserError(
+            f"--models {text!r}: unknown model(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(AVAILABLE_MODELS)}"
+        )
     return names
 
 
@@ -324,8 +373,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with the contract tables")
     parser.add_argument("--as-of", default=None, help="pretend today is this date (default: day after the last record)")
-    parser.add_argument("--models", default=",".join(AVAILABLE_MODELS), help="comma-separated: " + ", ".join(AVAILABLE_MODELS))
-    parser.add_argument("--store", type=Path, default=Path("mlruns"), help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)")
+    parser.add_argument(
+        "--models", default=",".join(AVAILABLE_MODELS), help="comma-separated: " + ", ".join(AVAILABLE_MODELS)
+    )
+    parser.add_argument(
+        "--evaluate-at",
+        default=None,
+        help="start of the test window (default: the latest complete horizon before as_of); "
+        "training windows end before it",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=Path("mlruns"),
+        help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)",
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings(args.config, args.overrides)
@@ -334,13 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.validate import load_valid_tables
 
     started = time.perf_counter()
-    tables, report = load_valid_tables(args.data, pd.Timestamp.now("UTC").tz_localize(None), required_tables=[s.TRANSACTIONS])
+    tables, report = load_valid_tables(
+        args.data, pd.Timestamp.now("UTC").tz_localize(None), required_tables=[s.TRANSACTIONS]
+    )
     check_quarantine(report, args.data, settings.training.max_quarantined_share)
     if s.TRANSACTIONS not in tables or tables[s.TRANSACTIONS].empty:
         raise UserError(f"{args.data}: no transactions to train on")
     as_of = parse_as_of(args.as_of, tables)
     tables = restrict_to_before(tables, as_of)
-    results = run_training(tables, as_of, model_names, settings, args.data, args.store)
+    evaluate_at = parse_as_of(args.evaluate_at, tables) if args.evaluate_at else None
+    results = run_training(tables, as_of, model_names, settings, args.data, args.store, evaluate_at)
     print_summary(results, as_of, time.perf_counter() - started)
     return 0
 
@@ -353,7 +418,13 @@ class LoggedResult:
 
 
 def run_training(
-    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, model_names: list[str], settings: Settings, data_dir: Path, store: Path
+    tables: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    model_names: list[str],
+    settings: Settings,
+    data_dir: Path,
+    store: Path,
+    evaluate_at: pd.Timestamp | None = None,
 ) -> list[LoggedResult]:
     """Train, evaluate, log and gate each model under one parent MLflow run."""
     import mlflow
@@ -370,15 +441,28 @@ def run_training(
     logged = []
     with mlflow.start_run(run_name=f"train as_of {as_of.date()}: {'+'.join(model_names)}"):
         mlflow.log_params(flatten(settings.model_dump()))
-        mlflow.set_tags({"as_of": str(as_of.date()), "git_commit": git_commit(), "data.path": str(data_dir), **data_fingerprint(tables)})
+        mlflow.set_tags(
+            {
+                "as_of": str(as_of.date()),
+                "git_commit": git_commit(),
+                "data.path": str(data_dir),
+                **data_fingerprint(tables),
+            }
+        )
         log_inputs(tables, data_dir)
         for name in model_names:
             spec = specs[name]
-            result = train_model(spec, cache, as_of, settings)
+            result = train_model(spec, cache, as_of, settings, evaluate_at)
             champion_version, champion_auc = champion_auc_on(result)
-            baseline_aucs = {b: result.metrics[b][PRIMARY_METRIC] for b in (BASELINE_RECENCY, BASELINE_RFM, BASELINE_BGNBD)}
+            baseline_aucs = {
+                b: result.metrics[b][PRIMARY_METRIC] for b in (BASELINE_RECENCY, BASELINE_RFM, BASELINE_BGNBD)
+            }
             decision = decide_promotion(
-                result.metrics["model"][PRIMARY_METRIC], baseline_aucs, champion_auc, champion_version, settings.gate.min_auc_gain
+                result.metrics["model"][PRIMARY_METRIC],
+                baseline_aucs,
+                champion_auc,
+                champion_version,
+                settings.gate.min_auc_gain,
             )
             version = log_training_result(result, decision, settings, as_of)
             logged.append(LoggedResult(result, version, decision))

@@ -54,14 +54,9 @@ def load_valid_tables(
     return result.accepted, build_report(files, result, now)
 
 
-def build_report(
-    files: dict[str, Path], result: ValidationResult, now: pd.Timestamp
-) -> dict[str, Any]:
+def build_report(files: dict[str, Path], result: ValidationResult, now: pd.Timestamp) -> dict[str, Any]:
     """The JSON-ready report: overall `ok`, the validation time, per-table counts and failures."""
-    tables = {
-        name: {"file": str(files[name]), **table_report}
-        for name, table_report in result.report.items()
-    }
+    tables = {name: {"file": str(files[name]), **table_report} for name, table_report in result.report.items()}
     return {
         "ok": all(table_report["ok"] for table_report in result.report.values()),
         "now": pd.Timestamp(now).isoformat(),
@@ -76,14 +71,9 @@ def _read_and_validate(
     suffixes = "|".join(suffix[1:] for suffix in TABLE_SUFFIXES)
     for table_name in required_tables:
         if table_name not in files:
-            raise UserError(
-                f"{data_dir / table_name}.{suffixes}: missing file (table {table_name} is required)"
-            )
+            raise UserError(f"{data_dir / table_name}.{suffixes}: missing file (table {table_name} is required)")
     if not files:
-        raise UserError(
-            f"{data_dir}: no contract tables found "
-            f"(expected {', '.join(TABLES)} as .parquet or .csv)"
-        )
+        raise UserError(f"{data_dir}: no contract tables found (expected {', '.join(TABLES)} as .parquet or .csv)")
     raw_tables = {name: read_table(path) for name, path in files.items()}
     try:
         result = validate_tables(raw_tables, now)
@@ -96,9 +86,7 @@ def _read_and_validate(
 # ---------------------------------------------------------------------------
 # Outputs.
 # ---------------------------------------------------------------------------
-def write_outputs(
-    out_dir: Path, report: dict[str, Any], result: ValidationResult
-) -> dict[str, Path]:
+def write_outputs(out_dir: Path, report: dict[str, Any], result: ValidationResult) -> dict[str, Path]:
     """Write report.json, quarantine_<table>.csv per validated table and Data Docs under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -147,9 +135,7 @@ def write_data_docs(result: ValidationResult, site_dir: Path) -> Path:
         expectations = [r.expectation_config.to_domain_obj() for r in suite_result.results]
         for expectation in expectations:
             expectation.id = None  # a fresh copy, not the validating context's expectation
-        context.suites.add(
-            gx.ExpectationSuite(name=suite_result.suite_name, expectations=expectations)
-        )
+        context.suites.add(gx.ExpectationSuite(name=suite_result.suite_name, expectations=expectations))
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_result.suite_name),
             run_id=run_id,
@@ -165,14 +151,12 @@ def format_summary(report: dict[str, Any]) -> str:
     """A small text table: table, rows_in, accepted, quarantined."""
     header = ("table", "rows_in", "accepted", "quarantined")
     rows = [
-        (name, str(t["rows_in"]), str(t["accepted"]), str(t["quarantined"]))
-        for name, t in report["tables"].items()
+        (name, str(t["rows_in"]), str(t["accepted"]), str(t["quarantined"])) for name, t in report["tables"].items()
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in [header, *rows]
     ]
@@ -188,9 +172,7 @@ def _parse_now(text: str) -> pd.Timestamp:
     except ValueError:
         now = pd.NaT
     if pd.isna(now):
-        raise argparse.ArgumentTypeError(
-            f"not a timestamp: {text!r} (use ISO 8601, e.g. 2024-06-30T00:00:00)"
-        )
+        raise argparse.ArgumentTypeError(f"not a timestamp: {text!r} (use ISO 8601, e.g. 2024-06-30T00:00:00)")
     return now.tz_convert("UTC").tz_localize(None) if now.tzinfo is not None else now
 
 
@@ -199,12 +181,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m pipelines.validate",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument(
-        "--data", type=Path, required=True, help="folder holding <table>.parquet or <table>.csv"
-    )
-    parser.add_argument(
-        "--out", type=Path, help=f"where to write the report (default: DATA/{REPORT_DIR_NAME})"
-    )
+    parser.add_argument("--data", type=Path, required=True, help="folder holding <table>.parquet or <table>.csv")
+    parser.add_argument("--out", type=Path, help=f"where to write the report (default: DATA/{REPORT_DIR_NAME})")
     parser.add_argument(
         "--now",
         type=_parse_now,

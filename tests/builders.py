@@ -109,7 +109,11 @@ def random_tables(seed: int, n_customers: int = 30, start="2023-01-01", days: in
             .astype("datetime64[ns]"),
             s.EVENT_TYPE: pd.array(kind, dtype="str"),
             s.PRODUCT_ID: pd.array(
-                np.where(np.isin(kind, [s.EVENT_PRODUCT_VIEW, s.EVENT_ADD_TO_CART]), rng.choice(products[s.PRODUCT_ID], n_events), None),
+                np.where(
+                    np.isin(kind, [s.EVENT_PRODUCT_VIEW, s.EVENT_ADD_TO_CART]),
+                    rng.choice(products[s.PRODUCT_ID], n_events),
+                    None,
+                ),
                 dtype="str",
             ),
             s.VALUE: value.astype(float),

@@ -61,9 +61,7 @@ def generated_data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedData:
     """About 1,000 customers over the default three years, written as Parquet to a temp folder."""
     data_dir = tmp_path_factory.mktemp("generated")
     tables, truth = simulation.generate_tables(GENERATED_CUSTOMERS, GENERATED_SEED)
-    summary = summarize_truth(
-        tables, truth, GENERATED_SEED, simulation.DEFAULT_START, simulation.DEFAULT_END
-    )
+    summary = summarize_truth(tables, truth, GENERATED_SEED, simulation.DEFAULT_START, simulation.DEFAULT_END)
     write_generated(tables, truth, summary, data_dir, "parquet")
     return GeneratedData(
         data_dir=data_dir,

@@ -154,8 +154,7 @@ def test_cdnow_holdout_ranking(cdnow_transactions):
     horizon_days = (CDNOW_HOLDOUT_END - CDNOW_AS_OF).days
     expected = baseline.predict_expected(cdnow_transactions, CDNOW_AS_OF, horizon_days, ids)
     in_holdout = cdnow_transactions[
-        (cdnow_transactions[s.TIMESTAMP] >= CDNOW_AS_OF)
-        & (cdnow_transactions[s.TIMESTAMP] < CDNOW_HOLDOUT_END)
+        (cdnow_transactions[s.TIMESTAMP] >= CDNOW_AS_OF) & (cdnow_transactions[s.TIMESTAMP] < CDNOW_HOLDOUT_END)
     ]
     bought = pd.Index(ids).isin(in_holdout[s.CUSTOMER_ID])
     assert roc_auc_score(bought, expected) == pytest.approx(0.7725, abs=0.002)
@@ -164,9 +163,7 @@ def test_cdnow_holdout_ranking(cdnow_transactions):
 # ---------------------------------------------------------------------------
 # The formulas: values, limits and directions.
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "params", [PUBLISHED, SIMULATED, {"r": 2.0, "alpha": 3.0, "a": 1.7, "b": 0.6}]
-)
+@pytest.mark.parametrize("params", [PUBLISHED, SIMULATED, {"r": 2.0, "alpha": 3.0, "a": 1.7, "b": 0.6}])
 def test_more_recent_last_purchase_means_more_expected_purchases(params):
     model = BetaGeoModel.from_params(**params)
     recency = np.linspace(0.5, 30.0, 60)
@@ -184,11 +181,7 @@ def test_frequency_zero_expectation_is_the_formula(t, T):  # noqa: N803
     """Eq. 10 with x = 0 (no P(alive) denominator), written out with 2F1 as in the paper."""
     r, alpha, a, b = PUBLISHED.values()
     z = t / (alpha + T + t)
-    formula = (
-        (a + b - 1)
-        / (a - 1)
-        * (1 - ((alpha + T) / (alpha + T + t)) ** r * special.hyp2f1(r, b, a + b - 1, z))
-    )
+    formula = (a + b - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** r * special.hyp2f1(r, b, a + b - 1, z))
     model = BetaGeoModel.from_params(**PUBLISHED)
     assert model.expected_purchases(t, 0, 0.0, T) == pytest.approx(formula, rel=1e-10)
     if T == 0.0:  # a customer just born: the new-customer curve, eq. 7
@@ -200,16 +193,10 @@ def _expected_by_integration(params, t, x, t_x, T):  # noqa: N803
     r, alpha, a, b = params.values()
 
     def alive_and_buys(p):  # (1 - e^{-lambda p t}) / p, integrated over the gamma posterior
-        return (
-            -np.expm1(-(r + x) * np.log1p(p * t / (alpha + T))) / p
-            if p > 0
-            else (r + x) * t / (alpha + T)
-        )
+        return -np.expm1(-(r + x) * np.log1p(p * t / (alpha + T))) / p if p > 0 else (r + x) * t / (alpha + T)
 
     def likelihood(p):
-        dropped = (
-            p * (1 - p) ** (x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x) if x > 0 else 0.0
-        )
+        dropped = p * (1 - p) ** (x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x) if x > 0 else 0.0
         return (1 - p) ** x + dropped
 
     beta = {"weight": "alg", "wvar": (a - 1, b - 1), "epsabs": 0, "epsrel": 1e-11, "limit": 400}
@@ -225,9 +212,7 @@ def _expected_by_integration(params, t, x, t_x, T):  # noqa: N803
         {"r": 0.3, "alpha": 5.0, "a": 0.3, "b": 0.7},
     ],
 )
-@pytest.mark.parametrize(
-    "t, x, t_x, T", [(39, 0, 0, 30), (10, 5, 20, 30), (39, 29, 38, 39), (52, 300, 100, 104)]
-)
+@pytest.mark.parametrize("t, x, t_x, T", [(39, 0, 0, 30), (10, 5, 20, 30), (39, 29, 38, 39), (52, 300, 100, 104)])
 def test_expected_purchases_match_numerical_integration(params, t, x, t_x, T):  # noqa: N803
     """The 2F1 closed form agrees with quadrature: heavy buyers, and a 2F1 pole (a + b = 1)."""
     model = BetaGeoModel.from_params(**params)
@@ -239,9 +224,7 @@ def test_expected_purchases_match_numerical_integration(params, t, x, t_x, T):  
 def test_expectation_is_continuous_through_a_equal_one():
     """At a = 1 eq. 10 is 0/0; the value there lies between its neighbours."""
     at = {
-        a: BetaGeoModel.from_params(0.5, 4.0, a, 2.0).expected_purchases(
-            39, [0, 3], [0, 20], [30, 30]
-        )
+        a: BetaGeoModel.from_params(0.5, 4.0, a, 2.0).expected_purchases(39, [0, 3], [0, 20], [30, 30])
         for a in (0.999, 1.0, 1.001)
     }
     assert np.all(np.isfinite(at[1.0]))
@@ -332,9 +315,7 @@ def test_baseline_scores_align_to_the_ids_and_give_non_buyers_zero(simulated):
     ids = ["c", "b", "zz", "a"]
     expected = baseline.predict_expected(_history(), AS_OF, 28, ids)
     summary = rfm_summary(_history(), AS_OF)
-    direct = baseline.model_.expected_purchases(
-        4.0, summary[FREQUENCY], summary[RECENCY], summary[AGE]
-    )
+    direct = baseline.model_.expected_purchases(4.0, summary[FREQUENCY], summary[RECENCY], summary[AGE])
     by_id = dict(zip(summary.index, direct, strict=True))
     assert expected.tolist() == pytest.approx([0.0, by_id["b"], 0.0, by_id["a"]])
     assert expected[1] > 0 and expected[3] > 0

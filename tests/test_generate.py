@@ -66,9 +66,7 @@ def active_span(data) -> tuple[pd.Series, pd.Series]:
     return active_from, dropout.fillna(data.end + DAY)
 
 
-def customer_time_keys(
-    frame: pd.DataFrame, codes: dict[str, int], start: pd.Timestamp
-) -> np.ndarray:
+def customer_time_keys(frame: pd.DataFrame, codes: dict[str, int], start: pd.Timestamp) -> np.ndarray:
     """One sortable integer per row: customer code in the high digits, seconds in the low ones."""
     seconds = ((frame[schema.TIMESTAMP] - start) // pd.Timedelta(seconds=1)).to_numpy()
     return frame[schema.CUSTOMER_ID].map(codes).to_numpy().astype(np.int64) * 10**10 + seconds
@@ -101,23 +99,12 @@ def test_different_seeds_give_different_data():
 
 def test_cli_writes_byte_identical_files_for_a_seed(tmp_path, capsys):
     for folder in ("a", "b"):
-        assert (
-            run_cli(["--customers", "150", "--seed", "5", "--out", str(tmp_path / folder)], capsys)[
-                0
-            ]
-            == 0
-        )
-    first = sorted(
-        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
-    )
-    second = sorted(
-        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()
-    )
+        assert run_cli(["--customers", "150", "--seed", "5", "--out", str(tmp_path / folder)], capsys)[0] == 0
+    first = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    second = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     assert first == second and len(first) == 7
     for relative in first:
-        assert (tmp_path / "a" / relative).read_bytes() == (
-            tmp_path / "b" / relative
-        ).read_bytes(), relative
+        assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
 
 
 def test_several_blocks_assemble_into_one_consistent_data_set():
@@ -217,9 +204,7 @@ def test_returns_are_separate_later_orders_of_bought_products(generated_data):
     return_orders = returns[schema.ORDER_ID]
     bought = transactions[transactions[schema.QUANTITY] > 0]
     assert not set(return_orders) & set(bought[schema.ORDER_ID])
-    earliest_purchase = bought.groupby([schema.CUSTOMER_ID, schema.PRODUCT_ID])[
-        schema.TIMESTAMP
-    ].min()
+    earliest_purchase = bought.groupby([schema.CUSTOMER_ID, schema.PRODUCT_ID])[schema.TIMESTAMP].min()
     matched = earliest_purchase.reindex(
         pd.MultiIndex.from_frame(returns[[schema.CUSTOMER_ID, schema.PRODUCT_ID]])
     ).to_numpy()
@@ -276,9 +261,7 @@ def test_no_purchases_and_no_visits_after_dropout(generated_data):
     _, active_until = active_span(generated_data)
     assert all_before_dropout(generated_data.transactions, active_until)  # returns included
     events = generated_data.events
-    assert all_before_dropout(
-        events[events[schema.EVENT_TYPE] != schema.EVENT_EMAIL_OPEN], active_until
-    )
+    assert all_before_dropout(events[events[schema.EVENT_TYPE] != schema.EVENT_EMAIL_OPEN], active_until)
     # Only email opens continue afterwards, and they do happen.
     assert not all_before_dropout(events, active_until)
     truth = generated_data.customers_truth
@@ -289,13 +272,9 @@ def test_dropouts_have_lower_nps_and_more_tickets(generated_data):
     events = generated_data.events
     active_from, active_until = active_span(generated_data)
     years = ((active_until - active_from) / DAY / 365.25).clip(lower=1 / 12)
-    dropped = generated_data.customers_truth.set_index(schema.CUSTOMER_ID)[
-        simulation.TRUTH_DROPOUT_DATE
-    ].notna()
+    dropped = generated_data.customers_truth.set_index(schema.CUSTOMER_ID)[simulation.TRUTH_DROPOUT_DATE].notna()
     nps = (
-        events[events[schema.EVENT_TYPE] == schema.EVENT_NPS_RESPONSE]
-        .groupby(schema.CUSTOMER_ID)[schema.VALUE]
-        .mean()
+        events[events[schema.EVENT_TYPE] == schema.EVENT_NPS_RESPONSE].groupby(schema.CUSTOMER_ID)[schema.VALUE].mean()
     )
     assert nps[dropped.reindex(nps.index)].mean() < nps[~dropped.reindex(nps.index)].mean() - 0.5
     tickets = (
@@ -316,9 +295,7 @@ def test_bought_together_groups_co_occur_far_above_chance(generated_data):
     pairs = groups.merge(groups, on=simulation.TRUTH_GROUP_ID, suffixes=("_a", "_b"))
     product_a, product_b = schema.PRODUCT_ID + "_a", schema.PRODUCT_ID + "_b"
     pairs = pairs[pairs[product_a] < pairs[product_b]]
-    together = lines.merge(lines, on=schema.ORDER_ID, suffixes=("_a", "_b")).merge(
-        pairs, on=[product_a, product_b]
-    )
+    together = lines.merge(lines, on=schema.ORDER_ID, suffixes=("_a", "_b")).merge(pairs, on=[product_a, product_b])
     expected = (
         orders_with.reindex(pairs[product_a]).fillna(0).to_numpy()
         * orders_with.reindex(pairs[product_b]).fillna(0).to_numpy()
@@ -328,9 +305,7 @@ def test_bought_together_groups_co_occur_far_above_chance(generated_data):
 
 
 def test_replenishment_gaps_follow_each_customers_cycle(generated_data):
-    truth = generated_data.customers_truth.dropna(
-        subset=[simulation.TRUTH_REPLENISHMENT_PRODUCT_ID]
-    )
+    truth = generated_data.customers_truth.dropna(subset=[simulation.TRUTH_REPLENISHMENT_PRODUCT_ID])
     refills = (
         purchases(generated_data)
         .merge(
@@ -352,9 +327,7 @@ def test_replenishment_gaps_follow_each_customers_cycle(generated_data):
         truth[simulation.TRUTH_REPLENISHMENT_CYCLE_DAYS].to_numpy()
         / days.reindex(truth[simulation.TRUTH_REPLENISHMENT_PRODUCT_ID]).to_numpy()
     )
-    assert np.all(
-        np.abs(cycle_ratio - 1) <= simulation.DEFAULT_CONFIG.replenishment_cycle_spread + 1e-9
-    )
+    assert np.all(np.abs(cycle_ratio - 1) <= simulation.DEFAULT_CONFIG.replenishment_cycle_spread + 1e-9)
 
 
 def test_seasonal_buyers_buy_their_category_in_their_month(generated_data):
@@ -366,17 +339,13 @@ def test_seasonal_buyers_buy_their_category_in_their_month(generated_data):
     )
     in_category = bought[bought[schema.CATEGORY] == bought[simulation.TRUTH_SEASONAL_CATEGORY]]
     in_category = in_category.drop_duplicates(schema.ORDER_ID)
-    in_month = (
-        in_category[schema.TIMESTAMP].dt.month == in_category[simulation.TRUTH_SEASONAL_MONTH]
-    )
+    in_month = in_category[schema.TIMESTAMP].dt.month == in_category[simulation.TRUTH_SEASONAL_MONTH]
     assert in_month.mean() > 2.5 / 12
 
 
 def test_browsing_bursts_precede_purchases(generated_data):
     """Browsing from 7 days to 1 hour before a purchase (so not just the checkout session)."""
-    codes = {
-        customer: code for code, customer in enumerate(generated_data.customers[schema.CUSTOMER_ID])
-    }
+    codes = {customer: code for code, customer in enumerate(generated_data.customers[schema.CUSTOMER_ID])}
     events = generated_data.events
     browsing = events[events[schema.EVENT_TYPE].isin(BROWSING_EVENTS)]
     browsing_keys = np.sort(customer_time_keys(browsing, codes, generated_data.start))
@@ -398,9 +367,7 @@ def test_abandoned_carts_exist(generated_data):
     events = generated_data.events
     carts = events[events[schema.EVENT_TYPE] == schema.EVENT_ADD_TO_CART].reset_index(drop=True)
     bought = purchases(generated_data)[[schema.CUSTOMER_ID, schema.PRODUCT_ID, schema.TIMESTAMP]]
-    matched = carts.reset_index().merge(
-        bought, on=[schema.CUSTOMER_ID, schema.PRODUCT_ID], suffixes=("", "_bought")
-    )
+    matched = carts.reset_index().merge(bought, on=[schema.CUSTOMER_ID, schema.PRODUCT_ID], suffixes=("", "_bought"))
     delay = matched[schema.TIMESTAMP + "_bought"] - matched[schema.TIMESTAMP]
     followed = matched.loc[(delay >= pd.Timedelta(0)) & (delay <= 7 * DAY), "index"].unique()
     abandoned_share = 1 - len(followed) / len(carts)
@@ -423,10 +390,7 @@ def test_purchase_rates_are_heterogeneous_and_match_the_truth(generated_data):
     truth = generated_data.customers_truth.set_index(schema.CUSTOMER_ID)
     buyers = truth.index[truth[simulation.TRUTH_IS_BUYER]]
     order_counts = (
-        purchases(generated_data)
-        .groupby(schema.CUSTOMER_ID)[schema.ORDER_ID]
-        .nunique()
-        .reindex(buyers, fill_value=0)
+        purchases(generated_data).groupby(schema.CUSTOMER_ID)[schema.ORDER_ID].nunique().reindex(buyers, fill_value=0)
     )
     assert order_counts.var() > 3 * order_counts.mean()  # far more spread than Poisson
     active_from, active_until = active_span(generated_data)
@@ -440,14 +404,10 @@ def test_purchase_rates_are_heterogeneous_and_match_the_truth(generated_data):
 def test_buyers_favour_their_preferred_categories(generated_data):
     catalogue = generated_data.products.set_index(schema.PRODUCT_ID)
     bought = purchases(generated_data)
-    bought = bought[
-        catalogue[schema.REPLENISHMENT_DAYS].reindex(bought[schema.PRODUCT_ID]).isna().to_numpy()
-    ]
+    bought = bought[catalogue[schema.REPLENISHMENT_DAYS].reindex(bought[schema.PRODUCT_ID]).isna().to_numpy()]
     category = catalogue[schema.CATEGORY].reindex(bought[schema.PRODUCT_ID]).to_numpy()
     preferred = (
-        generated_data.customers_truth.set_index(schema.CUSTOMER_ID)[
-            simulation.TRUTH_PREFERRED_CATEGORIES
-        ]
+        generated_data.customers_truth.set_index(schema.CUSTOMER_ID)[simulation.TRUTH_PREFERRED_CATEGORIES]
         .reindex(bought[schema.CUSTOMER_ID])
         .str.split(simulation.PREFERRED_CATEGORIES_SEPARATOR)
     )

@@ -55,9 +55,7 @@ def assert_clean_contract(conversion: sources.SourceConversion) -> None:
     assert transactions[schema.UNIT_PRICE].dtype == "float64"
     assert (transactions[schema.UNIT_PRICE] >= 0).all()
     assert transactions[schema.CHANNEL].isin(schema.CHANNELS).all()
-    assert set(transactions[schema.CUSTOMER_ID]) == set(
-        tables[schema.CUSTOMERS][schema.CUSTOMER_ID]
-    )
+    assert set(transactions[schema.CUSTOMER_ID]) == set(tables[schema.CUSTOMERS][schema.CUSTOMER_ID])
     assert set(transactions[schema.PRODUCT_ID]) == set(tables[schema.PRODUCTS][schema.PRODUCT_ID])
     assert (tables[schema.PRODUCTS][schema.PRICE] >= 0).all()
     assert conversion.lines_in == conversion.accepted + conversion.quarantined
@@ -66,9 +64,7 @@ def assert_clean_contract(conversion: sources.SourceConversion) -> None:
 
 def reasons_by_line(conversion: sources.SourceConversion) -> dict[int, str]:
     quarantine = conversion.quarantine
-    return dict(
-        zip(quarantine[sources.LINE_NUMBER].astype(int), quarantine[sources.REASON], strict=True)
-    )
+    return dict(zip(quarantine[sources.LINE_NUMBER].astype(int), quarantine[sources.REASON], strict=True))
 
 
 # ---------------------------------------------------------------------------
@@ -360,9 +356,7 @@ def test_online_retail_ii_csv_returns_merges_and_quarantine(tmp_path):
         "10": sources.reason_invoice_type("A"),
         "11": sources.REASON_NEGATIVE_SALE,
     }
-    transactions = conversion.tables[schema.TRANSACTIONS].set_index(
-        [schema.ORDER_ID, schema.PRODUCT_ID]
-    )
+    transactions = conversion.tables[schema.TRANSACTIONS].set_index([schema.ORDER_ID, schema.PRODUCT_ID])
     merged = transactions.loc[("489434", "79323P")]
     assert merged[schema.QUANTITY] == 16
     assert merged[schema.UNIT_PRICE] == pytest.approx((12 * 6.75 + 4 * 5.00) / 16)
@@ -470,15 +464,11 @@ def test_online_retail_xlsx_reads_every_sheet_and_skips_their_overlap(tmp_path):
 
     assert_clean_contract(conversion)
     assert conversion.lines_in == 7
-    assert conversion.quarantine[sources.REASON].tolist() == [
-        sources.reason_sheet_overlap("Year 2009-2010")
-    ]
+    assert conversion.quarantine[sources.REASON].tolist() == [sources.reason_sheet_overlap("Year 2009-2010")]
     assert conversion.quarantine[sources.SOURCE_SHEET].tolist() == ["Year 2010-2011"]
     transactions = conversion.tables[schema.TRANSACTIONS]
     assert set(transactions[schema.ORDER_ID]) == {"489434", "489435", "C489449", "489436"}
-    assert transactions.loc[
-        transactions[schema.ORDER_ID] == "489435", schema.QUANTITY
-    ].tolist() == [12]
+    assert transactions.loc[transactions[schema.ORDER_ID] == "489435", schema.QUANTITY].tolist() == [12]
     assert set(transactions[schema.CUSTOMER_ID]) == {"13085", "16321"}
 
 
@@ -545,18 +535,14 @@ def test_movielens_layouts_become_unit_interactions(tmp_path, file_name, lines, 
     customers = conversion.tables[schema.CUSTOMERS]
     assert len(customers) == 2
     first_user = customers.iloc[0]
-    user_times = transactions.loc[
-        transactions[schema.CUSTOMER_ID] == first_user[schema.CUSTOMER_ID], schema.TIMESTAMP
-    ]
+    user_times = transactions.loc[transactions[schema.CUSTOMER_ID] == first_user[schema.CUSTOMER_ID], schema.TIMESTAMP]
     assert first_user[schema.SIGNUP_DATE] == user_times.min()
 
 
 def test_movielens_unix_seconds_become_utc_timestamps():
     conversion = sources.convert_movielens(U_DATA[:1], source="u.data", file_name="u.data")
 
-    assert conversion.tables[schema.TRANSACTIONS][schema.TIMESTAMP].iloc[0] == pd.Timestamp(
-        "1997-12-04 15:55:49"
-    )
+    assert conversion.tables[schema.TRANSACTIONS][schema.TIMESTAMP].iloc[0] == pd.Timestamp("1997-12-04 15:55:49")
 
 
 def test_movielens_malformed_lines_are_quarantined():
@@ -605,14 +591,10 @@ def test_cli_writes_tables_quarantine_and_report(tmp_path, capsys):
     source = write_text(tmp_path / "cdnow.txt", [*CDNOW_FOUR, "00009 19970101 0 5.00", "garbage"])
     out = tmp_path / "out"
 
-    code = main(
-        ["--format", "cdnow", "--input", str(source), "--out", str(out), "--file-format", "csv"]
-    )
+    code = main(["--format", "cdnow", "--input", str(source), "--out", str(out), "--file-format", "csv"])
 
     assert code == 0
-    assert sorted(io.find_table_files(out)) == sorted(
-        [schema.CUSTOMERS, schema.PRODUCTS, schema.TRANSACTIONS]
-    )
+    assert sorted(io.find_table_files(out)) == sorted([schema.CUSTOMERS, schema.PRODUCTS, schema.TRANSACTIONS])
     tables = io.read_tables(out)
     assert tables[schema.TRANSACTIONS][schema.CUSTOMER_ID].tolist()[0] == "00001"  # zeros kept
     report = json.loads((out / INGEST_FOLDER / REPORT_FILE).read_text())

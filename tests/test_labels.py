@@ -46,7 +46,11 @@ def test_churn_labels_at_the_window_edges(edge_transactions):
 def test_purchase_labels_at_the_window_edges(edge_transactions):
     ids = ["at", "edge", "returner", "quiet", "old", "browser"]
     labels = make_purchase_labels(
-        edge_transactions, ids, AS_OF, horizon_days=90, categories=["shirts", "lenses"],
+        edge_transactions,
+        ids,
+        AS_OF,
+        horizon_days=90,
+        categories=["shirts", "lenses"],
         products=random_tables(0)[s.PRODUCTS],
     ).set_index(s.CUSTOMER_ID)
     assert labels[s.PURCHASE_LABEL].to_dict() == {"at": 1, "edge": 0, "returner": 0, "quiet": 0, "old": 0, "browser": 0}

@@ -96,12 +96,7 @@ def test_cumulative_gain_agrees_with_capture():
     labels = [0, 1, 0, 1, 0, 0, 1, 0, 0, 0]
     scores = [0.9, 0.8, 0.75, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
     targeted, captured = m.cumulative_gain(labels, scores)
-    assert (
-        targeted[0] == 0
-        and captured[0] == 0
-        and targeted[-1] == 1
-        and captured[-1] == pytest.approx(1.0)
-    )
+    assert targeted[0] == 0 and captured[0] == 0 and targeted[-1] == 1 and captured[-1] == pytest.approx(1.0)
     assert captured[2] == pytest.approx(m.capture_at(labels, scores, 20))
     assert captured[4] == pytest.approx(2 / 3)
 
@@ -134,9 +129,7 @@ def test_calibration_table_by_hand():
     assert table[m.OBSERVED_RATE].iloc[9] == pytest.approx(1.0)
     assert table[m.OBSERVED_RATE].iloc[1] == pytest.approx(0.0)
     assert np.isnan(table[m.MEAN_PREDICTED].iloc[2]) and np.isnan(table[m.OBSERVED_RATE].iloc[2])
-    assert table[m.BIN_LOWER].iloc[3] == pytest.approx(0.3) and table[m.BIN_UPPER].iloc[
-        9
-    ] == pytest.approx(1.0)
+    assert table[m.BIN_LOWER].iloc[3] == pytest.approx(0.3) and table[m.BIN_UPPER].iloc[9] == pytest.approx(1.0)
 
 
 def test_brier_and_log_loss_by_hand():
@@ -201,9 +194,7 @@ def test_evaluate_by_segment_one_row_per_segment():
     first, second, third = RFM_SEGMENTS[:3]
     labels = [1, 0, 1, 0, 0, 0, 1, 1]
     scores = [0.9, 0.1, 0.2, 0.8, 0.3, 0.4, 0.7, 0.5]
-    segments = pd.Series(
-        [second, second, first, first, third, third, None, second], name=s.RFM_SEGMENT
-    )
+    segments = pd.Series([second, second, first, first, third, third, None, second], name=s.RFM_SEGMENT)
     table = m.evaluate_by_segment(labels, scores, segments)
 
     assert table.index.name == s.RFM_SEGMENT

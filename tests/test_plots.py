@@ -107,9 +107,7 @@ def test_shap_summary_ranks_features_by_mean_absolute_contribution():
     contributions = rng.normal(size=(400, 4)) * np.array([0.1, 2.0, 0.5, 1.0])
     values = rng.normal(size=(400, 4))
     values[:10, 0] = np.nan  # missing values are drawn grey, not dropped
-    fig = plots.plot_shap_summary(
-        contributions, values, ["a", "b", "c", "d"], top=3, max_points=300
-    )
+    fig = plots.plot_shap_summary(contributions, values, ["a", "b", "c", "d"], top=3, max_points=300)
     ax, colorbar = fig.axes
     assert [label.get_text() for label in ax.get_yticklabels()] == ["c", "d", "b"]  # bottom to top
     assert len(ax.collections) == 2 * 3  # missing and present dots per feature
@@ -126,9 +124,7 @@ def test_shap_summary_asks_callers_to_drop_the_bias_column():
 
 def test_save_figure_writes_a_png(tmp_path, labelled_scores):
     labels, scores = labelled_scores
-    path = plots.save_figure(
-        plots.plot_gain_and_lift(labels, scores), tmp_path / "nested" / "gain.png", dpi=LOW_DPI
-    )
+    path = plots.save_figure(plots.plot_gain_and_lift(labels, scores), tmp_path / "nested" / "gain.png", dpi=LOW_DPI)
     assert path.stat().st_size > 1000
     assert path.read_bytes()[:8] == PNG_MAGIC
 
@@ -137,9 +133,7 @@ def test_figures_build_and_save_in_threads(tmp_path, labelled_scores):
     labels, scores = labelled_scores
 
     def render(i: int) -> int:
-        path = plots.save_figure(
-            plots.plot_roc(labels, scores), tmp_path / f"roc_{i}.png", dpi=LOW_DPI
-        )
+        path = plots.save_figure(plots.plot_roc(labels, scores), tmp_path / f"roc_{i}.png", dpi=LOW_DPI)
         return path.stat().st_size
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -149,6 +143,4 @@ def test_figures_build_and_save_in_threads(tmp_path, labelled_scores):
 
 def test_import_leaves_pyplot_alone():
     code = "import sys, models.plots; assert 'matplotlib.pyplot' not in sys.modules"
-    subprocess.run(
-        [sys.executable, "-c", code], check=True, timeout=120, cwd=Path(__file__).parents[1]
-    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=Path(__file__).parents[1])

@@ -132,6 +132,9 @@ def test_a_more_recent_purchase_never_raises_churn_and_more_spend_never_lowers_p
     for factor in (0.8, 0.5, 0.1):
         for column in (s.DAYS_SINCE_LAST_PURCHASE, s.RECENCY_OVER_TENURE, s.OVERDUE_RATIO):
             recent[column] = buyers[column] * factor
+        # a more recent purchase also makes the customer more likely alive in BG/NBD's view
+        recent[s.BGNBD_P_ALIVE] = 1 - (1 - buyers[s.BGNBD_P_ALIVE]) * factor
+        recent[s.BGNBD_EXPECTED_PURCHASES_90D] = buyers[s.BGNBD_EXPECTED_PURCHASES_90D] / factor
         before = churn_model.predict_frame(buyers)[s.CHURN_PROBABILITY].to_numpy()
         after = churn_model.predict_frame(recent)[s.CHURN_PROBABILITY].to_numpy()
         assert (after <= before + 1e-12).all()
@@ -147,7 +150,9 @@ def test_a_more_recent_purchase_never_raises_churn_and_more_spend_never_lowers_p
 
 
 def test_score_without_a_champion_exits_2_and_says_run_make_train(workspace, tmp_path, capsys):
-    code = score.main(["--data", str(workspace["data"]), "--out", str(tmp_path / "x.parquet"), "--store", str(tmp_path / "empty")])
+    code = score.main(
+        ["--data", str(workspace["data"]), "--out", str(tmp_path / "x.parquet"), "--store", str(tmp_path / "empty")]
+    )
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "make train" in error and len(error.splitlines()) == 1

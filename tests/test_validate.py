@@ -334,9 +334,7 @@ def test_duplicates_keep_the_first_row_in_input_order():
 
 def test_references_are_checked_against_accepted_rows_so_a_quarantined_customer_cascades():
     tables = clean_tables()
-    tables[s.CUSTOMERS] = tables[s.CUSTOMERS].assign(
-        **{s.SIGNUP_DATE: ["2023-01-05", "not a date", "2023-03-01"]}
-    )
+    tables[s.CUSTOMERS] = tables[s.CUSTOMERS].assign(**{s.SIGNUP_DATE: ["2023-01-05", "not a date", "2023-03-01"]})
     result = validate_tables(tables, NOW)
     assert reasons_by_row(result, s.CUSTOMERS) == {1: "signup_date: not a valid timestamp"}
     cascaded = "customer_id: customer was quarantined in customers"
@@ -348,12 +346,8 @@ def test_references_are_checked_against_accepted_rows_so_a_quarantined_customer_
 
 
 def test_a_duplicate_customer_does_not_cascade_because_the_first_row_is_accepted():
-    customers_and_transactions = {
-        name: frame for name, frame in clean_tables().items() if name != s.EVENTS
-    }
-    tables, expected = with_bad_rows(
-        customers_and_transactions, [(s.CUSTOMERS, {s.CUSTOMER_ID: "C1"}, [])]
-    )
+    customers_and_transactions = {name: frame for name, frame in clean_tables().items() if name != s.EVENTS}
+    tables, expected = with_bad_rows(customers_and_transactions, [(s.CUSTOMERS, {s.CUSTOMER_ID: "C1"}, [])])
     result = validate_tables(tables, NOW)
     assert list(reasons_by_row(result, s.CUSTOMERS)) == list(expected[s.CUSTOMERS])
     assert result.report[s.TRANSACTIONS]["quarantined"] == 0
@@ -466,12 +460,8 @@ def test_rules_are_generated_from_the_schema():
     assert len(with_refs) == len(reasons) + 2 * len(s.TRANSACTIONS_TABLE.references)
     # one type rule per parsed column, one missing rule per required column
     parsed = [c for c in s.TRANSACTIONS_TABLE.columns if c.dtype in expectations.PARSED_DTYPES]
-    assert sum(
-        r.endswith(("valid number", "valid integer", "valid timestamp")) for r in reasons
-    ) == len(parsed)
-    assert sum(r.endswith("missing (required)") for r in reasons) == len(
-        s.TRANSACTIONS_TABLE.required_columns
-    )
+    assert sum(r.endswith(("valid number", "valid integer", "valid timestamp")) for r in reasons) == len(parsed)
+    assert sum(r.endswith("missing (required)") for r in reasons) == len(s.TRANSACTIONS_TABLE.required_columns)
 
 
 NUMBER_LIKE_TEXT = st.one_of(
