@@ -61,7 +61,16 @@ AGE_BANDS = (
 # The columns the feature builder reads from each table (shards carry only these).
 FEATURE_INPUT_COLUMNS = {
     "customers": (s.CUSTOMER_ID, s.SIGNUP_DATE, s.BIRTH_YEAR, s.GENDER, s.REGION, s.MARKETING_OPT_IN),
-    "transactions": (s.ORDER_ID, s.CUSTOMER_ID, s.PRODUCT_ID, s.QUANTITY, s.UNIT_PRICE, s.TIMESTAMP, s.CHANNEL, s.DISCOUNT),
+    "transactions": (
+        s.ORDER_ID,
+        s.CUSTOMER_ID,
+        s.PRODUCT_ID,
+        s.QUANTITY,
+        s.UNIT_PRICE,
+        s.TIMESTAMP,
+        s.CHANNEL,
+        s.DISCOUNT,
+    ),
     "events": (s.CUSTOMER_ID, s.TIMESTAMP, s.EVENT_TYPE, s.VALUE),
 }
 

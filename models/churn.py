@@ -24,6 +24,7 @@ def fit_churn_model(
     num_boost_round: int,
     early_stopping_rounds: int,
     monotone_rules: dict[str, int],
+    base_features: tuple[str, ...] = (),
 ) -> OutcomeModel:
     """LightGBM on the stacked training cutoffs, early-stopped and calibrated on the holdout cutoff."""
     classifier = CalibratedBoostedClassifier(
@@ -31,6 +32,7 @@ def fit_churn_model(
         num_boost_round=num_boost_round,
         early_stopping_rounds=early_stopping_rounds,
         monotone=monotone_for(feature_names, monotone_rules),
+        base_features=base_features,
     ).fit(
         train[feature_names], train[s.CHURN_LABEL].to_numpy(), holdout[feature_names], holdout[s.CHURN_LABEL].to_numpy()
     )

@@ -36,6 +36,7 @@ def fit_propensity_model(
     num_boost_round: int,
     early_stopping_rounds: int,
     monotone_rules: dict[str, int],
+    base_features: tuple[str, ...] = (),
 ) -> OutcomeModel:
     """One classifier for any purchase, then one per category that has both classes to learn from."""
     outputs = {s.PURCHASE_PROBABILITY: s.PURCHASE_LABEL}
@@ -51,6 +52,7 @@ def fit_propensity_model(
             early_stopping_rounds=early_stopping_rounds,
             # per-category models keep only the overall-activity constraints' direction
             monotone=monotone,
+            base_features=base_features,
         ).fit(train[feature_names], train[label].to_numpy(), holdout[feature_names], holdout[label].to_numpy())
         for output, label in outputs.items()
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -23,14 +24,14 @@ from pipelines.io import write_table
 from pipelines.settings import FeatureSettings, add_config_arguments, load_settings
 
 
-def parse_as_of(text: str | None, tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
+def parse_as_of(text: str | None, tables: dict[str, pd.DataFrame], option: str = "--as-of") -> pd.Timestamp:
     """The cutoff: the given date, or the day after the last record when none is given."""
     if text is None:
         return data_end(tables)
     try:
-        return pd.Timestamp(text)
-    except ValueError as error:
-        raise UserError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from error
+        return pd.Timestamp(date.fromisoformat(text))
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{option} {text!r}: not a date (use YYYY-MM-DD)") from error
 
 
 def data_end(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:

@@ -50,12 +50,25 @@ class BoosterSettings(_Section):
     num_threads: int = 1
 
 
+# The trees boost from a sign-constrained logistic regression on these (empty: trees alone).
+# Linear in log scale, it keeps ranking customers older or quieter than any training row.
+BASE_FEATURES = (
+    "days_since_last_purchase",
+    "recency_over_tenure",
+    "orders_count_total",
+    "spend_sum_total",
+    "bgnbd_p_alive",
+    "bgnbd_expected_purchases_90d",
+)
+
+
 class ChurnSettings(_Section):
     """Churn label: bought within lookback_days before as_of and not within horizon_days after."""
 
     horizon_days: int = 90
     lookback_days: int = 365
     booster: BoosterSettings = BoosterSettings()
+    base_features: tuple[str, ...] = BASE_FEATURES
     # +1: churn probability never falls as the feature rises; -1: never rises. '*' = prefix.
     monotone: dict[str, int] = {
         "days_since_last_purchase": 1,
@@ -75,6 +88,7 @@ class PropensitySettings(_Section):
     # Per-category propensity for this many of the most bought categories.
     top_categories: int = 5
     booster: BoosterSettings = BoosterSettings()
+    base_features: tuple[str, ...] = BASE_FEATURES
     monotone: dict[str, int] = {
         "days_since_last_purchase": -1,
         "recency_over_tenure": -1,
@@ -106,6 +120,10 @@ class TrainingSettings(_Section):
     seed: int = 42
     # Refuse to train when more than this share of any table's rows failed validation.
     max_quarantined_share: float = 0.05
+    # Trees cannot extrapolate: when more than this share of the customers at the test cutoff
+    # have been known longer than any training row, only the linear base is fitted. Judged on
+    # features alone (no test label is read), e.g. CDNOW, where every customer joined in Q1 1997.
+    max_share_older_than_training: float = 0.2
 
 
 class Settings(_Section):

@@ -44,6 +44,8 @@ def log_training_result(result, decision, settings: Settings, as_of: pd.Timestam
                 "test_rows": len(result.test),
                 "n_features": len(result.model.feature_names),
                 "best_iteration": result.model.classifiers[result.model.primary_output].best_iteration_,
+                "trees": result.trees,
+                "share_older_than_training": round(result.share_older_than_training, 4),
             }
         )
         _log_metrics(result)

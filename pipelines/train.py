@@ -71,7 +71,7 @@ class ModelSpec:
     horizon_days: int
     label_column: str
     make_labels: Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame], pd.DataFrame]
-    fit: Callable[[pd.DataFrame, pd.DataFrame, list[str]], OutcomeModel]
+    fit: Callable[[pd.DataFrame, pd.DataFrame, list[str], bool], OutcomeModel]
     # +1 when a higher value of the baseline's score means the outcome is more likely
     recency_direction: int
     bgnbd_direction: int
@@ -90,12 +90,13 @@ def model_specs(
             make_labels=lambda transactions, as_of, features: churn.make_labels(
                 transactions, as_of, churn_settings.horizon_days, churn_settings.lookback_days
             ),
-            fit=lambda train, holdout, names: churn.fit_churn_model(
+            fit=lambda train, holdout, names, trees: churn.fit_churn_model(
                 train,
                 holdout,
                 names,
-                **_booster_arguments(churn_settings.booster, settings.training.seed),
+                **_booster_arguments(churn_settings.booster, settings.training.seed, trees),
                 monotone_rules=churn_settings.monotone,
+                base_features=churn_settings.base_features,
             ),
             recency_direction=1,
             bgnbd_direction=-1,
@@ -107,13 +108,14 @@ def model_specs(
             make_labels=lambda transactions, as_of, features: propensity.make_labels(
                 transactions, features[s.CUSTOMER_ID], as_of, propensity_settings.horizon_days, categories, products
             ),
-            fit=lambda train, holdout, names: propensity.fit_propensity_model(
+            fit=lambda train, holdout, names, trees: propensity.fit_propensity_model(
                 train,
                 holdout,
                 names,
                 categories,
-                **_booster_arguments(propensity_settings.booster, settings.training.seed),
+                **_booster_arguments(propensity_settings.booster, settings.training.seed, trees),
                 monotone_rules=propensity_settings.monotone,
+                base_features=propensity_settings.base_features,
             ),
             recency_direction=-1,
             bgnbd_direction=1,
@@ -121,11 +123,11 @@ def model_specs(
     }
 
 
-def _booster_arguments(booster: BoosterSettings, seed: int) -> dict:
+def _booster_arguments(booster: BoosterSettings, seed: int, trees: bool = True) -> dict:
     params = booster.model_dump(exclude={"num_boost_round", "early_stopping_rounds"})
     return {
         "booster_params": {**params, "seed": seed},
-        "num_boost_round": booster.num_boost_round,
+        "num_boost_round": booster.num_boost_round if trees else 0,
         "early_stopping_rounds": booster.early_stopping_rounds,
     }
 
@@ -163,6 +165,8 @@ class TrainingResult:
     metrics: dict[str, dict[str, float]]
     by_segment: pd.DataFrame
     train_rows: int
+    share_older_than_training: float
+    trees: bool
 
 
 def train_model(
@@ -204,7 +208,9 @@ def train_model(
             )
 
     names = [name for name in feature_columns(cache.at(holdout_cutoff)[0]) if name != s.BGNBD_EXPECTED_PURCHASES]
-    model = spec.fit(train, holdout, names)
+    older_share = share_older_than_training(train, test)
+    trees = older_share <= training.max_share_older_than_training
+    model = spec.fit(train, holdout, names, trees)
     primary = model.classifiers[model.primary_output]
     baselines = {
         BASELINE_RECENCY: ScoreColumnBaseline(s.DAYS_SINCE_LAST_PURCHASE, spec.recency_direction),
@@ -225,7 +231,12 @@ def train_model(
         if label in test and test[label].nunique() == 2:
             metrics[output] = evaluate_binary(test[label].to_numpy(), classifier.predict_proba(test[names]))
     by_segment = evaluate_by_segment(y_test, scores["model"], test[s.RFM_SEGMENT])
-    return TrainingResult(spec, plan, model, test, scores, metrics, by_segment, len(train))
+    return TrainingResult(spec, plan, model, test, scores, metrics, by_segment, len(train), older_share, trees)
+
+
+def share_older_than_training(train: pd.DataFrame, test: pd.DataFrame) -> float:
+    """Share of test-cutoff customers known longer than any training row (features only)."""
+    return float((test[s.TENURE_DAYS] > train[s.TENURE_DAYS].max()).mean())
 
 
 @dataclass(frozen=True)
@@ -404,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.data}: no transactions to train on")
     as_of = parse_as_of(args.as_of, tables)
     tables = restrict_to_before(tables, as_of)
-    evaluate_at = parse_as_of(args.evaluate_at, tables) if args.evaluate_at else None
+    evaluate_at = parse_as_of(args.evaluate_at, tables, "--evaluate-at") if args.evaluate_at else None
     results = run_training(tables, as_of, model_names, settings, args.data, args.store, evaluate_at)
     print_summary(results, as_of, time.perf_counter() - started)
     return 0
@@ -498,6 +509,11 @@ def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: flo
     print(pd.DataFrame(rows).to_string(index=False))
     for logged in results:
         print(f"  {logged.result.spec.name}: {logged.decision.reason}")
+        if not logged.result.trees:
+            print(
+                f"  {logged.result.spec.name}: trees off, linear base only: "
+                f"{logged.result.share_older_than_training:.0%} of test customers are older than any training row"
+            )
 
 
 if __name__ == "__main__":

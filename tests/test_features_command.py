@@ -12,7 +12,16 @@ from pipelines import features as features_command
 def test_profile_table_has_one_row_per_known_customer_with_segments(generated_data, tmp_path):
     out = tmp_path / "profiles.csv"
     code = features_command.main(
-        ["--data", str(generated_data.data_dir), "--as-of", "2025-06-01", "--out", str(out), "--set", "features.n_jobs=1"]
+        [
+            "--data",
+            str(generated_data.data_dir),
+            "--as-of",
+            "2025-06-01",
+            "--out",
+            str(out),
+            "--set",
+            "features.n_jobs=1",
+        ]
     )
     assert code == 0
     profiles = pd.read_csv(out, dtype={s.CUSTOMER_ID: str})
@@ -27,7 +36,9 @@ def test_profile_table_has_one_row_per_known_customer_with_segments(generated_da
 
 
 def test_a_bad_as_of_date_is_one_line_and_exit_2(generated_data, tmp_path, capsys):
-    code = features_command.main(["--data", str(generated_data.data_dir), "--as-of", "June", "--out", str(tmp_path / "x.parquet")])
+    code = features_command.main(
+        ["--data", str(generated_data.data_dir), "--as-of", "June", "--out", str(tmp_path / "x.parquet")]
+    )
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "--as-of" in error and len(error.splitlines()) == 1

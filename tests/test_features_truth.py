@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from features import schema as s
 from features.customer import History, build_customer_features, build_reference_tables
@@ -12,10 +13,15 @@ SLEEPING_SEGMENTS = {"At Risk", "Hibernating", "Lost"}
 AS_OF = pd.Timestamp("2025-07-01")
 
 
-def test_true_dropouts_land_in_sleeping_segments_far_more_often(generated_data):
+@pytest.fixture(scope="module")
+def features_and_truth(generated_data) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = generated_data.tables
     features = build_customer_features(History.from_tables(tables), AS_OF, build_reference_tables(tables, AS_OF))
-    truth = generated_data.customers_truth.set_index(s.CUSTOMER_ID)
+    return features, generated_data.customers_truth.set_index(s.CUSTOMER_ID)
+
+
+def test_true_dropouts_land_in_sleeping_segments_far_more_often(features_and_truth):
+    features, truth = features_and_truth
     buyers = features[features[s.ORDERS_COUNT_TOTAL] > 0].set_index(s.CUSTOMER_ID)
     dropout = truth.loc[buyers.index, TRUTH_DROPOUT_DATE]
     # gone for at least three months before as_of, against buyers who never drop out in the data
@@ -28,10 +34,8 @@ def test_true_dropouts_land_in_sleeping_segments_far_more_often(generated_data):
     assert dropped_share > 3 * staying_share
 
 
-def test_true_dropouts_are_lapsed_or_at_risk_and_overdue(generated_data):
-    tables = generated_data.tables
-    features = build_customer_features(History.from_tables(tables), AS_OF, build_reference_tables(tables, AS_OF))
-    truth = generated_data.customers_truth.set_index(s.CUSTOMER_ID)
+def test_true_dropouts_are_lapsed_or_at_risk_and_overdue(features_and_truth):
+    features, truth = features_and_truth
     buyers = features[features[s.ORDERS_COUNT_TOTAL] > 1].set_index(s.CUSTOMER_ID)
     dropout = truth.loc[buyers.index, TRUTH_DROPOUT_DATE]
     dropped = dropout < AS_OF - pd.Timedelta(days=180)
