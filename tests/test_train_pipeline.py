@@ -65,6 +65,9 @@ def test_gate_keeps_the_champion_unless_the_new_model_earns_it(workspace):
     # same data and config: no gain, so the new version is only a challenger
     assert train.main(["--data", data, "--store", store, "--models", "churn"]) == 0
     assert aliases(workspace["store"], "churn") == {"champion": "1", "challenger": "2"}
+    # fixed seeds: the same data and config give the same model, metric for metric
+    auc = nested_runs(workspace["store"], "churn")["metrics.test.roc_auc"]
+    assert auc.iloc[0] == auc.iloc[1]
     # a deliberately weakened model loses to the champion and gets a reason
     weak = ["--set", "churn.booster.num_boost_round=1", "--set", "churn.booster.num_leaves=2"]
     assert train.main(["--data", data, "--store", store, "--models", "churn", *weak]) == 0
@@ -167,3 +170,16 @@ def test_train_on_data_that_fails_validation_exits_2(workspace, tmp_path, capsys
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "unit_price" in error and "transactions" in error and len(error.splitlines()) == 1
+
+
+def test_promote_is_the_human_override_and_compare_lists_runs(workspace, capsys):
+    from pipelines import compare, promote
+
+    store = str(workspace["store"])
+    assert promote.main(["--model", "propensity", "--version", "1", "--store", store, "--reason", "audit"]) == 0
+    assert aliases(workspace["store"], "propensity")["champion"] == "1"
+    assert promote.main(["--model", "propensity", "--version", "99", "--store", store]) == 2
+    capsys.readouterr()
+    assert compare.main(["--model", "churn", "--store", store]) == 0
+    printed = capsys.readouterr().out
+    assert "roc_auc" in printed and "recency" in printed and "champion is v" in printed
