@@ -124,7 +124,7 @@ def write_data_docs(result: ValidationResult, site_dir: Path) -> Path:
             "class_name": "SiteBuilder",
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(site_dir),
+                "base_directory": str(site_dir.resolve()),  # GE refuses relative paths
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },

@@ -577,6 +577,14 @@ def test_command_on_clean_data_reports_ok_and_honours_out(tmp_path, capsys):
     assert "all rows accepted" in capsys.readouterr().out
 
 
+def test_command_accepts_a_relative_data_folder(tmp_path, monkeypatch):
+    """`make validate` passes data/sample, a relative path: the Data Docs must still build."""
+    write_csv_tables(tmp_path / "data", clean_tables())
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", "data", "--now", NOW.isoformat()]) == 0
+    assert (tmp_path / "data" / REPORT_DIR_NAME / "data_docs" / "index.html").exists()
+
+
 def test_load_valid_tables_returns_typed_accepted_tables_and_the_report(tmp_path):
     tables, _ = with_bad_rows({s.TRANSACTIONS: clean_tables()[s.TRANSACTIONS]}, BAD_ROWS[:1])
     data = write_csv_tables(tmp_path / "data", tables)
