@@ -120,7 +120,9 @@ class ReferenceTables:
     """Tables shared by all customers, computed once per as_of and passed in explicitly.
 
     products: product_id -> category, price, replenishment_days.
-    top_categories: the categories that get their own share column, most bought first.
+    top_categories: the most bought categories, most bought first (per-category propensity).
+    Every category of the catalogue gets its own share column (`categories`), so the feature
+    columns depend on the catalogue only, never on which categories were popular at a cutoff.
     rfm_breakpoints: quintile edges of recency, frequency and monetary value over buyers.
     """
 
@@ -138,7 +140,7 @@ class ReferenceTables:
 
     @cached_property
     def categories(self) -> list[str]:
-        """Every category of the products, plus 'unknown', sorted by name."""
+        """Every category of the products, plus 'unknown', sorted by name: one share column each."""
         return sorted(set(self.products[s.CATEGORY].dropna()) | {UNKNOWN})
 
     @cached_property
@@ -507,7 +509,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _category_mix(purchases: _Lines, reference: ReferenceTables, n: int) -> dict:
     lines = _sum_by(purchases.code, n)
     columns = {}
-    for name in reference.top_categories:
+    for name in reference.categories:
         in_category = purchases.category == reference.categories.index(name)
         columns[s.category_share(name)] = _ratio(_sum_by(purchases.code[in_category], n), lines)
     pair_code, _, pair_count = _pair_counts(purchases.code, purchases.category)

@@ -169,3 +169,17 @@ def test_any_subset_and_the_sharded_build_give_the_same_rows():
     pd.testing.assert_frame_equal(subset, expected)
     sharded = build_customer_features_sharded(history, as_of, reference, n_jobs=2)
     pd.testing.assert_frame_equal(sharded, bulk)
+
+
+def test_feature_columns_do_not_depend_on_which_categories_were_popular_at_the_cutoff():
+    """Training stacks cutoffs and scores later ones: the columns must be the same at all of them."""
+    tables = random_tables(seed=4)
+    early, late = pd.Timestamp("2023-03-01"), pd.Timestamp("2024-06-01")
+    shirts_only = tables[s.TRANSACTIONS][s.PRODUCT_ID].isin(["p1", "p2"]) | (tables[s.TRANSACTIONS][s.TIMESTAMP] >= early)
+    tables = {**tables, s.TRANSACTIONS: tables[s.TRANSACTIONS][shirts_only]}
+    columns = []
+    for as_of in (early, late):
+        reference = build_reference_tables(tables, as_of, top_categories=1)
+        columns.append(list(build_customer_features(History.from_tables(tables), as_of, reference).columns))
+    assert columns[0] == columns[1]
+    assert s.category_share("lenses") in columns[0]
