@@ -1,6 +1,6 @@
 """Benchmark: customer features on a large generated data set, beside DuckDB for the RFM core.
 
-    python -m bench.bench_features --data /tmp/gen1m [--as-of 2025-10-01] [--n-jobs 2]
+    python -m bench.bench_features --data DIR [--as-of 2025-10-01] [--n-jobs 2]
 
 Generate the data first (`python -m pipelines.generate --customers 1000000 --seed 1 --out DIR`).
 Prints: rows/s of the full feature build (both cores), peak memory, the RFM aggregates in the
