@@ -350,6 +350,20 @@ BEHAVIOUR_COUNTS = {
 }
 
 
+# Two-stage recommender: the output of `recommend` and the candidate features of the ranker.
+RECOMMENDATION_RANK = "recommendation_rank"  # 1 is best
+RECOMMENDATION_SCORE = "recommendation_score"
+RECOMMENDATION_REASON = "recommendation_reason"
+CANDIDATE_SOURCE = "candidate_source"  # the stage-1 source that proposed a candidate
+ITEM_BUYERS_TOTAL = "item_buyers_total"  # share of customers with history who bought the product before as_of
+ITEM_BUYERS_90D = "item_buyers_90d"  # the same share over the 90 days before as_of
+ITEM_CATEGORY_SHARE = "item_category_share"  # the customer's share of purchase lines in the product's category
+ITEM_PURCHASES_TOTAL = "item_purchases_total"  # times the customer bought this product
+DAYS_SINCE_ITEM_PURCHASE = "days_since_item_purchase"  # empty when never bought
+ITEM_REPLENISHMENT_DUE_RATIO = "item_replenishment_due_ratio"  # days since last bought / cycle; empty if durable
+IS_REPLENISHABLE = "is_replenishable"
+
+
 def windowed(name: str, days: int) -> str:
     """The column name of a windowed quantity: windowed('spend_sum', 90) -> 'spend_sum_90d'."""
     return f"{name}_{days}d"
@@ -383,3 +397,13 @@ def category_purchase_probability(category: str) -> str:
 def _slug(text: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in str(text).strip().lower())
     return "_".join(part for part in cleaned.split("_") if part) or "unknown"
+
+
+def candidate_score(source: str) -> str:
+    """The ranker feature holding one candidate source's score, e.g. 'candidate_score_ease'."""
+    return f"candidate_score_{_slug(source)}"
+
+
+def candidate_rank(source: str) -> str:
+    """The ranker feature holding one candidate source's rank (1 is best), e.g. 'candidate_rank_ease'."""
+    return f"candidate_rank_{_slug(source)}"
