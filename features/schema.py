@@ -354,6 +354,7 @@ BEHAVIOUR_COUNTS = {
 RECOMMENDATION_RANK = "recommendation_rank"  # 1 is best
 RECOMMENDATION_SCORE = "recommendation_score"
 RECOMMENDATION_REASON = "recommendation_reason"
+RECOMMENDATIONS = "recommendations"  # in scored output: the top-k product ids, best first
 CANDIDATE_SOURCE = "candidate_source"  # the stage-1 source that proposed a candidate
 ITEM_BUYERS_TOTAL = "item_buyers_total"  # share of customers with history who bought the product before as_of
 ITEM_BUYERS_90D = "item_buyers_90d"  # the same share over the 90 days before as_of
@@ -362,6 +363,9 @@ ITEM_PURCHASES_TOTAL = "item_purchases_total"  # times the customer bought this 
 DAYS_SINCE_ITEM_PURCHASE = "days_since_item_purchase"  # empty when never bought
 ITEM_REPLENISHMENT_DUE_RATIO = "item_replenishment_due_ratio"  # days since last bought / cycle; empty if durable
 IS_REPLENISHABLE = "is_replenishable"
+ITEM_TREND = "item_trend"  # the product's buyers in the last 30 days over a third of its buyers in the last 90
+DAYS_SINCE_CATEGORY_PURCHASE = "days_since_category_purchase"  # empty when the customer never bought the category
+PRICE_FIT = "price_fit"  # |log(product price / the customer's median unit price)|; empty without prices
 
 
 def windowed(name: str, days: int) -> str:

@@ -131,7 +131,7 @@ class _ItemRecommender:
             if exclude_seen:
                 seen_rows, seen_cols = batch.nonzero()
                 batch_scores[seen_rows, seen_cols] = -np.inf
-            top, top_scores = _top_k(batch_scores, k)
+            top, top_scores = top_k(batch_scores, k)
             items[start : start + batch_size] = np.where(np.isneginf(top_scores), None, self.item_ids_[top])
             scores[start : start + batch_size] = top_scores
         return items, scores
@@ -158,7 +158,7 @@ class _ItemRecommender:
     def _top_related(self, weights: np.ndarray, position: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         weights = np.asarray(weights, dtype=np.float32).copy()
         weights[position] = -np.inf
-        top, top_scores = _top_k(weights[None, :], min(k, len(weights) - 1))
+        top, top_scores = top_k(weights[None, :], min(k, len(weights) - 1))
         keep = top_scores[0] > 0
         return self.item_ids_[top[0][keep]], top_scores[0][keep]
 
@@ -199,7 +199,7 @@ class ItemKNNRecommender(_ItemRecommender):
             block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = 0.0
             if n_keep < 1:
                 continue
-            top, top_values = _top_k(block, n_keep)
+            top, top_values = top_k(block, n_keep)
             keep = top_values > 0
             rows.append(np.nonzero(keep)[0] + start)
             cols.append(top[keep])
@@ -254,7 +254,7 @@ class EaseRecommender(_ItemRecommender):
         return self._top_related(self.weights_[position], position, k)
 
 
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column positions and values of each row's k largest scores, best first (ties: lower position first)."""
     n_cols = scores.shape[1]
     if k < n_cols:

@@ -8,6 +8,7 @@ import pytest
 
 from features.labels import make_product_sets
 from features.schema import (
+    CATEGORY,
     CUSTOMER_ID,
     PRODUCT_ID,
     PRODUCTS_BOUGHT,
@@ -20,7 +21,8 @@ from features.schema import (
 )
 from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import NDCG, evaluate_ranking, metric_key
-from models.recommender import REASON_RESTOCK, TwoStageRecommender
+from models.recommender import REASON_RESTOCK, SIMILARITY, TwoStageRecommender
+from pipelines.simulation import TRUTH_GROUP_ID, TRUTH_PREFERRED_CATEGORIES
 
 HORIZON_DAYS = 30
 N_TRAIN_CUTOFFS = 8
@@ -151,3 +153,134 @@ def test_fit_without_any_label_window_raises(generated_data):
         TwoStageRecommender().fit(
             generated_data.transactions, generated_data.products, [pd.Timestamp("2030-01-01")], horizon_days=30
         )
+
+
+# ---------------------------------------------------------------------------
+# What the generated data hides, and the query-time rules.
+# ---------------------------------------------------------------------------
+# Measured on the fixture: every bought-together group mate is in its products' top 5 (1.0), and 74%
+# of recommended products fall in the customer's three preferred categories out of 12 (chance: 25%).
+MIN_GROUP_MATES_IN_TOP_5 = 0.8
+MIN_SHARE_IN_PREFERRED_CATEGORIES = 0.5
+
+
+def _category_of(generated_data) -> pd.Series:
+    return generated_data.products.set_index(PRODUCT_ID)[CATEGORY]
+
+
+def test_similar_items_recover_the_bought_together_groups(generated_data, fitted):
+    recovered = []
+    for _, group in generated_data.product_groups.groupby(TRUTH_GROUP_ID):
+        members = set(group[PRODUCT_ID])
+        for product in members:
+            similar = fitted.similar_items(product, k=5)
+            recovered.append(len(set(similar[PRODUCT_ID]) & (members - {product})) / (len(members) - 1))
+            assert product not in set(similar[PRODUCT_ID])
+            assert similar[SIMILARITY].is_monotonic_decreasing
+    assert len(recovered) >= 20
+    assert np.mean(recovered) >= MIN_GROUP_MATES_IN_TOP_5, np.mean(recovered)
+
+
+def test_bought_together_completes_a_cart_and_names_the_anchor(generated_data, fitted):
+    groups = generated_data.product_groups.groupby(TRUTH_GROUP_ID)[PRODUCT_ID].agg(sorted)
+    members = next(group for group in groups if len(group) >= 3)
+    cart, missing = members[:-1], members[-1]
+    suggestions = fitted.bought_together(cart, k=5)
+    assert not set(cart) & set(suggestions[PRODUCT_ID])
+    assert missing in set(suggestions[PRODUCT_ID].head(len(members)))
+    reason = suggestions.loc[suggestions[PRODUCT_ID] == missing, RECOMMENDATION_REASON].iloc[0]
+    assert reason in {f"bought together with {product}" for product in cart}
+
+
+def test_similar_items_of_an_unknown_product_is_an_error(fitted):
+    with pytest.raises(KeyError, match="no-such-product"):
+        fitted.similar_items("no-such-product")
+
+
+def test_recommendations_follow_the_customers_preferred_categories(generated_data, fitted, test_window):
+    _, customers, _ = test_window
+    recommendations = fitted.recommend(customers, k=10)
+    preferred = generated_data.customers_truth.set_index(CUSTOMER_ID)[TRUTH_PREFERRED_CATEGORIES].str.split("|")
+    categories = _category_of(generated_data).reindex(recommendations[PRODUCT_ID]).to_numpy()
+    pairs = zip(recommendations[CUSTOMER_ID], categories, strict=True)
+    in_preferred = [category in preferred[customer] for customer, category in pairs]
+    assert np.mean(in_preferred) >= MIN_SHARE_IN_PREFERRED_CATEGORIES, np.mean(in_preferred)
+
+
+def test_category_rules_include_and_exclude(generated_data, fitted, test_window):
+    history, customers, _ = test_window
+    category_of = _category_of(generated_data)
+    wanted = sorted(category_of.unique())[:2]
+    customers = [*customers[:30], "nobody-knows-me"]
+
+    included = fitted.recommend(customers, k=10, include_categories=wanted)
+    assert set(category_of[included[PRODUCT_ID]]) <= set(wanted)
+    # lists are full whenever the categories hold 10 products the customer never bought
+    in_wanted = set(category_of.index[category_of.isin(wanted)])
+    bought = history.groupby(CUSTOMER_ID)[PRODUCT_ID].agg(set)
+    never_bought = [len(in_wanted - bought.get(customer, set())) for customer in customers]
+    sizes = included.groupby(CUSTOMER_ID).size().reindex(customers, fill_value=0).to_numpy()
+    assert (sizes >= np.minimum(10, never_bought)).all()
+
+    excluded = fitted.recommend(customers, k=10, exclude_categories=wanted)
+    assert not set(category_of[excluded[PRODUCT_ID]]) & set(wanted)
+
+    with pytest.raises(ValueError, match="no-such-category"):
+        fitted.recommend(customers, k=10, include_categories=["no-such-category"])
+
+
+def test_excluded_products_never_come_back(fitted, test_window):
+    _, customers, _ = test_window
+    customers = [*customers[:30], "nobody-knows-me"]
+    before = fitted.recommend(customers, k=10)
+    banned = before[PRODUCT_ID].value_counts().index[:5].tolist()
+    after = fitted.recommend(customers, k=10, exclude_product_ids=[*banned, "not-in-the-catalogue"])
+    assert not set(after[PRODUCT_ID]) & set(banned)
+    assert after.groupby(CUSTOMER_ID).size().min() >= before.groupby(CUSTOMER_ID).size().min() - 5
+
+
+def test_at_most_n_items_per_category(generated_data, fitted, test_window):
+    _, customers, _ = test_window
+    customers = [*customers[:50], "nobody-knows-me"]
+    category_of = _category_of(generated_data)
+    free = fitted.recommend(customers, k=10)
+    capped = fitted.recommend(customers, k=10, max_per_category=2)
+
+    def per_category(frame: pd.DataFrame):
+        return frame.assign(c=category_of[frame[PRODUCT_ID]].to_numpy()).groupby([CUSTOMER_ID, "c"])
+
+    assert per_category(free).size().max() > 2  # without the rule, lists do repeat categories
+    assert per_category(capped).size().max() <= 2
+    assert (capped.groupby(CUSTOMER_ID).size() == 10).all()
+
+
+def test_cold_start_gives_the_popular_items_of_the_asked_categories(generated_data, fitted):
+    category_of = _category_of(generated_data)
+    category = sorted(category_of.unique())[0]
+    cold = fitted.recommend(["nobody-knows-me"], k=5, include_categories=[category])
+    assert (category_of[cold[PRODUCT_ID]] == category).all()
+    assert cold[RECOMMENDATION_SCORE].is_monotonic_decreasing
+    assert (cold[RECOMMENDATION_REASON] == f"popular in {category}").all()
+
+
+def test_a_new_product_enters_through_its_category(generated_data, train_cutoffs):
+    products = generated_data.products
+    category = products[CATEGORY].iloc[0]
+    newcomer = products.iloc[[0]].assign(**{PRODUCT_ID: "P-NEW"})
+    model = TwoStageRecommender().fit(
+        generated_data.transactions, pd.concat([products, newcomer], ignore_index=True), train_cutoffs, HORIZON_DAYS
+    )
+    in_category = int((products[CATEGORY] == category).sum()) + 1
+    cold = model.recommend(["nobody-knows-me"], k=in_category, include_categories=[category])
+    assert "P-NEW" in set(cold[PRODUCT_ID])
+    similar = model.similar_items("P-NEW", k=3)
+    assert len(similar) == 3 and (similar[RECOMMENDATION_REASON] == f"popular in {category}").all()
+
+
+def test_one_customer_alone_gets_the_same_list_as_in_a_batch(fitted, test_window):
+    _, customers, _ = test_window
+    batch = fitted.recommend(customers[:40], k=10, max_per_category=3)
+    for customer in customers[:40:7]:
+        alone = fitted.recommend([customer], k=10, max_per_category=3)
+        expected = batch[batch[CUSTOMER_ID] == customer].reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone, expected)
