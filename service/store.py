@@ -1,0 +1,484 @@
+"""The online profile store: appended contract rows and materialised customer profiles.
+
+`ProfileStore` is the interface the service and the pipelines use; `SQLiteProfileStore` is the
+embedded default (one SQLite file in WAL mode), and a Redis store can follow behind the same methods.
+
+What it holds:
+- appended rows: accepted contract rows of the tables in `HISTORY_TABLES`, as sent to POST /events,
+  in typed columns derived from `features.schema`, each with an append-only sequence number and the
+  number of the batch (one `append_rows` call) it came in;
+- profiles: one row per customer (customer_id -> the values of a feature or score frame), with the
+  `as_of` they were built for; float64 columns are packed into one little-endian float64 blob per
+  row (exact, and cheap to write and read in bulk), the other columns into a JSON array; the
+  frame's columns and dtypes are kept in `meta`, so frames read back have the dtypes written with;
+- meta: string key -> string value (schema version, profile columns, model or feature versions).
+
+Thread and process safety: each thread (and each process, after a fork) opens its own connection;
+writes take SQLite's write lock up front (`BEGIN IMMEDIATE`) and wait up to `busy_timeout_s` for it,
+so concurrent writers from several threads or processes queue instead of failing or losing rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+from features.validation import accepted_dtypes
+
+# Bump when the layout of the file changes; a file of another version is refused, not guessed at.
+STORE_SCHEMA_VERSION = 1
+# The contract tables whose rows are appended through POST /events and read back as history.
+HISTORY_TABLES = (s.TRANSACTIONS, s.EVENTS)
+
+SCHEMA_VERSION_KEY = "schema_version"
+CONTRACT_KEY = "contract_columns"  # the contract columns the appended-row tables were made for
+PROFILE_COLUMNS_KEY = "profile_columns"  # [[column, dtype], ...] of the profile frames
+PROFILES_AS_OF_KEY = "profiles_as_of"  # as_of of the last put_profiles
+
+# SQLite column types per contract dtype; timestamps are nanoseconds since the epoch (exact).
+_SQL_TYPES = {
+    "id": "TEXT",
+    "string": "TEXT",
+    "timestamp": "INTEGER",
+    "int": "INTEGER",
+    "float": "REAL",
+    "bool": "INTEGER",
+}
+_SEQUENCE = "seq"
+_BATCH = "batch"
+_NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
+
+
+class StoreSchemaError(RuntimeError):
+    """The store file was written by another store schema version or for another data contract."""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one `append_rows` call stored: its batch number, and the rows per table."""
+
+    batch: int
+    rows: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One customer's materialised row: the values by column (as written), and the as_of they hold for."""
+
+    customer_id: str
+    as_of: pd.Timestamp
+    values: dict[str, Any]
+
+
+class ProfileStore(ABC):
+    """Appended contract rows, materialised customer profiles and metadata, safe across threads."""
+
+    @abstractmethod
+    def append_rows(self, tables: Mapping[str, pd.DataFrame]) -> AppendResult:
+        """Append accepted contract rows (all tables in one transaction: all stored or none)."""
+
+    @abstractmethod
+    def histories(self, customer_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """The appended rows of these customers per history table, in append order, contract dtypes."""
+
+    def history(self, customer_id: str) -> dict[str, pd.DataFrame]:
+        """The appended rows of one customer per history table (empty frames when there are none)."""
+        return self.histories([customer_id])
+
+    @abstractmethod
+    def count_rows(self, table: str) -> int:
+        """How many rows of a history table have been appended."""
+
+    @abstractmethod
+    def put_profiles(
+        self,
+        profiles: pd.DataFrame,
+        as_of: pd.Timestamp,
+        metadata: Mapping[str, str] | None = None,
+        replace: bool = False,
+    ) -> int:
+        """Insert or overwrite one profile per customer_id (with `metadata` in meta, atomically).
+
+        `replace` deletes every stored profile first (a full re-materialisation, whose columns may
+        differ from the stored ones). Returns the number of profiles written.
+        """
+
+    @abstractmethod
+    def get_profile(self, customer_id: str) -> Profile | None:
+        """One customer's profile, or None if there is none."""
+
+    @abstractmethod
+    def get_profiles(self, customer_ids: Iterable[str]) -> pd.DataFrame:
+        """The profiles of the known ids among these, in the order asked, with the dtypes written."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_meta(self, values: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ProfileStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SQLiteProfileStore(ProfileStore):
+    """The store in one SQLite file, WAL mode; one connection per thread and process."""
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create_or_check_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections --------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ValueError(f"{self.path}: the profile store is closed")
+        local = self._local
+        # A connection must not cross a fork: a forked child opens its own.
+        if getattr(local, "pid", None) != os.getpid():
+            connection = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            local.connection, local.pid = connection, os.getpid()
+            with self._lock:
+                self._connections.append(connection)
+        return local.connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the write lock from its start (no upgrade deadlocks)."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened in this process."""
+        with self._lock:
+            self._closed = True
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+    @property
+    def journal_mode(self) -> str:
+        return self._connection().execute("PRAGMA journal_mode").fetchone()[0]
+
+    # -- schema -------------------------------------------------------------------------------
+    def _create_or_check_schema(self) -> None:
+        with self._write() as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            stored = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            contract = json.dumps(_contract_columns())
+            if SCHEMA_VERSION_KEY not in stored:
+                for name in HISTORY_TABLES:
+                    connection.execute(_create_history_table_sql(name))
+                    connection.execute(
+                        f'CREATE INDEX IF NOT EXISTS "{name}_by_customer" ON "{name}" ("{s.CUSTOMER_ID}", {_SEQUENCE})'
+                    )
+                connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS batches ({_BATCH} INTEGER PRIMARY KEY AUTOINCREMENT, appended_at TEXT)"
+                )
+                connection.execute(
+                    f'CREATE TABLE IF NOT EXISTS profiles ("{s.CUSTOMER_ID}" TEXT PRIMARY KEY, '
+                    f'"{s.AS_OF}" TEXT NOT NULL, numbers BLOB NOT NULL, others TEXT NOT NULL) WITHOUT ROWID'
+                )
+                _upsert_meta(connection, {SCHEMA_VERSION_KEY: str(STORE_SCHEMA_VERSION), CONTRACT_KEY: contract})
+                return
+            if stored[SCHEMA_VERSION_KEY] != str(STORE_SCHEMA_VERSION):
+                raise StoreSchemaError(
+                    f"{self.path}: profile store schema version {stored[SCHEMA_VERSION_KEY]}, but this code reads "
+                    f"version {STORE_SCHEMA_VERSION}; materialise the profiles into a new store file"
+                )
+            if stored.get(CONTRACT_KEY) != contract:
+                raise StoreSchemaError(
+                    f"{self.path}: the appended-row tables were made for other contract columns "
+                    f"({stored.get(CONTRACT_KEY)}) than features.schema has now ({contract}); "
+                    "materialise the profiles into a new store file"
+                )
+
+    # -- appended rows ------------------------------------------------------------------------
+    def append_rows(self, tables: Mapping[str, pd.DataFrame]) -> AppendResult:
+        rows = {name: _history_rows(name, frame) for name, frame in tables.items()}
+        with self._write() as connection:
+            cursor = connection.execute(
+                "INSERT INTO batches (appended_at) VALUES (?)", (pd.Timestamp.now("UTC").isoformat(),)
+            )
+            batch = int(cursor.lastrowid)
+            for name, values in rows.items():
+                columns = ", ".join(f'"{c}"' for c in (_BATCH, *s.TABLES[name].column_names))
+                marks = ", ".join("?" * (len(s.TABLES[name].columns) + 1))
+                connection.executemany(
+                    f'INSERT INTO "{name}" ({columns}) VALUES ({marks})', ((batch, *row) for row in values)
+                )
+        return AppendResult(batch=batch, rows={name: len(values) for name, values in rows.items()})
+
+    def histories(self, customer_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+        wanted = json.dumps([str(customer_id) for customer_id in customer_ids])
+        connection = self._connection()
+        history: dict[str, pd.DataFrame] = {}
+        for name in HISTORY_TABLES:
+            table = s.TABLES[name]
+            columns = ", ".join(f'"{c}"' for c in table.column_names)
+            records = connection.execute(
+                f'SELECT {columns} FROM "{name}" WHERE "{s.CUSTOMER_ID}" IN (SELECT value FROM json_each(?)) '
+                f"ORDER BY {_SEQUENCE}",
+                (wanted,),
+            ).fetchall()
+            history[name] = _history_frame(table, records)
+        return history
+
+    def count_rows(self, table: str) -> int:
+        if table not in HISTORY_TABLES:
+            raise ValueError(f"{table!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
+        return int(self._connection().execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+
+    # -- profiles -----------------------------------------------------------------------------
+    def put_profiles(
+        self,
+        profiles: pd.DataFrame,
+        as_of: pd.Timestamp,
+        metadata: Mapping[str, str] | None = None,
+        replace: bool = False,
+    ) -> int:
+        ids = _profile_ids(profiles)
+        value_columns = [c for c in profiles.columns if c != s.CUSTOMER_ID]
+        layout = json.dumps([[column, str(profiles[column].dtype)] for column in value_columns])
+        numbers = [c for c in value_columns if _is_packed(str(profiles[c].dtype))]
+        others = [_encode_column(profiles[c]) for c in value_columns if c not in numbers]
+        block = profiles[numbers].to_numpy(dtype=_PACKED_DTYPE) if numbers else np.zeros((len(ids), 0), _PACKED_DTYPE)
+        block = np.ascontiguousarray(block)
+        other_rows = zip(*others, strict=True) if others else ([] for _ in ids)
+        as_of_text = pd.Timestamp(as_of).isoformat()
+        rows = [
+            (customer_id, as_of_text, block[i].tobytes(), json.dumps(list(values)))
+            for i, (customer_id, values) in enumerate(zip(ids, other_rows, strict=True))
+        ]
+        with self._write() as connection:
+            stored = connection.execute("SELECT value FROM meta WHERE key = ?", (PROFILE_COLUMNS_KEY,)).fetchone()
+            if replace:
+                connection.execute("DELETE FROM profiles")
+            elif stored is not None and stored[0] != layout:
+                raise ValueError(
+                    "the profile columns differ from the stored ones; write the full set with replace=True"
+                )
+            connection.executemany(
+                f'INSERT OR REPLACE INTO profiles ("{s.CUSTOMER_ID}", "{s.AS_OF}", numbers, others) '
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            _upsert_meta(connection, {PROFILE_COLUMNS_KEY: layout, PROFILES_AS_OF_KEY: as_of_text, **(metadata or {})})
+        return len(rows)
+
+    def get_profile(self, customer_id: str) -> Profile | None:
+        found = (
+            self._connection()
+            .execute(
+                f'SELECT "{s.AS_OF}", numbers, others FROM profiles WHERE "{s.CUSTOMER_ID}" = ?', (str(customer_id),)
+            )
+            .fetchone()
+        )
+        if found is None:
+            return None
+        layout = self._profile_layout()
+        numbers = iter(np.frombuffer(found[1], dtype=_PACKED_DTYPE).tolist())
+        others = iter(json.loads(found[2]))
+        values = {
+            column: next(numbers) if _is_packed(dtype) else _decode_value(next(others), dtype)
+            for column, dtype in layout
+        }
+        return Profile(customer_id=str(customer_id), as_of=pd.Timestamp(found[0]), values=values)
+
+    def get_profiles(self, customer_ids: Iterable[str]) -> pd.DataFrame:
+        wanted = [str(customer_id) for customer_id in customer_ids]
+        records = (
+            self._connection()
+            .execute(
+                f'SELECT "{s.CUSTOMER_ID}", numbers, others FROM profiles '
+                f'WHERE "{s.CUSTOMER_ID}" IN (SELECT value FROM json_each(?))',
+                (json.dumps(wanted),),
+            )
+            .fetchall()
+        )
+        by_id = {record[0]: record[1:] for record in records}
+        found = [customer_id for customer_id in dict.fromkeys(wanted) if customer_id in by_id]
+        layout = self._profile_layout()
+        packed = [column for column, dtype in layout if _is_packed(dtype)]
+        block = np.frombuffer(b"".join(by_id[i][0] for i in found), dtype=_PACKED_DTYPE).reshape(
+            len(found), len(packed)
+        )
+        other_rows = [json.loads(by_id[i][1]) for i in found]
+        other_columns = iter(zip(*other_rows, strict=True) if other_rows else [()] * (len(layout) - len(packed)))
+        frame = {s.CUSTOMER_ID: pd.array(found, dtype="str")}
+        for column, dtype in layout:
+            if _is_packed(dtype):
+                frame[column] = block[:, packed.index(column)].astype("float64")
+            else:
+                frame[column] = _decode_column(next(other_columns), dtype)
+        return pd.DataFrame(frame, index=pd.RangeIndex(len(found)))
+
+    def _profile_layout(self) -> list[tuple[str, str]]:
+        stored = self.get_meta(PROFILE_COLUMNS_KEY)
+        return [tuple(pair) for pair in json.loads(stored)] if stored else []
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        found = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else found[0]
+
+    def set_meta(self, values: Mapping[str, str]) -> None:
+        with self._write() as connection:
+            _upsert_meta(connection, values)
+
+
+# ---------------------------------------------------------------------------
+# Tables and rows
+# ---------------------------------------------------------------------------
+def _contract_columns() -> dict[str, list[list[str]]]:
+    return {name: [[c.name, c.dtype] for c in s.TABLES[name].columns] for name in HISTORY_TABLES}
+
+
+def _create_history_table_sql(name: str) -> str:
+    columns = ", ".join(f'"{c.name}" {_SQL_TYPES[c.dtype]}' for c in s.TABLES[name].columns)
+    return (
+        f'CREATE TABLE IF NOT EXISTS "{name}" ({_SEQUENCE} INTEGER PRIMARY KEY AUTOINCREMENT, '
+        f"{_BATCH} INTEGER NOT NULL REFERENCES batches ({_BATCH}), {columns})"
+    )
+
+
+def _upsert_meta(connection: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    connection.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [(str(key), str(value)) for key, value in values.items()],
+    )
+
+
+def _history_rows(name: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Accepted contract rows as SQLite values, in contract column order."""
+    if name not in HISTORY_TABLES:
+        raise ValueError(f"{name!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
+    table = s.TABLES[name]
+    if list(frame.columns) != list(table.column_names):
+        raise ValueError(f"{name}: expected the contract columns {', '.join(table.column_names)} (accepted rows)")
+    typed = frame.astype(accepted_dtypes(table))
+    columns = []
+    for column in table.columns:
+        values = typed[column.name]
+        if column.dtype == "timestamp":
+            columns.append(_nullable(values.to_numpy().view(np.int64).tolist(), values))
+        elif column.dtype == "bool":
+            columns.append(_nullable([int(v) if v is not pd.NA else None for v in values.array], values))
+        else:
+            columns.append(_nullable(values.tolist(), values))
+    return list(zip(*columns, strict=True))
+
+
+def _nullable(values: list[Any], series: pd.Series) -> list[Any]:
+    missing = series.isna().to_numpy()
+    if not missing.any():
+        return values
+    return [None if gone else value for value, gone in zip(values, missing, strict=True)]
+
+
+def _history_frame(table: s.Table, records: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Rows read back as a frame with the dtypes of validation's accepted frames."""
+    columns = list(zip(*records, strict=True)) if records else [()] * len(table.columns)
+    dtypes = accepted_dtypes(table)
+    frame = {}
+    for column, values in zip(table.columns, columns, strict=True):
+        if column.dtype == "timestamp":
+            frame[column.name] = np.array([_NAT if v is None else v for v in values], dtype=np.int64).view(
+                "datetime64[ns]"
+            )
+        elif column.dtype == "float":
+            frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        elif column.dtype == "bool":
+            frame[column.name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+        else:
+            frame[column.name] = pd.array(list(values), dtype=dtypes[column.name])
+    return pd.DataFrame(frame, index=pd.RangeIndex(len(records))).astype(dtypes)
+
+
+# ---------------------------------------------------------------------------
+# Profile values: JSON arrays in the stored column order; NaN and NA are null, timestamps are
+# nanoseconds since the epoch, floats are written exactly (shortest round-trip repr).
+# ---------------------------------------------------------------------------
+_PACKED_DTYPE = np.dtype("<f8")
+
+
+def _is_packed(dtype: str) -> bool:
+    """Whether a profile column of this dtype goes into the float64 blob."""
+    return dtype == "float64"
+
+
+def _profile_ids(profiles: pd.DataFrame) -> list[str]:
+    if s.CUSTOMER_ID not in profiles.columns:
+        raise ValueError(f"profiles need a {s.CUSTOMER_ID} column")
+    ids = profiles[s.CUSTOMER_ID]
+    if ids.isna().any():
+        raise ValueError(f"profiles: {s.CUSTOMER_ID} is missing in some rows")
+    if ids.duplicated().any():
+        raise ValueError(f"profiles: repeated {s.CUSTOMER_ID} {ids[ids.duplicated()].iloc[0]!r}")
+    return ids.astype("str").tolist()
+
+
+def _encode_column(values: pd.Series) -> list[Any]:
+    dtype = values.dtype
+    if pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):  # float32: float64 is packed
+        return _nullable(values.tolist(), values)
+    if isinstance(dtype, np.dtype) and (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        return values.tolist()
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return _nullable(values.to_numpy().astype("datetime64[ns]").view(np.int64).tolist(), values)
+    if pd.api.types.is_string_dtype(dtype) or isinstance(dtype, (pd.Int64Dtype, pd.BooleanDtype, pd.Float64Dtype)):
+        return _nullable(values.astype(object).tolist(), values)
+    raise ValueError(f"profiles: column {values.name!r} has dtype {dtype}, which the store cannot keep")
+
+
+def _decode_column(values: tuple[Any, ...], dtype: str) -> Any:
+    if dtype.startswith("datetime64"):
+        return np.array([_NAT if v is None else v for v in values], dtype=np.int64).view("datetime64[ns]").astype(dtype)
+    if dtype in ("float64", "float32"):
+        return np.array([np.nan if v is None else v for v in values], dtype=dtype)
+    return pd.array(list(values), dtype=dtype)
+
+
+def _decode_value(value: Any, dtype: str) -> Any:
+    if value is None:
+        return np.nan if dtype.startswith("float") else None
+    if dtype.startswith("datetime64"):
+        return pd.Timestamp(value)
+    return value
