@@ -65,11 +65,18 @@ def make_purchase_labels(
     return labels
 
 
-def make_product_sets(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int = 30) -> pd.DataFrame:
-    """The sorted list of distinct products each customer bought in the horizon (buyers only)."""
+def make_product_pairs(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int = 30) -> pd.DataFrame:
+    """Every distinct (customer_id, product_id) bought in the horizon, sorted by both."""
     as_of = pd.Timestamp(as_of)
     future = _purchases_between(transactions, as_of, as_of + horizon_days * DAY)
-    grouped = future.groupby(s.CUSTOMER_ID, sort=True)[s.PRODUCT_ID].agg(lambda ids: sorted(set(ids)))
+    pairs = future[[s.CUSTOMER_ID, s.PRODUCT_ID]].drop_duplicates()
+    return pairs.sort_values([s.CUSTOMER_ID, s.PRODUCT_ID], ignore_index=True)
+
+
+def make_product_sets(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int = 30) -> pd.DataFrame:
+    """The sorted list of distinct products each customer bought in the horizon (buyers only)."""
+    pairs = make_product_pairs(transactions, as_of, horizon_days)
+    grouped = pairs.groupby(s.CUSTOMER_ID, sort=True)[s.PRODUCT_ID].agg(list)
     return grouped.rename(s.PRODUCTS_BOUGHT).reset_index()
 
 

@@ -21,7 +21,7 @@ from features.schema import (
 )
 from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import NDCG, evaluate_ranking, metric_key
-from models.recommender import REASON_RESTOCK, SIMILARITY, TwoStageRecommender
+from models.recommender import REASON_RESTOCK, SIMILARITY, TwoStageRecommender, recommend_in_parallel
 from pipelines.simulation import TRUTH_GROUP_ID, TRUTH_PREFERRED_CATEGORIES
 
 HORIZON_DAYS = 30
@@ -284,3 +284,11 @@ def test_one_customer_alone_gets_the_same_list_as_in_a_batch(fitted, test_window
         alone = fitted.recommend([customer], k=10, max_per_category=3)
         expected = batch[batch[CUSTOMER_ID] == customer].reset_index(drop=True)
         pd.testing.assert_frame_equal(alone, expected)
+
+
+def test_parallel_batch_gives_the_same_rows_as_one_call(fitted, test_window):
+    _, customers, _ = test_window
+    customers = [*customers[:60], "nobody-knows-me"]
+    expected = fitted.recommend(customers, k=10, exclude_categories=["books"])
+    in_parallel = recommend_in_parallel(fitted, customers, k=10, n_jobs=2, chunk_size=16, exclude_categories=["books"])
+    pd.testing.assert_frame_equal(in_parallel, expected)
