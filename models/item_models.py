@@ -191,22 +191,24 @@ class ItemKNNRecommender(_ItemRecommender):
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         normalised = (matrix @ sp.diags(inverse.astype(np.float32))).tocsc()
         cosine = (normalised.T @ normalised).tocsr()
+        cosine.sort_indices()  # entries in (row, column) order: ties below go to the lower column
         n_items = matrix.shape[1]
         n_keep = min(self.n_neighbours, n_items - 1)
-        rows, cols, values = [], [], []
-        for start in range(0, n_items, DEFAULT_BATCH_SIZE):
-            block = cosine[start : start + DEFAULT_BATCH_SIZE].toarray().astype(np.float32)
-            block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = 0.0
-            if n_keep < 1:
-                continue
-            top, top_values = top_k(block, n_keep)
-            keep = top_values > 0
-            rows.append(np.nonzero(keep)[0] + start)
-            cols.append(top[keep])
-            values.append(top_values[keep])
-        if rows:
-            rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
-        self.similarity_ = sp.csr_matrix((values, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
+        row = np.repeat(np.arange(n_items), np.diff(cosine.indptr))
+        keep = (cosine.indices != row) & (cosine.data > 0)
+        row, col, value = row[keep], cosine.indices[keep], cosine.data[keep]
+        # Each item's n_keep largest similarities from the sparse entries (a dense row per item and a
+        # partition over the whole catalogue cost a minute at 50,000 items): one float sort on the
+        # row plus the value's distance from the largest, scaled into [0, 1).
+        span = float(value.max() - value.min()) if len(value) else 0.0
+        key = row + (0.999 * (value.max() - value) / span if span > 0 else 0.0)
+        order = np.argsort(key, kind="stable")
+        row, col, value = row[order], col[order], value[order]
+        first = np.searchsorted(row, row, side="left")
+        selected = (np.arange(len(row)) - first) < n_keep
+        self.similarity_ = sp.csr_matrix(
+            (value[selected].astype(np.float32), (row[selected], col[selected])), shape=(n_items, n_items)
+        )
 
     def _score(self, rows: sp.csr_matrix) -> np.ndarray:
         return (rows @ self.similarity_.T).toarray()

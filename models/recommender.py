@@ -116,7 +116,7 @@ class CandidateConfig:
     popularity_days: int = 90
     trend_days: int = 30
     ease_l2: float = 200.0
-    ease_max_items: int = 5_000  # the dense EASE inverse costs O(n^3): 5,000 items take a few seconds
+    ease_max_items: int = 3_000  # the dense EASE inverse costs O(n^3): 3,000 items ~10 s, 5,000 ~45 s here
     knn_neighbours: int = 50
     batch_size: int = 1024  # customers scored together; bounds memory of the dense EASE scores
 
@@ -483,14 +483,53 @@ class TwoStageRecommender:
 
         blocks = []
         for number, cutoff in enumerate(cutoffs):
-            block = _training_block(
-                transactions, lines, catalogue, cutoff, horizon_days, candidate_config, ranker_config, number
-            )
-            if block is not None:
-                blocks.append(block)
+            bought = make_product_pairs(transactions, cutoff, horizon_days)
+            if bought.empty or not (lines.day < _days(pd.Series([cutoff]))[0]).any():
+                continue
+            stage1 = fit_stage1(lines, catalogue, cutoff, candidate_config)
+            blocks.append(_training_block(stage1, bought, candidate_config, ranker_config, number))
+        self._fit_ranker(blocks, ranker_config)
+        self.as_of_ = cutoffs[-1] + horizon_days * DAY
+        self.horizon_days_ = horizon_days
+        self.candidate_config_ = candidate_config
+        self.stage1_ = fit_stage1(lines, catalogue, self.as_of_, candidate_config)
+        return self
+
+    def fit_examples(
+        self,
+        examples: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+        transactions: pd.DataFrame,
+        products: pd.DataFrame,
+        as_of: pd.Timestamp,
+    ) -> TwoStageRecommender:
+        """Train the ranker on explicit (history, bought) examples, then fit stage 1 on `transactions` before `as_of`.
+
+        For data without a usable time order (e.g. a random per-user split): each example is a
+        history frame (transactions) on which stage 1 is fitted in full, and a frame of
+        (customer_id, product_id) pairs bought "afterwards" that label its candidates. Several
+        examples (e.g. folds with different held-out items) give the ranker more groups; no example
+        may hold what the evaluation will score.
+        """
+        candidate_config = self.candidates or CandidateConfig()
+        ranker_config = self.ranker or RankerConfig()
+        catalogue = build_catalogue(products)
+        blocks = []
+        for number, (history, bought) in enumerate(examples):
+            lines = code_lines(history, catalogue)
+            after_history = pd.Timestamp(history[TIMESTAMP].max()) + DAY
+            stage1 = fit_stage1(lines, catalogue, after_history, candidate_config)
+            blocks.append(_training_block(stage1, bought, candidate_config, ranker_config, number))
+        self._fit_ranker(blocks, ranker_config)
+        self.as_of_ = pd.Timestamp(as_of)
+        self.horizon_days_ = None
+        self.candidate_config_ = candidate_config
+        self.stage1_ = fit_stage1(code_lines(transactions, catalogue), catalogue, self.as_of_, candidate_config)
+        return self
+
+    def _fit_ranker(self, blocks: list, ranker_config: RankerConfig) -> None:
+        blocks = [block for block in blocks if block is not None]
         if not blocks:
             raise ValueError("no cutoff has a customer with a bought candidate in its label window")
-
         features = np.concatenate([candidates.features for candidates, _, _ in blocks])
         labels = np.concatenate([label for _, label, _ in blocks])
         sizes = np.concatenate([sizes for _, _, sizes in blocks])
@@ -510,11 +549,6 @@ class TwoStageRecommender:
         self.feature_names_ = list(FEATURES)
         self.training_groups_ = len(sizes)
         self.training_rows_ = len(features)
-        self.as_of_ = cutoffs[-1] + horizon_days * DAY
-        self.horizon_days_ = horizon_days
-        self.candidate_config_ = candidate_config
-        self.stage1_ = fit_stage1(lines, catalogue, self.as_of_, candidate_config)
-        return self
 
     def refresh_candidates(
         self, transactions: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp
@@ -698,20 +732,17 @@ def _recommend_chunk(number: int) -> pd.DataFrame:
 # Training data.
 # ---------------------------------------------------------------------------
 def _training_block(
-    transactions: pd.DataFrame,
-    lines: Lines,
-    catalogue: Catalogue,
-    cutoff: pd.Timestamp,
-    horizon_days: int,
+    stage1: Stage1,
+    bought: pd.DataFrame,
     candidate_config: CandidateConfig,
     ranker_config: RankerConfig,
     number: int,
 ) -> tuple[Candidates, np.ndarray, np.ndarray] | None:
-    """One cutoff's candidates with labels and group sizes, or None when it has no usable group."""
-    bought = make_product_pairs(transactions, cutoff, horizon_days)
-    if bought.empty or not (lines.day < _days(pd.Series([cutoff]))[0]).any():
-        return None
-    stage1 = fit_stage1(lines, catalogue, cutoff, candidate_config)
+    """Candidates of the buyers in `bought` (customer_id, product_id pairs) with labels and group sizes.
+
+    None when no buyer has history in stage 1 or none has a bought candidate.
+    """
+    catalogue = stage1.catalogue
     buyer = stage1.codes_of(bought[CUSTOMER_ID].to_numpy(dtype=object))
     bought_item = catalogue.index.get_indexer(bought[PRODUCT_ID].to_numpy(dtype=object))
     customers = np.unique(buyer[buyer >= 0])
