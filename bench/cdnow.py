@@ -29,6 +29,9 @@ AS_OF = "1997-10-01"
 DATA_END = "1998-07-01"
 HORIZONS = {"churn": 182, "propensity": 91}
 SETTINGS = [
+    # CDNOW sells a single product ("cd"): nothing to recommend
+    "--models",
+    "churn,propensity",
     "--set",
     f"churn.horizon_days={HORIZONS['churn']}",
     "--set",

@@ -185,6 +185,27 @@ def plot_feature_importance(
     return fig
 
 
+def plot_grouped_bars(values: Mapping[str, Sequence[float]], groups: Sequence[str], ylabel: str, title: str) -> Figure:
+    """Grouped vertical bars: one group per entry of `groups` (e.g. "k = 10"), one bar per entry
+    of `values` (a display name -> one value per group; put the model first), value on top."""
+    groups = [str(group) for group in groups]
+    series = {name: np.asarray(v, dtype=float) for name, v in values.items()}
+    if not series or any(v.shape != (len(groups),) for v in series.values()):
+        raise ValueError(f"values must map names to {len(groups)} numbers each")
+    fig, ax = _single_axes(figsize=(1.6 + 1.4 * len(groups) * max(1, len(series)) / 3, 4.2))
+    width = 0.8 / len(series)
+    positions = np.arange(len(groups))
+    for i, (name, heights) in enumerate(series.items()):
+        bars = ax.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width * 0.95, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    ax.set_xticks(positions, groups)
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
 def plot_shap_summary(
     contributions,
     feature_values,

@@ -32,6 +32,7 @@ the ranker. Pure code, no I/O.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import multiprocessing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -268,6 +269,30 @@ class Stage1:
     together_reasons: np.ndarray  # "bought together with <product>" per product code
     popular_reasons: np.ndarray  # "popular in <category>" per category code
 
+    def for_customer(self, transactions: pd.DataFrame, as_of: pd.Timestamp) -> Stage1:
+        """This stage 1 with its customer tables rebuilt from one customer's `transactions` before `as_of`.
+
+        The item side (EASE, kNN, popularity, categories) is shared, not copied.
+        """
+        lines = code_lines(transactions, self.catalogue)
+        now = _days(pd.Series([as_of]))[0]
+        before = lines.day < now
+        customer, item, day = lines.customer[before], lines.item[before], lines.day[before]
+        n_customers = len(lines.customers)
+        user_items = _bought_matrix(customer, item, n_customers, self.catalogue.size)
+        return dataclasses.replace(
+            self,
+            as_of=as_of,
+            customers=lines.customers,
+            known=np.diff(user_items.indptr) > 0,
+            user_items=user_items,
+            purchases=_purchase_pairs(customer, item, day, now, self.catalogue),
+            category_pairs=_category_pairs(
+                customer, self.catalogue.category[item], day, now, len(self.catalogue.categories)
+            ),
+            median_price=_median_price(customer, lines.unit_price[before], n_customers),
+        )
+
     def codes_of(self, customer_ids: Sequence[str]) -> np.ndarray:
         """Customer codes of known customers, -1 for anyone without purchases before as_of."""
         codes = self.customers.get_indexer(np.asarray(customer_ids, dtype=object))
@@ -286,11 +311,7 @@ def fit_stage1(lines: Lines, catalogue: Catalogue, as_of: pd.Timestamp, config: 
     customer, item, day = lines.customer[before], lines.item[before], lines.day[before]
     n_customers, n_items = len(lines.customers), catalogue.size
 
-    user_items = sp.csr_matrix(
-        (np.ones(len(item), dtype=np.float32), (customer, item)), shape=(n_customers, n_items), dtype=np.float32
-    )
-    user_items.sum_duplicates()
-    user_items.data[:] = 1.0
+    user_items = _bought_matrix(customer, item, n_customers, n_items)
     known = np.diff(user_items.indptr) > 0
     n_known = int(known.sum())
 
@@ -591,11 +612,49 @@ class TwoStageRecommender:
         days that pass the rules (score: share of customers who bought it; reason "popular in
         <category>"); new products enter through their category's popularity.
         """
+        rules = {
+            "exclude_purchased": exclude_purchased,
+            "include_restock": include_restock,
+            "include_categories": include_categories,
+            "exclude_categories": exclude_categories,
+            "exclude_product_ids": exclude_product_ids,
+            "max_per_category": max_per_category,
+        }
+        return self._recommend(self.stage1_, customer_ids, k, **rules)
+
+    def recommend_for_history(
+        self, customer_id: str, transactions: pd.DataFrame, as_of: pd.Timestamp | None = None, k: int = 10, **rules
+    ) -> pd.DataFrame:
+        """`recommend([customer_id], k, **rules)` computed from this customer's `transactions` instead of the fit's.
+
+        The item models (similarities, popularity) stay as fitted; the customer's own purchases,
+        categories and restock timing come from `transactions` before `as_of` (default: just after
+        their latest line, and never before `as_of_`). This is how a purchase that arrived after
+        the fit changes the list at once. Rows of other customers in `transactions` are ignored.
+        """
+        mine = transactions[transactions[CUSTOMER_ID].astype(object) == customer_id]
+        if as_of is None:
+            latest = mine[TIMESTAMP].max() if len(mine) else self.as_of_
+            as_of = max(self.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
+        stage1 = self.stage1_.for_customer(mine, pd.Timestamp(as_of))
+        return self._recommend(stage1, [customer_id], k, **rules)
+
+    def _recommend(
+        self,
+        stage1: Stage1,
+        customer_ids: Sequence[str],
+        k: int = 10,
+        exclude_purchased: bool = True,
+        include_restock: bool = True,
+        include_categories: Sequence[str] | None = None,
+        exclude_categories: Sequence[str] | None = None,
+        exclude_product_ids: Sequence[str] | None = None,
+        max_per_category: int | None = None,
+    ) -> pd.DataFrame:
         if k < 1:
             raise ValueError(f"k must be positive, got {k}")
         if max_per_category is not None and max_per_category < 1:
             raise ValueError(f"max_per_category must be positive, got {max_per_category}")
-        stage1 = self.stage1_
         catalogue = stage1.catalogue
         excluded = catalogue.index.get_indexer(list(exclude_product_ids)) if exclude_product_ids is not None else None
         rules = Rules(
@@ -614,17 +673,17 @@ class TwoStageRecommender:
         batch = self.candidate_config_.batch_size
         for start in range(0, len(known_positions), batch):
             positions = known_positions[start : start + batch]
-            parts.append(self._recommend_known(positions, codes[positions], k, rules, allowed))
+            parts.append(self._recommend_known(stage1, positions, codes[positions], k, rules, allowed))
         cold_positions = np.flatnonzero(codes < 0)
         if len(cold_positions):
             parts.append(_cold_start(stage1, cold_positions, k, allowed, rules.max_per_category))
         return _result_frame(parts, wanted, catalogue)
 
     def _recommend_known(
-        self, positions: np.ndarray, codes: np.ndarray, k: int, rules: Rules, allowed: np.ndarray
+        self, stage1: Stage1, positions: np.ndarray, codes: np.ndarray, k: int, rules: Rules, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(position in the query, product code, score, reason) of the top k of each known customer."""
-        stage1, config = self.stage1_, self.candidate_config_
+        config = self.candidate_config_
         candidates = build_candidates(
             stage1,
             codes,
@@ -810,6 +869,16 @@ def _rank_in_runs(groups: np.ndarray) -> np.ndarray:
     return index - np.maximum.accumulate(np.where(run_start, index, 0))
 
 
+def _bought_matrix(customer: np.ndarray, item: np.ndarray, n_customers: int, n_items: int) -> sp.csr_matrix:
+    """Customers x products, 1 where the customer bought the product."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(item), dtype=np.float32), (customer, item)), shape=(n_customers, n_items), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
 def _purchase_pairs(
     customer: np.ndarray, item: np.ndarray, day: np.ndarray, now: float, catalogue: Catalogue
 ) -> PairTable:
@@ -822,6 +891,10 @@ def _purchase_pairs(
     """
     n_items = catalogue.size
     keys = customer * n_items + item
+    if not len(keys):
+        empty = np.zeros(0)
+        names = (ITEM_PURCHASES_TOTAL, DAYS_SINCE_ITEM_PURCHASE, ITEM_REPLENISHMENT_DUE_RATIO)
+        return PairTable(n_items, keys.astype(np.int64), dict.fromkeys(names, empty))
     last = np.r_[keys[1:] != keys[:-1], True]
     first = np.r_[True, keys[:-1] != keys[1:]]
     pair_keys = keys[last]

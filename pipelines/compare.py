@@ -21,6 +21,12 @@ COLUMNS = {
     "metrics.recency.test.roc_auc": "recency",
     "metrics.rfm_logistic.test.roc_auc": "rfm_logit",
     "metrics.bgnbd.test.roc_auc": "bgnbd",
+    # the recommender
+    "metrics.ndcg_at_10": "ndcg@10",
+    "metrics.recall_at_10": "recall@10",
+    "metrics.coverage_at_10": "coverage@10",
+    "metrics.popularity.ndcg_at_10": "popularity",
+    "metrics.item_knn.ndcg_at_10": "item_knn",
     "tags.gate.decision": "gate",
 }
 
@@ -34,7 +40,7 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
 @exits_cleanly_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="churn or propensity")
+    parser.add_argument("--model", required=True, help="churn, propensity or recommender")
     parser.add_argument("--limit", type=int, default=10, help="how many runs, newest first")
     parser.add_argument("--store", type=Path, default=Path("mlruns"), help="local MLflow store folder")
     args = parser.parse_args(argv)

@@ -16,12 +16,15 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from features.schema import CUSTOMER_ID
 from pipelines.errors import UserError
 
 DEFAULT_STORE_DIR = Path("mlruns")
 EXPERIMENT_NAME = "customer-intelligence"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The recommender pyfunc's params and their defaults (see `RecommenderModel`).
+RECOMMEND_PARAMS = {"k": 10, "exclude_purchased": True}
 
 
 def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -119,17 +122,31 @@ def version_exists(model_name: str, version: str) -> bool:
 def log_model(model: Any, model_name: str, input_example: pd.DataFrame) -> str:
     """Log a fitted project model as a pyfunc (with signature and input example), register it,
     and return the new version."""
+    return _log_pyfunc(ScoringModel(model), model_name, input_example)
+
+
+def log_recommender(model: Any, model_name: str, customer_ids: list[str]) -> str:
+    """Log a fitted recommender as a pyfunc, register it and return the new version.
+
+    Served as `predict(DataFrame with a customer_id column, params={"k": 10, "exclude_purchased":
+    True})` -> the `recommend()` frame: customer_id, product_id, rank, score, reason.
+    """
+    input_example = pd.DataFrame({CUSTOMER_ID: pd.Series(customer_ids, dtype=object)})
+    return _log_pyfunc(RecommenderModel(model), model_name, input_example, params=dict(RECOMMEND_PARAMS))
+
+
+def _log_pyfunc(wrapper: Any, model_name: str, input_example: pd.DataFrame, params: dict | None = None) -> str:
     from mlflow.models import infer_signature
 
-    wrapper = ScoringModel(model)
-    signature = infer_signature(input_example, wrapper.predict(None, input_example))
+    output = wrapper.predict(None, input_example, params)
+    signature = infer_signature(input_example, output, params=params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name=model_name,
             python_model=wrapper,
             signature=signature,
-            input_example=input_example,
+            input_example=input_example if params is None else (input_example, params),
             registered_model_name=model_name,
             # stated, not inferred: inference re-imports the model in a subprocess (~15 s a model)
             pip_requirements=_pip_requirements(),
@@ -167,3 +184,21 @@ class ScoringModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict_frame(model_input)
+
+
+class RecommenderModel(mlflow.pyfunc.PythonModel):
+    """The MLflow wrapper around a fitted recommender: predict(DataFrame with customer_id, params) ->
+    the `recommend()` frame (customer_id, product_id, rank, score, reason), customers in input order.
+
+    `unwrap_python_model().model` gives the recommender back (`load_model` does that).
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        chosen = {**RECOMMEND_PARAMS, **(params or {})}
+        customer_ids = model_input[CUSTOMER_ID].astype(str).tolist()
+        return self.model.recommend(
+            customer_ids, k=int(chosen["k"]), exclude_purchased=bool(chosen["exclude_purchased"])
+        )

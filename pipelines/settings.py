@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
 from pipelines.errors import UserError
 
@@ -101,11 +101,23 @@ class PropensitySettings(_Section):
     }
 
 
+class RecommenderSettings(_Section):
+    """Two-stage recommender: label windows of horizon_days, stacked over n_cutoffs training
+    cutoffs that step back by the horizon from the test window (no overlap between windows)."""
+
+    horizon_days: PositiveInt = 30
+    n_cutoffs: PositiveInt = 6
+    # Cutoffs of the logged ranking metrics (NDCG@10, the gate's metric, is always evaluated).
+    ks: tuple[PositiveInt, ...] = (5, 10, 20)
+
+
 class GateSettings(_Section):
     """Promotion: a new version becomes champion only by beating the current one by this margin
-    of ROC-AUC on the same test window (and beating every baseline)."""
+    on the same test window (and beating every baseline): ROC-AUC for churn and propensity,
+    NDCG@10 for the recommender."""
 
     min_auc_gain: float = 0.002
+    min_ndcg_gain: float = 0.002
 
 
 class TrainingSettings(_Section):
@@ -130,6 +142,7 @@ class Settings(_Section):
     features: FeatureSettings = FeatureSettings()
     churn: ChurnSettings = ChurnSettings()
     propensity: PropensitySettings = PropensitySettings()
+    recommender: RecommenderSettings = RecommenderSettings()
     training: TrainingSettings = TrainingSettings()
     gate: GateSettings = GateSettings()
 

@@ -9,6 +9,8 @@ import pandas as pd
 
 from models import plots
 from models.metrics import expected_calibration_error
+from models.ranking_metrics import NDCG
+from models.recommender_evaluation import metric_name
 from pipelines import registry
 from pipelines.settings import Settings
 
@@ -103,6 +105,68 @@ def _figures(result) -> dict:
         "feature_importance": plots.plot_feature_importance(list(importance.index), importance.to_numpy()),
         "shap_summary": plots.plot_shap_summary(classifier.contributions(sample), sample, result.model.feature_names),
     }
+
+
+def log_recommender_result(result, decision, settings: Settings, as_of: pd.Timestamp) -> str:
+    """Log the recommender under a nested run (its metrics and the baselines' at every k, the
+    configs, an NDCG bar chart); register the served model; move aliases per the decision.
+
+    Metric names: `ndcg_at_10` for the model, `popularity.ndcg_at_10` and `item_knn.ndcg_at_10` for
+    the baselines, `buy_again.` and `new_items.` for the two halves of the relevant set,
+    `coverage_at_10`, `novelty_at_10` (see `models.recommender_evaluation`). Returns the new version.
+    """
+    from dataclasses import asdict
+
+    outcome = "champion" if decision.promote else "challenger"
+    run_name = f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome}"
+    test_end = result.plan.test + pd.Timedelta(days=result.horizon_days)
+    with mlflow.start_run(run_name=run_name, nested=True):
+        mlflow.set_tags(
+            {
+                "model": result.name,
+                "as_of": str(as_of.date()),
+                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
+                "train_cutoffs": ",".join(str(c.date()) for c in result.plan.train),
+                "gate.decision": outcome,
+                "gate.reason": decision.reason,
+            }
+        )
+        mlflow.log_params(
+            {
+                "model": result.name,
+                "horizon_days": result.horizon_days,
+                "n_cutoffs": len(result.plan.train),
+                "ks": ",".join(str(k) for k in result.ks),
+                "training_groups": result.evaluated.training_groups_,
+                "training_rows": result.evaluated.training_rows_,
+                "test_customers": len(result.window.customer_ids),
+                "served_as_of": str(pd.Timestamp(result.served.as_of_).date()),
+                **{f"candidates.{key}": value for key, value in asdict(result.candidates).items()},
+                **{f"ranker.{key}": value for key, value in asdict(result.ranker).items()},
+            }
+        )
+        for source, values in result.metrics.items():
+            prefix = "" if source == "model" else f"{source}."
+            mlflow.log_metrics({f"{prefix}{name}": float(v) for name, v in values.items() if np.isfinite(v)})
+        comparison = pd.DataFrame(result.metrics).T
+        comparison.index.name = "scorer"
+        mlflow.log_table(comparison.reset_index(), artifact_file="evaluation/model_vs_baselines.json")
+        figure = plots.plot_grouped_bars(
+            {
+                {"model": "two-stage ranker", "popularity": "popularity", "item_knn": "item-kNN"}.get(source, source): [
+                    values[metric_name(NDCG, k)] for k in result.ks
+                ]
+                for source, values in result.metrics.items()
+            },
+            [f"k = {k}" for k in result.ks],
+            "NDCG@k",
+            f"Test window {result.plan.test.date()} +{result.horizon_days}d "
+            f"({int(result.metrics['model']['test_customers'])} customers)",
+        )
+        mlflow.log_figure(figure, "plots/ndcg_at_k.png", save_kwargs=plots.SAVE_OPTIONS)
+        version = registry.log_recommender(result.served, result.name, list(result.window.customer_ids[:5]))
+    _apply_decision(result.name, version, decision)
+    return version
 
 
 def _apply_decision(model_name: str, version: str, decision) -> None:

@@ -1,13 +1,17 @@
 """`python -m pipelines.train`: validate, build training sets, fit, evaluate out of time, log to
 MLflow, register, and move the `champion` alias only when the evidence says so.
 
-    python -m pipelines.train --data data/sample [--as-of 2025-10-01] [--models churn,propensity]
+    python -m pipelines.train --data data/sample [--as-of 2025-10-01]
+                              [--models churn,propensity,recommender] [--evaluate-at DATE]
                               [--config FILE] [--set churn.horizon_days=182 ...]
 
 `--as-of` means "pretend today is DATE": nothing at or after it is used for features or labels.
 Without it, as_of is the day after the last record. For each model, the test window is the
 latest complete horizon before as_of; training cutoffs step back from it, the latest of them held
-out for early stopping and calibration. The test window is never used to fit or tune.
+out for early stopping and calibration (churn, propensity). The test window is never used to fit
+or tune. The recommender's ranker is fitted on label windows that end at or before the test
+cutoff, compared with popularity and item-kNN on the test window, then registered with its
+candidate sources refitted on all history before as_of.
 """
 
 from __future__ import annotations
@@ -30,15 +34,24 @@ from features import schema as s
 from features.customer import ReferenceTables, build_reference_tables, feature_columns
 from features.labels import CutoffPlan, plan_cutoffs
 from models import churn, propensity
+from models import recommender_evaluation as recommender_eval
 from models.baselines import RfmLogisticBaseline, ScoreColumnBaseline
 from models.metrics import evaluate_binary, evaluate_by_segment
 from models.outcome import OutcomeModel
+from models.recommender import CandidateConfig, RankerConfig, TwoStageRecommender
+from models.recommender_evaluation import EvaluationWindow
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.features import build_profiles, parse_as_of
 from pipelines.settings import BoosterSettings, Settings, add_config_arguments, load_settings
 
-AVAILABLE_MODELS = (churn.MODEL_NAME, propensity.MODEL_NAME)
+RECOMMENDER = "recommender"
+OUTCOME_MODELS = (churn.MODEL_NAME, propensity.MODEL_NAME)
+AVAILABLE_MODELS = (*OUTCOME_MODELS, RECOMMENDER)
 PRIMARY_METRIC = "roc_auc"
+# The recommender's gate metric: NDCG of the top 10, always evaluated whatever recommender.ks says.
+GATE_K = 10
+RECOMMENDER_PRIMARY_METRIC = recommender_eval.metric_name("ndcg", GATE_K)
+RECOMMENDER_BASELINES = (recommender_eval.BASELINE_POPULARITY, recommender_eval.BASELINE_ITEM_KNN)
 BASELINE_RECENCY = "recency"
 BASELINE_RFM = "rfm_logistic"
 BASELINE_BGNBD = "bgnbd"
@@ -244,33 +257,38 @@ class GateDecision:
     promote: bool
     reason: str
     champion_version: str | None
-    champion_auc: float | None
+    champion_score: float | None  # the champion's gate metric re-measured on the same test window
 
 
 def decide_promotion(
-    new_auc: float,
-    baseline_aucs: dict[str, float],
-    champion_auc: float | None,
+    new_score: float,
+    baseline_scores: dict[str, float],
+    champion_score: float | None,
     champion_version: str | None,
     min_gain: float,
+    metric: str = "ROC-AUC",
 ) -> GateDecision:
-    """Champion only by evidence: beat every baseline, and the champion by min_gain, on the same window."""
-    beaten_by = [name for name, auc in baseline_aucs.items() if not new_auc > auc]
+    """Champion only by evidence: beat every baseline, and the champion by min_gain, on the same window.
+
+    `metric` names the gate metric (higher is better) in the reason: ROC-AUC, NDCG@10...
+    """
+    beaten_by = [name for name, score in baseline_scores.items() if not new_score > score]
     if beaten_by:
-        reason = f"does not beat baseline(s) {', '.join(beaten_by)} on the test window (ROC-AUC {new_auc:.4f})"
-        return GateDecision(False, reason, champion_version, champion_auc)
-    if champion_auc is None:
-        return GateDecision(
-            True, f"first champion: beats every baseline (ROC-AUC {new_auc:.4f})", champion_version, None
+        reason = f"does not beat baseline(s) {', '.join(beaten_by)} on the test window ({metric} {new_score:.4f})"
+        return GateDecision(False, reason, champion_version, champion_score)
+    if champion_score is None:
+        first = "first champion" if champion_version is None else f"champion v{champion_version} cannot be re-measured"
+        return GateDecision(True, f"{first}: beats every baseline ({metric} {new_score:.4f})", champion_version, None)
+    if new_score >= champion_score + min_gain:
+        reason = (
+            f"beats champion v{champion_version} by {new_score - champion_score:+.4f} {metric} on the same test window"
         )
-    if new_auc >= champion_auc + min_gain:
-        reason = f"beats champion v{champion_version} by {new_auc - champion_auc:+.4f} ROC-AUC on the same test window"
-        return GateDecision(True, reason, champion_version, champion_auc)
+        return GateDecision(True, reason, champion_version, champion_score)
     reason = (
-        f"ROC-AUC {new_auc:.4f} does not beat champion v{champion_version} ({champion_auc:.4f}) "
+        f"{metric} {new_score:.4f} does not beat champion v{champion_version} ({champion_score:.4f}) "
         f"by the required margin {min_gain}"
     )
-    return GateDecision(False, reason, champion_version, champion_auc)
+    return GateDecision(False, reason, champion_version, champion_score)
 
 
 def champion_auc_on(result: TrainingResult) -> tuple[str | None, float | None]:
@@ -285,6 +303,97 @@ def champion_auc_on(result: TrainingResult) -> tuple[str | None, float | None]:
         return version, None
     scores = champion_model.predict_frame(result.test)[champion_model.primary_output].to_numpy()
     return version, float(evaluate_binary(result.test[result.spec.label_column].to_numpy(), scores)[PRIMARY_METRIC])
+
+
+# ---------------------------------------------------------------------------
+# The recommender: a ranker fitted on rolling label windows, judged beside baselines on the test window.
+# ---------------------------------------------------------------------------
+@dataclass
+class RecommenderResult:
+    """A fitted recommender, its test-window metrics beside the baselines, and the model to serve."""
+
+    name: str
+    plan: CutoffPlan
+    horizon_days: int
+    ks: tuple[int, ...]
+    evaluated: TwoStageRecommender  # stage 1 as of the test cutoff: what the metrics measure
+    served: TwoStageRecommender  # the same ranker, stage 1 refitted on every purchase before as_of
+    window: EvaluationWindow
+    metrics: dict[str, dict[str, float]]  # "model" and each baseline
+    candidates: CandidateConfig
+    ranker: RankerConfig
+
+
+def recommender_tables(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Transactions and products, or a UserError when there is nothing to recommend from."""
+    if s.PRODUCTS not in tables or tables[s.PRODUCTS].empty:
+        raise UserError(f"{RECOMMENDER}: needs the products table; train the others with --models churn,propensity")
+    transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
+    bought = transactions.loc[transactions[s.QUANTITY] > 0, s.PRODUCT_ID].nunique()
+    if bought < 2:
+        raise UserError(
+            f"{RECOMMENDER}: customers bought {bought} distinct product(s); nothing to recommend "
+            "(train the others with --models churn,propensity)"
+        )
+    return transactions, products
+
+
+def train_recommender(
+    tables: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    settings: Settings,
+    evaluate_at: pd.Timestamp | None = None,
+) -> RecommenderResult:
+    """Fit the ranker on cutoffs whose label windows end at or before the test cutoff, evaluate it and
+    the baselines on the test window, and refresh its candidates on all history before as_of."""
+    config = settings.recommender
+    horizon = config.horizon_days
+    transactions, products = recommender_tables(tables)
+    first_purchase = transactions.loc[transactions[s.QUANTITY] > 0, s.TIMESTAMP].min()
+    try:
+        plan = plan_cutoffs(
+            as_of, horizon, config.n_cutoffs, horizon, data_start=first_purchase, test_cutoff=evaluate_at
+        )
+        window = recommender_eval.make_test_window(transactions, products, plan.test, horizon)
+    except ValueError as error:
+        raise UserError(f"{RECOMMENDER}: {error}") from error
+    candidates, ranker = CandidateConfig(), RankerConfig()
+    try:
+        model = TwoStageRecommender(candidates, ranker).fit(transactions, products, plan.train, horizon)
+    except ValueError as error:
+        raise UserError(
+            f"{RECOMMENDER}: {error}; the history before {plan.test.date()} is too short for its "
+            f"{horizon}-day training windows (got {len(plan.train)})"
+        ) from error
+    # the last label window ends at the test cutoff, so stage 1 already sees exactly the history before it
+    evaluated = model if model.as_of_ == plan.test else model.refresh_candidates(transactions, products, plan.test)
+    ks = tuple(sorted(set(config.ks) | {GATE_K}))
+    k = max(ks)
+    lists = {"model": recommender_eval.recommend_lists(evaluated, window, k)}
+    lists |= recommender_eval.baseline_lists(transactions, products, window, k, candidates.knn_neighbours)
+    metrics = {name: recommender_eval.evaluate_lists(found, window, ks) for name, found in lists.items()}
+    served = model.refresh_candidates(transactions, products, as_of)
+    return RecommenderResult(RECOMMENDER, plan, horizon, ks, evaluated, served, window, metrics, candidates, ranker)
+
+
+def recommender_champion_on(
+    result: RecommenderResult, tables: dict[str, pd.DataFrame]
+) -> tuple[str | None, float | None]:
+    """The current champion's NDCG@10 re-measured on this run's test window (its candidates refreshed
+    on the purchases before the test cutoff); None when there is no champion or it cannot be re-measured."""
+    from pipelines import registry
+
+    version = registry.champion_version(result.name)
+    if version is None:
+        return None, None
+    try:
+        champion = registry.load_version(result.name, version)
+        refreshed = champion.refresh_candidates(tables[s.TRANSACTIONS], tables[s.PRODUCTS], result.plan.test)
+        lists = recommender_eval.recommend_lists(refreshed, result.window, GATE_K)
+    except Exception as error:  # noqa: BLE001 -- a champion pickled by older code may not run on this code
+        print(f"  {result.name}: champion v{version} cannot be re-measured ({type(error).__name__}: {error})")
+        return version, None
+    return version, recommender_eval.evaluate_lists(lists, result.window, (GATE_K,))[RECOMMENDER_PRIMARY_METRIC]
 
 
 # ---------------------------------------------------------------------------
@@ -423,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
 
 @dataclass
 class LoggedResult:
-    result: TrainingResult
+    result: TrainingResult | RecommenderResult
     version: str
     decision: GateDecision
 
@@ -443,12 +552,16 @@ def run_training(
     from pipelines import registry
     from pipelines.tracking import log_training_result
 
+    if RECOMMENDER in model_names:
+        recommender_tables(tables)  # fail before anything is trained when there is nothing to recommend
     registry.connect(store)
     # the active experiment, so nested runs land beside their parent
     mlflow.set_experiment(experiment_id=registry.experiment_id(store))
     cache = FeatureCache(tables, settings)
-    categories = cache.at(as_of - pd.Timedelta(days=1))[1].top_categories[: settings.propensity.top_categories]
-    specs = model_specs(settings, tables, categories)
+    specs = {}
+    if any(name in OUTCOME_MODELS for name in model_names):
+        categories = cache.at(as_of - pd.Timedelta(days=1))[1].top_categories[: settings.propensity.top_categories]
+        specs = model_specs(settings, tables, categories)
     logged = []
     with mlflow.start_run(run_name=f"train as_of {as_of.date()}: {'+'.join(model_names)}"):
         mlflow.log_params(flatten(settings.model_dump()))
@@ -462,6 +575,9 @@ def run_training(
         )
         log_inputs(tables, data_dir)
         for name in model_names:
+            if name == RECOMMENDER:
+                logged.append(train_and_log_recommender(tables, as_of, settings, evaluate_at))
+                continue
             spec = specs[name]
             result = train_model(spec, cache, as_of, settings, evaluate_at)
             champion_version, champion_auc = champion_auc_on(result)
@@ -480,6 +596,26 @@ def run_training(
     return logged
 
 
+def train_and_log_recommender(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, settings: Settings, evaluate_at: pd.Timestamp | None
+) -> LoggedResult:
+    """Train and evaluate the recommender, gate it on NDCG@10 against the baselines and the champion, log it."""
+    from pipelines.tracking import log_recommender_result
+
+    result = train_recommender(tables, as_of, settings, evaluate_at)
+    champion_version, champion_ndcg = recommender_champion_on(result, tables)
+    decision = decide_promotion(
+        result.metrics["model"][RECOMMENDER_PRIMARY_METRIC],
+        {name: result.metrics[name][RECOMMENDER_PRIMARY_METRIC] for name in RECOMMENDER_BASELINES},
+        champion_ndcg,
+        champion_version,
+        settings.gate.min_ndcg_gain,
+        metric=f"NDCG@{GATE_K}",
+    )
+    version = log_recommender_result(result, decision, settings, as_of)
+    return LoggedResult(result, version, decision)
+
+
 def log_inputs(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:
     import mlflow
 
@@ -489,29 +625,45 @@ def log_inputs(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:
         mlflow.log_input(dataset, context="training")
 
 
+BASELINE_LABELS = {
+    BASELINE_RECENCY: "recency",
+    BASELINE_RFM: "RFM logit",
+    BASELINE_BGNBD: "BG/NBD",
+    recommender_eval.BASELINE_POPULARITY: "popularity",
+    recommender_eval.BASELINE_ITEM_KNN: "item-kNN",
+}
+
+
+def summary_row(logged: LoggedResult) -> dict[str, str]:
+    """One line of the closing table: the gate metric of the model, its baselines and the champion."""
+    result = logged.result
+    if isinstance(result, RecommenderResult):
+        name, metric, key, baselines = result.name, f"NDCG@{GATE_K}", RECOMMENDER_PRIMARY_METRIC, RECOMMENDER_BASELINES
+        horizon = result.horizon_days
+    else:
+        name, metric, key = result.spec.name, "ROC-AUC", PRIMARY_METRIC
+        baselines, horizon = (BASELINE_RECENCY, BASELINE_RFM, BASELINE_BGNBD), result.spec.horizon_days
+    champion = logged.decision.champion_score
+    return {
+        "model": f"{name} v{logged.version}",
+        "test window": f"{result.plan.test.date()} +{horizon}d",
+        "metric": metric,
+        "score": f"{result.metrics['model'][key]:.3f}",
+        "baselines": ", ".join(f"{BASELINE_LABELS[b]} {result.metrics[b][key]:.3f}" for b in baselines),
+        "champion": f"{champion:.3f}" if champion is not None else "-",
+        "promoted": "yes" if logged.decision.promote else "no",
+    }
+
+
 def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: float) -> None:
-    rows = []
-    for logged in results:
-        metrics = logged.result.metrics
-        rows.append(
-            {
-                "model": f"{logged.result.spec.name} v{logged.version}",
-                "test window": f"{logged.result.plan.test.date()} +{logged.result.spec.horizon_days}d",
-                "ROC-AUC": f"{metrics['model'][PRIMARY_METRIC]:.3f}",
-                "recency": f"{metrics[BASELINE_RECENCY][PRIMARY_METRIC]:.3f}",
-                "RFM logit": f"{metrics[BASELINE_RFM][PRIMARY_METRIC]:.3f}",
-                "BG/NBD": f"{metrics[BASELINE_BGNBD][PRIMARY_METRIC]:.3f}",
-                "champion": f"{logged.decision.champion_auc:.3f}" if logged.decision.champion_auc is not None else "-",
-                "promoted": "yes" if logged.decision.promote else "no",
-            }
-        )
     print(f"\nTrained at as_of {as_of.date()} in {elapsed:.0f} s")
-    print(pd.DataFrame(rows).to_string(index=False))
+    print(pd.DataFrame([summary_row(logged) for logged in results]).to_string(index=False))
     for logged in results:
-        print(f"  {logged.result.spec.name}: {logged.decision.reason}")
-        if not logged.result.trees:
+        name = logged.result.name if isinstance(logged.result, RecommenderResult) else logged.result.spec.name
+        print(f"  {name}: {logged.decision.reason}")
+        if isinstance(logged.result, TrainingResult) and not logged.result.trees:
             print(
-                f"  {logged.result.spec.name}: trees off, linear base only: "
+                f"  {name}: trees off, linear base only: "
                 f"{logged.result.share_older_than_training:.0%} of test customers are older than any training row"
             )
 

@@ -292,3 +292,27 @@ def test_parallel_batch_gives_the_same_rows_as_one_call(fitted, test_window):
     expected = fitted.recommend(customers, k=10, exclude_categories=["books"])
     in_parallel = recommend_in_parallel(fitted, customers, k=10, n_jobs=2, chunk_size=16, exclude_categories=["books"])
     pd.testing.assert_frame_equal(in_parallel, expected)
+
+
+def test_lists_from_a_given_history_match_the_fit_and_follow_new_purchases(generated_data, fitted, test_window):
+    transactions = generated_data.transactions
+    _, customers, _ = test_window
+    customer = customers[3]
+    before_as_of = transactions[transactions[TIMESTAMP] < fitted.as_of_]
+    pd.testing.assert_frame_equal(
+        fitted.recommend_for_history(customer, before_as_of, as_of=fitted.as_of_, k=10),
+        fitted.recommend([customer], k=10),
+    )
+
+    durable = set(generated_data.products.loc[generated_data.products[REPLENISHMENT_DAYS].isna(), PRODUCT_ID])
+    listed = fitted.recommend([customer], k=10)
+    bought_now = next(product for product in listed[PRODUCT_ID] if product in durable)
+    purchase = before_as_of[before_as_of[CUSTOMER_ID] == customer].tail(1)
+    purchase = purchase.assign(**{PRODUCT_ID: bought_now, TIMESTAMP: fitted.as_of_ + pd.Timedelta(hours=1)})
+    after = fitted.recommend_for_history(customer, pd.concat([before_as_of, purchase], ignore_index=True), k=10)
+    assert bought_now not in set(after[PRODUCT_ID])  # a durable just bought is not offered again
+
+    newcomer = purchase.assign(**{CUSTOMER_ID: "brand-new"})
+    first_list = fitted.recommend_for_history("brand-new", newcomer, k=10)
+    assert len(first_list) == 10
+    assert not first_list[RECOMMENDATION_REASON].str.startswith("popular in ").all()  # personal from one purchase

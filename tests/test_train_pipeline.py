@@ -52,6 +52,11 @@ def test_first_training_run_registers_champions_with_metrics_and_plots(workspace
         assert latest["tags.gate.decision"] == "champion"
         artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(latest["run_id"], "plots")}
         assert {"plots/roc.png", "plots/calibration.png", "plots/shap_summary.png"} <= artifacts
+    # the recommender is one of the default models, in its own nested run under the same parent
+    recommender = nested_runs(workspace["store"], "recommender").iloc[0]
+    assert aliases(workspace["store"], "recommender") == {"champion": "1"}
+    churn_run = nested_runs(workspace["store"], "churn").iloc[-1]
+    assert recommender["tags.mlflow.parentRunId"] == churn_run["tags.mlflow.parentRunId"]
 
 
 def test_churn_recovers_the_generated_dropout_well_above_recency(workspace):
@@ -99,6 +104,7 @@ def test_scores_for_every_known_customer_match_the_registry_models(workspace, tm
     assert scores[s.PURCHASE_PROBABILITY].between(0, 1).all()
     assert scores[s.CHURN_PROBABILITY].dropna().between(0, 1).all()
     assert any(column.startswith(s.PURCHASE_PROBABILITY + "_") for column in scores)
+    assert s.RECOMMENDATIONS not in scores  # only with --k
     # prospects are outside the churn population
     prospects = scores[scores[s.LIFECYCLE_STAGE] == "prospect"]
     assert len(prospects) and prospects[s.CHURN_PROBABILITY].isna().all()
@@ -114,6 +120,23 @@ def test_scores_for_every_known_customer_match_the_registry_models(workspace, tm
     np.testing.assert_allclose(via_mlflow, direct)
     from_file = scores.set_index(s.CUSTOMER_ID).loc[sample[s.CUSTOMER_ID], s.PURCHASE_PROBABILITY].to_numpy()
     np.testing.assert_allclose(from_file, direct, rtol=1e-6)
+
+
+def test_score_with_k_adds_the_registered_recommenders_lists(workspace, tmp_path):
+    out = tmp_path / "scores.parquet"
+    argv = ["--data", str(workspace["data"]), "--out", str(out), "--store", str(workspace["store"]), "--k", "10"]
+    assert score.main(argv) == 0
+    scores = pd.read_parquet(out)
+    lists = scores[s.RECOMMENDATIONS].map(list)
+    assert lists.map(len).between(1, 10).all()
+    assert lists.map(lambda ids: len(set(ids)) == len(ids)).all()
+    # scored at the model's own as_of: exactly the registered model's lists, best first
+    registry.connect(workspace["store"])
+    model = registry.load_model("recommender")
+    sample = scores[s.CUSTOMER_ID].head(25).tolist()
+    expected = model.recommend(sample, k=10).groupby(s.CUSTOMER_ID, sort=False)[s.PRODUCT_ID].agg(list)
+    assert lists.head(25).tolist() == [expected.get(customer, []) for customer in sample]
+    assert score.main([*argv[:-2], "--k", "0"]) == 2
 
 
 def _profiles(workspace, tmp_path) -> Path:
