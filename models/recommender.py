@@ -242,6 +242,11 @@ class PairTable:
         ends = np.searchsorted(self.keys, (customers + 1) * self.width)
         return _expand_ranges(starts, ends)
 
+    def subset(self, customers: np.ndarray) -> PairTable:
+        """Only these customers' pairs: lookups for a batch then search a small table, not millions of keys."""
+        _, positions = self.rows_of(np.unique(customers))
+        return PairTable(self.width, self.keys[positions], {name: v[positions] for name, v in self.values.items()})
+
     def column(self, positions: np.ndarray) -> np.ndarray:
         return self.keys[positions] % self.width
 
@@ -291,6 +296,12 @@ class Stage1:
                 customer, self.catalogue.category[item], day, now, len(self.catalogue.categories)
             ),
             median_price=_median_price(customer, lines.unit_price[before], n_customers),
+        )
+
+    def restricted_to(self, codes: np.ndarray) -> Stage1:
+        """This stage 1 with the per-customer tables cut to the given customer codes (a scoring batch)."""
+        return dataclasses.replace(
+            self, purchases=self.purchases.subset(codes), category_pairs=self.category_pairs.subset(codes)
         )
 
     def codes_of(self, customer_ids: Sequence[str]) -> np.ndarray:
@@ -673,7 +684,8 @@ class TwoStageRecommender:
         batch = self.candidate_config_.batch_size
         for start in range(0, len(known_positions), batch):
             positions = known_positions[start : start + batch]
-            parts.append(self._recommend_known(stage1, positions, codes[positions], k, rules, allowed))
+            batch_stage1 = stage1.restricted_to(codes[positions])
+            parts.append(self._recommend_known(batch_stage1, positions, codes[positions], k, rules, allowed))
         cold_positions = np.flatnonzero(codes < 0)
         if len(cold_positions):
             parts.append(_cold_start(stage1, cold_positions, k, allowed, rules.max_per_category))
@@ -810,7 +822,7 @@ def _training_block(
         customers = np.sort(rng.choice(customers, ranker_config.max_customers_per_cutoff, replace=False))
     if not len(customers):
         return None
-    candidates = build_candidates(stage1, customers, candidate_config)
+    candidates = build_candidates(stage1.restricted_to(customers), customers, candidate_config)
     n_items = catalogue.size
     owner_of = np.searchsorted(customers, buyer)
     found = (buyer >= 0) & (bought_item >= 0) & (owner_of < len(customers))
@@ -1071,8 +1083,9 @@ def _predict(booster: lgb.Booster, features: np.ndarray) -> np.ndarray:
     if not len(features):
         return np.zeros(0)
     # One thread for small inputs: starting OpenMP threads costs more than the trees (16 ms vs 0.7 ms
-    # for 50 rows measured here on a busy machine).
-    return booster.predict(features, num_threads=1 if len(features) < SMALL_PREDICTION else 0)
+    # for 50 rows measured here on a busy machine); one per worker process when customers are sharded.
+    alone = multiprocessing.parent_process() is None
+    return booster.predict(features, num_threads=0 if alone and len(features) >= SMALL_PREDICTION else 1)
 
 
 def _reasons(stage1: Stage1, codes: np.ndarray, top: Candidates) -> list[str]:
