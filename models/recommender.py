@@ -997,21 +997,31 @@ def _ease_candidates(stage1: Stage1, rows: sp.csr_matrix, n: int):
 def _knn_candidates(stage1: Stage1, rows: sp.csr_matrix, n: int):
     """Positive kNN scores only, from the sparse product (no dense row over the whole catalogue)."""
     scores = rows @ stage1.neighbours_t
-    scores.sort_indices()  # entries in (owner, item) order: the stable sort below breaks ties by item
+    scores = (scores - scores.multiply(rows)).tocsr()  # what the customer has drops to an explicit 0...
+    scores.data[scores.data <= 0] = 0.0
+    scores.eliminate_zeros()  # ...and leaves with the non-positive scores
     owner, item, score = _row_of_entries(scores), scores.indices.astype(np.int64), scores.data.astype(np.float64)
-    n_items = stage1.catalogue.size
-    fresh = ~np.isin(owner * n_items + item, _row_of_entries(rows) * n_items + rows.indices)
-    fresh &= score > 0
-    owner, item, score = owner[fresh], item[fresh], score[fresh]
-    # One float sort instead of a three-key lexsort (6x faster on a million entries): the key is the
-    # owner plus the score's distance from the batch's best, scaled into [0, 1).
-    span = score.max() - score.min() if len(score) else 0.0
-    key = owner + (0.999 * (score.max() - score) / span if span > 0 else 0.0)
-    order = np.argsort(key, kind="stable")
-    owner, item, score = owner[order], item[order], score[order]
-    rank = _rank_in_runs(owner)
-    keep = rank < n
-    return owner[keep], item[keep], score[keep], rank[keep] + 1.0
+    keep = score >= _nth_largest_per_row(scores, n)[owner]
+    return _ranked(owner[keep], item[keep], score[keep], n)
+
+
+def _nth_largest_per_row(matrix: sp.csr_matrix, n: int) -> np.ndarray:
+    """Each row's n-th largest stored value (-inf when the row holds fewer than n values).
+
+    Rows are laid out in a padded dense block and partitioned: at a million customers and 50,000
+    products, sorting every stored score of a batch took most of its time.
+    """
+    lengths = np.diff(matrix.indptr)
+    threshold = np.full(matrix.shape[0], -np.inf)
+    if not len(lengths) or lengths.max() <= n:
+        return threshold
+    row = _row_of_entries(matrix)
+    block = np.full((matrix.shape[0], lengths.max()), -np.inf)
+    block[row, np.arange(len(row)) - matrix.indptr[row]] = matrix.data
+    nth = -np.partition(-block, n - 1, axis=1)[:, n - 1]
+    long_rows = lengths > n
+    threshold[long_rows] = nth[long_rows]
+    return threshold
 
 
 def _category_candidates(stage1: Stage1, customers: np.ndarray, config: CandidateConfig, extra: np.ndarray | None):
