@@ -8,7 +8,7 @@ SAMPLE_SEED ?= 42
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help install data validate train score test test-fast ui lint bench
+.PHONY: help install data validate train score serve test test-fast ui lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,12 @@ data: install ## generate the sample data set into data/sample when it is absent
 validate: data ## validate the sample data (report under data/sample/_validation)
 	$(PY) -m pipelines.validate --data $(DATA)
 
-train: validate ## install, generate sample data, validate, train and register every model
+train: validate ## install, generate sample data, validate, train and register every model, fill the profile store
 	$(PY) -m pipelines.train --data $(DATA)
+	$(PY) -m pipelines.materialize --data $(DATA)
+
+serve: install ## serve the scoring API on http://127.0.0.1:3000 (make serve PORT=N for another port; after make train)
+	$(VENV)/bin/bentoml serve service.service:CustomerIntelligence --host 127.0.0.1 --port $(PORT)
 
 score: install ## score every sample customer with the champion models into data/sample_scores.parquet
 	$(PY) -m pipelines.score --data $(DATA) --out data/sample_scores.parquet

@@ -4,7 +4,8 @@
 embedded default (one SQLite file in WAL mode), and a Redis store can follow behind the same methods.
 
 What it holds:
-- appended rows: accepted contract rows of the tables in `HISTORY_TABLES`, as sent to POST /events,
+- appended rows: accepted contract rows of the tables in `HISTORY_TABLES` (customers, transactions,
+  events): the batch history written by `pipelines.materialize`, then the rows sent to POST /events,
   in typed columns derived from `features.schema`, each with an append-only sequence number and the
   number of the batch (one `append_rows` call) it came in;
 - profiles: one row per customer (customer_id -> the values of a feature or score frame), with the
@@ -20,6 +21,7 @@ so concurrent writers from several threads or processes queue instead of failing
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -39,8 +41,18 @@ from features.validation import accepted_dtypes
 
 # Bump when the layout of the file changes; a file of another version is refused, not guessed at.
 STORE_SCHEMA_VERSION = 1
-# The contract tables whose rows are appended through POST /events and read back as history.
-HISTORY_TABLES = (s.TRANSACTIONS, s.EVENTS)
+# The contract tables whose rows are stored (materialised batch history, then POST /events) and read
+# back as a customer's history; customers, so that a customer first seen through /events is known.
+HISTORY_TABLES = (s.CUSTOMERS, s.TRANSACTIONS, s.EVENTS)
+
+# Where the service and `pipelines.materialize` find the store unless told otherwise.
+STORE_PATH_ENV = "SCORING_STORE_PATH"
+DEFAULT_STORE_PATH = Path("data/profiles.sqlite")
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH)
+
 
 SCHEMA_VERSION_KEY = "schema_version"
 CONTRACT_KEY = "contract_columns"  # the contract columns the appended-row tables were made for
@@ -98,6 +110,10 @@ class ProfileStore(ABC):
         return self.histories([customer_id])
 
     @abstractmethod
+    def clear_history(self) -> None:
+        """Delete every stored history row (a full re-materialisation starts from the batch data)."""
+
+    @abstractmethod
     def count_rows(self, table: str) -> int:
         """How many rows of a history table have been appended."""
 
@@ -122,6 +138,25 @@ class ProfileStore(ABC):
     @abstractmethod
     def get_profiles(self, customer_ids: Iterable[str]) -> pd.DataFrame:
         """The profiles of the known ids among these, in the order asked, with the dtypes written."""
+
+    def get_numbers(
+        self, customer_ids: Iterable[str], columns: list[str]
+    ) -> tuple[list[str], np.ndarray, list[pd.Timestamp]]:
+        """(the known ids among these in the order asked, their values of the float64 `columns` as one
+        matrix, each profile's as_of): the service's per-request path, no DataFrame on the way."""
+        profiles = self.get_profiles(customer_ids)
+        found = profiles[s.CUSTOMER_ID].astype(str).tolist()
+        as_of = [pd.Timestamp(value) for value in profiles[s.AS_OF]] if s.AS_OF in profiles else []
+        return found, profiles[columns].to_numpy(dtype=np.float64), as_of
+
+    @abstractmethod
+    def profile_ids(self, limit: int | None = None) -> list[str]:
+        """Customer ids with a profile, sorted (the first `limit` when given)."""
+
+    def profile_columns(self) -> list[tuple[str, str]]:
+        """(column, dtype) of the stored profiles, customer_id excluded."""
+        stored = self.get_meta(PROFILE_COLUMNS_KEY)
+        return [tuple(pair) for pair in json.loads(stored)] if stored else []
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
@@ -168,6 +203,9 @@ class SQLiteProfileStore(ProfileStore):
             )
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             connection.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL: a commit survives a crash of the process (not of the machine) without an
+            # fsync per commit, which would cost milliseconds on every POST /events
+            connection.execute("PRAGMA synchronous = NORMAL")
             local.connection, local.pid = connection, os.getpid()
             with self._lock:
                 self._connections.append(connection)
@@ -261,6 +299,11 @@ class SQLiteProfileStore(ProfileStore):
             history[name] = _history_frame(table, records)
         return history
 
+    def clear_history(self) -> None:
+        with self._write() as connection:
+            for name in HISTORY_TABLES:
+                connection.execute(f'DELETE FROM "{name}"')
+
     def count_rows(self, table: str) -> int:
         if table not in HISTORY_TABLES:
             raise ValueError(f"{table!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
@@ -275,10 +318,12 @@ class SQLiteProfileStore(ProfileStore):
         replace: bool = False,
     ) -> int:
         ids = _profile_ids(profiles)
-        value_columns = [c for c in profiles.columns if c != s.CUSTOMER_ID]
-        layout = json.dumps([[column, str(profiles[column].dtype)] for column in value_columns])
-        numbers = [c for c in value_columns if _is_packed(str(profiles[c].dtype))]
-        others = [_encode_column(profiles[c]) for c in value_columns if c not in numbers]
+        # dtypes read once: a column lookup per column costs milliseconds on a one-row frame
+        dtypes = {column: str(dtype) for column, dtype in profiles.dtypes.items() if column != s.CUSTOMER_ID}
+        layout = json.dumps([[column, dtype] for column, dtype in dtypes.items()])
+        numbers = [c for c, dtype in dtypes.items() if _is_packed(dtype)]
+        packed = set(numbers)
+        others = [_encode_column(profiles[c]) for c in dtypes if c not in packed]
         block = profiles[numbers].to_numpy(dtype=_PACKED_DTYPE) if numbers else np.zeros((len(ids), 0), _PACKED_DTYPE)
         block = np.ascontiguousarray(block)
         other_rows = zip(*others, strict=True) if others else ([] for _ in ids)
@@ -351,8 +396,35 @@ class SQLiteProfileStore(ProfileStore):
         return pd.DataFrame(frame, index=pd.RangeIndex(len(found)))
 
     def _profile_layout(self) -> list[tuple[str, str]]:
-        stored = self.get_meta(PROFILE_COLUMNS_KEY)
-        return [tuple(pair) for pair in json.loads(stored)] if stored else []
+        return self.profile_columns()
+
+    def get_numbers(
+        self, customer_ids: Iterable[str], columns: list[str]
+    ) -> tuple[list[str], np.ndarray, list[pd.Timestamp]]:
+        wanted = [str(customer_id) for customer_id in customer_ids]
+        connection = self._connection()
+        if len(wanted) == 1:  # the common case, and the cheapest query
+            records = connection.execute(
+                f'SELECT "{s.CUSTOMER_ID}", "{s.AS_OF}", numbers FROM profiles WHERE "{s.CUSTOMER_ID}" = ?', wanted
+            ).fetchall()
+        else:
+            records = connection.execute(
+                f'SELECT "{s.CUSTOMER_ID}", "{s.AS_OF}", numbers FROM profiles '
+                f'WHERE "{s.CUSTOMER_ID}" IN (SELECT value FROM json_each(?))',
+                (json.dumps(wanted),),
+            ).fetchall()
+        layout = connection.execute("SELECT value FROM meta WHERE key = ?", (PROFILE_COLUMNS_KEY,)).fetchone()
+        positions, width = _packed_positions(layout[0] if layout else "[]", tuple(columns))
+        by_id = {record[0]: record[1:] for record in records}
+        found = [customer_id for customer_id in dict.fromkeys(wanted) if customer_id in by_id]
+        block = np.frombuffer(b"".join(by_id[i][1] for i in found), dtype=_PACKED_DTYPE).reshape(len(found), width)
+        return found, block[:, positions], [pd.Timestamp(by_id[i][0]) for i in found]
+
+    def profile_ids(self, limit: int | None = None) -> list[str]:
+        query = f'SELECT "{s.CUSTOMER_ID}" FROM profiles ORDER BY "{s.CUSTOMER_ID}"'
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [row[0] for row in self._connection().execute(query).fetchall()]
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -429,7 +501,8 @@ def _history_frame(table: s.Table, records: list[tuple[Any, ...]]) -> pd.DataFra
             frame[column.name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
         else:
             frame[column.name] = pd.array(list(values), dtype=dtypes[column.name])
-    return pd.DataFrame(frame, index=pd.RangeIndex(len(records))).astype(dtypes)
+    # every column is built with its accepted dtype already (no astype: it costs milliseconds per call)
+    return pd.DataFrame(frame, index=pd.RangeIndex(len(records)), copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -442,6 +515,17 @@ _PACKED_DTYPE = np.dtype("<f8")
 def _is_packed(dtype: str) -> bool:
     """Whether a profile column of this dtype goes into the float64 blob."""
     return dtype == "float64"
+
+
+@functools.lru_cache(maxsize=32)
+def _packed_positions(layout: str, columns: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """Where each wanted column sits in a profile's float64 blob, and the blob's width."""
+    packed = [column for column, dtype in json.loads(layout) if _is_packed(dtype)]
+    where = {column: position for position, column in enumerate(packed)}
+    missing = [column for column in columns if column not in where]
+    if missing:
+        raise KeyError(f"the stored profiles have no float column(s) {', '.join(missing[:5])}")
+    return np.array([where[column] for column in columns], dtype=np.int64), len(packed)
 
 
 def _profile_ids(profiles: pd.DataFrame) -> list[str]:

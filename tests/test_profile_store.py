@@ -81,7 +81,7 @@ def test_history_feeds_the_feature_builder(store):
 def test_append_refuses_frames_that_are_not_accepted_contract_rows(store):
     rows = accepted_rows()
     with pytest.raises(ValueError, match="not a history table"):
-        store.append_rows({s.CUSTOMERS: rows[s.TRANSACTIONS]})
+        store.append_rows({s.PRODUCTS: rows[s.TRANSACTIONS]})
     with pytest.raises(ValueError, match="expected the contract columns"):
         store.append_rows({s.EVENTS: rows[s.EVENTS].drop(columns=[s.VALUE])})
     assert store.count_rows(s.EVENTS) == 0

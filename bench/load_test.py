@@ -1,0 +1,230 @@
+"""Load test: the scoring service under `bentoml serve`, against the issue's latency targets.
+
+    python -m bench.load_test [--store data/profiles.sqlite --mlflow-store mlruns] [--seconds 10]
+
+Starts a real server (one worker, 127.0.0.1, free port) on a private copy of the profile store.
+Without --store it first builds a small workspace like the service tests do (generated customers,
+small fitted models registered in a temp MLflow store, profiles materialised). The load generator
+runs on the same 2-core machine, with a small thread pool and one keep-alive connection per thread.
+
+Measured:
+- /churn for one customer at a paced 200 requests/s (p50, p99; latency counts from the scheduled
+  send time, so a late send is not hidden);
+- /churn for 100 customers per request at a paced 20 requests/s (p50, p99);
+- POST /events (one purchase) then /churn for that customer, sequentially: end-to-end time and
+  whether the score changed;
+- the bare model time for the same calls in this process: the booster prediction plus the SHAP
+  reasons on the same feature rows (`OutcomeModel.predict_matrix` + `explain_matrix`).
+Targets (issue): one customer p50 < 5 ms, p99 < 15 ms; 100 customers p99 < 50 ms; event reflected < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+from service.handlers import predict_on_one_thread, read_materialized_state
+from service.loading import champion_versions, load_models
+from service.process import ServerProcess
+from service.store import SQLiteProfileStore
+
+THREADS = 4
+
+
+class Client:
+    """One keep-alive HTTP connection per thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        payload = json.dumps(body)
+        for attempt in (1, 2):
+            connection = getattr(self.local, "connection", None)
+            if connection is None:
+                connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                connection.request("POST", path, payload, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                return response.status, json.loads(response.read())
+            except (ConnectionError, http.client.HTTPException):
+                # the server closed an idle keep-alive connection: reconnect once
+                connection.close()
+                self.local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def paced(client: Client, path: str, bodies: list[dict], rate: float) -> np.ndarray:
+    """Send the bodies at `rate` per second from a thread pool; latencies in ms from the scheduled time."""
+    start = time.perf_counter() + 0.2
+    latencies = np.zeros(len(bodies))
+    errors = []
+
+    def one(i: int) -> None:
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        status, _ = client.post(path, bodies[i])
+        latencies[i] = (time.perf_counter() - scheduled) * 1000
+        if status != 200:
+            errors.append(status)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(one, range(len(bodies))))
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, e.g. HTTP {errors[0]}")
+    return latencies
+
+
+def bare_model_ms(mlflow_store: Path, store_path: Path, ids: list[str], repeats: int) -> float:
+    """Median time of the churn model's own work for these customers: prediction + SHAP reasons."""
+    models = load_models(mlflow_store, champion_versions(mlflow_store))
+    predict_on_one_thread(models)  # as the service does
+    model = models.churn
+    with SQLiteProfileStore(store_path) as store:
+        _, matrix, _ = store.get_numbers(ids, model.feature_names)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_matrix(matrix)
+        model.explain_matrix(matrix, 5)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def build_workspace(root: Path, customers: int):
+    from pipelines import simulation
+    from tests.test_service_handlers import build_service_workspace
+
+    tables, _ = simulation.generate_tables(customers, 20_240_601)
+    return build_service_workspace(root, tables)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load_test", description=__doc__.split("\n")[0])
+    parser.add_argument("--store", type=Path, default=None, help="materialised profile store (default: build one)")
+    parser.add_argument("--mlflow-store", type=Path, default=Path("mlruns"), help="MLflow store folder with champions")
+    parser.add_argument("--customers", type=int, default=1000, help="customers to generate when building a workspace")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of the paced one-customer run")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s of the paced one-customer run")
+    parser.add_argument("--events", type=int, default=50, help="/events + /churn round trips")
+    args = parser.parse_args(argv)
+
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="load_test_"))
+    try:
+        if args.store is None:
+            print(f"building a workspace with {args.customers:,} generated customers ...", flush=True)
+            workspace = build_workspace(work / "workspace", args.customers)
+            source, mlflow_store = workspace.store_path, workspace.mlflow_store
+        else:
+            source, mlflow_store = args.store, args.mlflow_store
+        store_path = work / "profiles.sqlite"
+        shutil.copy(source, store_path)
+        with SQLiteProfileStore(store_path) as store:
+            ids = store.profile_ids()
+            state = read_materialized_state(store)
+            products = state.reference.products[s.PRODUCT_ID].astype(str).tolist()
+        rng = random.Random(7)
+        environment = {
+            "SCORING_STORE_PATH": str(store_path),
+            "SCORING_MLFLOW_STORE": str(mlflow_store),
+            "BENTOML_HOME": str(work / "bentoml"),
+            "SCORING_MAX_BATCH": "1000",
+        }
+        environment.pop("SCORING_API_KEY", None)
+        with ServerProcess(environment, log_path=work / "server.log") as server:
+            client = Client(server.port)
+            for _ in range(200):  # warm up: connections, caches, lazy imports
+                client.post("/churn", {"customer_ids": [rng.choice(ids)]})
+            sequential = []
+            for _ in range(500):  # one at a time: the service's own latency, no queueing
+                started = time.perf_counter()
+                client.post("/churn", {"customer_ids": [rng.choice(ids)]})
+                sequential.append((time.perf_counter() - started) * 1000)
+            sequential = np.array(sequential)
+            one_rate = args.rate
+            single = paced(
+                client,
+                "/churn",
+                [{"customer_ids": [rng.choice(ids)]} for _ in range(int(one_rate * args.seconds))],
+                one_rate,
+            )
+            hundred = paced(client, "/churn", [{"customer_ids": rng.sample(ids, 100)} for _ in range(200)], 20.0)
+            round_trips, changed = [], 0
+            when = (state.as_of - pd.Timedelta(minutes=1)).isoformat()
+            for i in range(args.events):
+                customer = rng.choice(ids)
+                before = client.post("/churn", {"customer_ids": [customer]})[1]["results"][0]["churn_probability"]
+                row = {
+                    s.ORDER_ID: f"load-{i}",
+                    s.CUSTOMER_ID: customer,
+                    s.PRODUCT_ID: rng.choice(products),
+                    s.QUANTITY: 1,
+                    s.UNIT_PRICE: 10.0,
+                    s.TIMESTAMP: when,
+                    s.CHANNEL: "web",
+                }
+                started = time.perf_counter()
+                status, body = client.post("/events", {"transactions": [row]})
+                after = client.post("/churn", {"customer_ids": [customer]})[1]["results"][0]["churn_probability"]
+                round_trips.append((time.perf_counter() - started) * 1000)
+                changed += status == 200 and body["accepted"] == 1 and after != before
+        bare_one = bare_model_ms(mlflow_store, store_path, ids[:1], 200)
+        bare_hundred = bare_model_ms(mlflow_store, store_path, ids[:100], 50)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def p(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q))
+
+    print()
+    print(f"Scoring service load test ({len(ids):,} profiles, 1 BentoML worker, {THREADS} client threads, same host)")
+    print()
+    print("| call | load | p50 ms | p99 ms | target | bare model ms (p50) | p50 / bare |")
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
+    print(
+        f"| /churn, 1 customer | sequential, {len(sequential)} requests | {p(sequential, 50):.2f} | "
+        f"{p(sequential, 99):.2f} | | {bare_one:.3f} | {p(sequential, 50) / bare_one:.0f}x |"
+    )
+    print(
+        f"| /churn, 1 customer | {one_rate:.0f} req/s paced, {len(single):,} requests | {p(single, 50):.2f} | "
+        f"{p(single, 99):.2f} | p50 < 5, p99 < 15 | {bare_one:.3f} | {p(single, 50) / bare_one:.0f}x |"
+    )
+    print(
+        f"| /churn, 100 customers | 20 req/s paced, {len(hundred):,} requests | {p(hundred, 50):.2f} | "
+        f"{p(hundred, 99):.2f} | p99 < 50 | {bare_hundred:.3f} | {p(hundred, 50) / bare_hundred:.0f}x |"
+    )
+    trips = np.array(round_trips)
+    print(
+        f"| /events (1 purchase) then /churn | sequential, {len(trips)} round trips | {p(trips, 50):.2f} | "
+        f"{p(trips, 99):.2f} | < 100 | | |"
+    )
+    print()
+    print(f"The churn score changed after the event in {changed} of {len(trips)} round trips.")
+    print(
+        f"Machine load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} cores (other work on the machine shares them with server and load generator)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

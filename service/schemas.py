@@ -1,0 +1,110 @@
+"""The wire contract of the scoring service's answers (pydantic models, shown on the OpenAPI page).
+
+Requests are typed by the `@bentoml.api` method parameters in `service.service`; a refused request
+answers `ErrorAnswer` with a 4xx status instead of the endpoint's model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+    field: str
+
+
+class Reason(BaseModel):
+    feature: str  # in words
+    column: str  # the feature column
+    value: float | None
+    impact: float  # SHAP contribution to the churn log-odds; > 0 raises the risk
+
+
+class ChurnResult(BaseModel):
+    customer_id: str
+    churn_probability: float | None  # None: not in the churn population (no purchase in the lookback)
+    risk_tier: str
+    reasons: list[Reason]
+    known_customer: bool
+    model_version: str | None
+
+
+class ChurnAnswer(BaseModel):
+    results: list[ChurnResult]
+
+
+class CategoryProbability(BaseModel):
+    category: str
+    probability: float
+
+
+class PropensityResult(BaseModel):
+    customer_id: str
+    purchase_probability: float | None
+    top_categories: list[CategoryProbability]
+    known_customer: bool
+    model_version: str | None
+
+
+class PropensityAnswer(BaseModel):
+    results: list[PropensityResult]
+
+
+class Item(BaseModel):
+    product_id: str
+    score: float
+    reason: str
+
+
+class RecommendAnswer(BaseModel):
+    customer_id: str
+    items: list[Item]
+    known_customer: bool
+    model_version: str | None
+
+
+class SimilarItemsAnswer(BaseModel):
+    product_id: str
+    items: list[Item]
+    model_version: str | None
+
+
+class ProfileScores(BaseModel):
+    churn_probability: float | None
+    risk_tier: str
+    churn_reasons: list[Reason]
+    purchase_probability: float | None
+    top_categories: list[CategoryProbability]
+
+
+class ProfileAnswer(BaseModel):
+    customer_id: str
+    known_customer: bool
+    as_of: str | None
+    rfm_segment: str | None
+    lifecycle_stage: str | None
+    features: dict[str, Any]
+    scores: ProfileScores
+    recommendations: list[Item]
+    model_versions: dict[str, str]
+
+
+class RejectedRow(BaseModel):
+    table: str
+    index: int  # 0-based position of the row in its list in the request
+    reason: str
+
+
+class EventsAnswer(BaseModel):
+    accepted: int
+    rejected: list[RejectedRow]
+    customers_updated: list[str]
+
+
+class ReloadAnswer(BaseModel):
+    reloaded: bool
+    model_versions: dict[str, str]
+    error: str | None

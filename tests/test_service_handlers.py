@@ -1,0 +1,340 @@
+"""Tier 1 of the service tests: the handler logic (`service.handlers.Scorer`) with small fitted models.
+
+`service_workspace` (also used by the HTTP and server tiers) fits small churn, propensity and
+recommender models on the generated 1,000-customer data, registers them as champions in a temp
+MLflow store, and materialises the profiles into a temp SQLite store, once per session.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import schema as s
+from features.customer import feature_columns
+from models import churn, propensity
+from models.recommender import TwoStageRecommender
+from pipelines import registry
+from pipelines.features import build_profiles, data_end
+from pipelines.materialize import materialize
+from pipelines.settings import load_settings
+from service.handlers import RISK_TIERS, RequestError, describe_feature, risk_tier
+from service.loading import ServiceSettings, build_scorer
+
+SMALL_BOOSTER = {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20, "verbose": -1, "num_threads": 1}
+
+
+@dataclass(frozen=True)
+class ServiceWorkspace:
+    """Registered champions and a materialised store: everything `bentoml serve` needs."""
+
+    mlflow_store: Path
+    store_path: Path
+    as_of: pd.Timestamp
+    tables: dict[str, pd.DataFrame]
+    profiles: pd.DataFrame
+
+    def environment(self, store_path: Path | None = None, **extra: str) -> dict[str, str]:
+        return {
+            "SCORING_STORE_PATH": str(store_path or self.store_path),
+            "SCORING_MLFLOW_STORE": str(self.mlflow_store),
+            **extra,
+        }
+
+    def copy_store(self, target: Path) -> Path:
+        """A private copy of the materialised store (tests that append events must not share one)."""
+        shutil.copy(self.store_path, target)
+        return target
+
+
+def _labelled(tables, cutoff, make_labels, settings) -> pd.DataFrame:
+    features = build_profiles(tables, cutoff, settings.features)
+    return features.merge(make_labels(features, cutoff), on=s.CUSTOMER_ID, how="inner")
+
+
+def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> ServiceWorkspace:
+    """Fit small models directly (seconds, not the minutes of `pipelines.train`), register, materialise."""
+    settings = load_settings(overrides=["features.n_jobs=1"])
+    as_of = data_end(tables)
+    train_cutoff, holdout_cutoff = as_of - pd.Timedelta(days=270), as_of - pd.Timedelta(days=180)
+    transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
+    fit = {"booster_params": SMALL_BOOSTER, "num_boost_round": 60, "early_stopping_rounds": 10, "monotone_rules": {}}
+
+    def churn_labels(features, cutoff):
+        return churn.make_labels(transactions, cutoff, 90, settings.churn.lookback_days)
+
+    train, holdout = (_labelled(tables, c, churn_labels, settings) for c in (train_cutoff, holdout_cutoff))
+    names = feature_columns(train.drop(columns=[s.CHURN_LABEL]))
+    churn_model = churn.fit_churn_model(train, holdout, names, **fit)
+
+    categories = tuple(products[s.CATEGORY].value_counts().index[:3])
+
+    def purchase_labels(features, cutoff):
+        return propensity.make_labels(transactions, features[s.CUSTOMER_ID], cutoff, 30, categories, products)
+
+    train, holdout = (_labelled(tables, c, purchase_labels, settings) for c in (train_cutoff, holdout_cutoff))
+    propensity_model = propensity.fit_propensity_model(train, holdout, names, categories, **fit)
+
+    recommender = TwoStageRecommender().fit(
+        transactions, products, [as_of - pd.Timedelta(days=d) for d in (90, 60)], 30
+    )
+    recommender = recommender.refresh_candidates(transactions, products, as_of)
+
+    mlflow_store = root / "mlruns"
+    registry.connect(mlflow_store)
+    mlflow.set_experiment(experiment_id=registry.experiment_id(mlflow_store))
+    example = holdout.head(3)
+    with mlflow.start_run(run_name="service test models"):
+        for name, version in (
+            (churn.MODEL_NAME, registry.log_model(churn_model, churn.MODEL_NAME, example)),
+            (propensity.MODEL_NAME, registry.log_model(propensity_model, propensity.MODEL_NAME, example)),
+            ("recommender", registry.log_recommender(recommender, "recommender", example[s.CUSTOMER_ID].tolist())),
+        ):
+            registry.set_alias(name, registry.CHAMPION, version)
+
+    store_path = root / "profiles.sqlite"
+    materialize(tables, as_of, settings, store_path)
+    profiles = build_profiles(tables, as_of, settings.features)
+    return ServiceWorkspace(mlflow_store, store_path, as_of, tables, profiles)
+
+
+_WORKSPACES: dict[str, ServiceWorkspace] = {}
+
+
+@pytest.fixture(scope="session")
+def service_workspace(generated_data, tmp_path_factory) -> ServiceWorkspace:
+    # a module-level cache: the fixture is imported by the HTTP and server test modules too
+    if "default" not in _WORKSPACES:
+        _WORKSPACES["default"] = build_service_workspace(tmp_path_factory.mktemp("service"), generated_data.tables)
+    return _WORKSPACES["default"]
+
+
+def in_population(workspace: ServiceWorkspace, lookback_days: int = 365) -> pd.DataFrame:
+    """Customers whose churn is scored: bought within the lookback."""
+    profiles = workspace.profiles
+    return profiles[(profiles[s.ORDERS_COUNT_TOTAL] > 0) & (profiles[s.DAYS_SINCE_LAST_PURCHASE] < lookback_days)]
+
+
+def lapsing_customer(workspace: ServiceWorkspace) -> str:
+    """A customer in the churn population whose last purchase is long ago (a purchase now must lower churn)."""
+    population = in_population(workspace).sort_values(s.DAYS_SINCE_LAST_PURCHASE, ascending=False)
+    return str(population[s.CUSTOMER_ID].iloc[0])
+
+
+@pytest.fixture
+def scorer(service_workspace, tmp_path):
+    store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
+    settings = ServiceSettings.from_env(service_workspace.environment(store_path, SCORING_MAX_BATCH="50"))
+    scorer = build_scorer(settings)
+    yield scorer
+    scorer.store.close()
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers
+# ---------------------------------------------------------------------------
+def test_feature_names_read_as_words():
+    assert describe_feature(s.DAYS_SINCE_LAST_PURCHASE) == "days since the last purchase"
+    assert describe_feature("spend_sum_90d") == "spend sum (last 90 days)"
+    assert describe_feature("category_share_pet_food") == "share of purchases in pet food"
+    assert describe_feature("gap_mean_days") == "gap mean days"
+
+
+def test_risk_tiers_cover_every_probability():
+    assert risk_tier(0.0) == "low"
+    assert risk_tier(1.0) == "high"
+    assert [risk_tier(floor) for floor, _ in RISK_TIERS] == [name for _, name in RISK_TIERS]
+
+
+# ---------------------------------------------------------------------------
+# Scores
+# ---------------------------------------------------------------------------
+def test_churn_matches_the_batch_model_and_explains_with_five_readable_reasons(scorer, service_workspace):
+    ids = in_population(service_workspace)[s.CUSTOMER_ID].head(20).tolist()
+    answer = scorer.churn(ids)["results"]
+    assert [r[s.CUSTOMER_ID] for r in answer] == ids
+    frame = service_workspace.profiles.set_index(s.CUSTOMER_ID).loc[ids].reset_index()
+    expected = scorer.models.churn.predict_frame(frame)[s.CHURN_PROBABILITY].to_numpy()
+    assert [r[s.CHURN_PROBABILITY] for r in answer] == pytest.approx(expected, rel=1e-9)
+    first = answer[0]
+    assert first["known_customer"] is True
+    assert first["model_version"] == "1"
+    assert first["risk_tier"] == risk_tier(first[s.CHURN_PROBABILITY])
+    assert len(first["reasons"]) == 5
+    assert all(set(reason) == {"feature", "column", "value", "impact"} for reason in first["reasons"])
+    assert first["reasons"][0]["feature"] == describe_feature(first["reasons"][0]["column"])
+    impacts = [abs(reason["impact"]) for reason in first["reasons"]]
+    assert impacts == sorted(impacts, reverse=True)
+
+
+def test_unknown_customers_get_a_cold_start_answer_not_an_error(scorer):
+    churn_answer = scorer.churn(["nobody"])["results"][0]
+    assert churn_answer["known_customer"] is False
+    assert 0 < churn_answer[s.CHURN_PROBABILITY] < 1
+    assert churn_answer["reasons"] == []
+    propensity_answer = scorer.propensity(["nobody"])["results"][0]
+    assert propensity_answer["known_customer"] is False
+    assert 0 < propensity_answer[s.PURCHASE_PROBABILITY] < 1
+    recommended = scorer.recommend("nobody", k=5)
+    assert recommended["known_customer"] is False
+    assert len(recommended["items"]) == 5
+    profile = scorer.profile("nobody")
+    assert profile["known_customer"] is False and profile["features"] == {}
+
+
+def test_customers_outside_the_churn_population_get_no_churn_score(scorer, service_workspace):
+    profiles = service_workspace.profiles
+    outside = profiles[profiles[s.ORDERS_COUNT_TOTAL] == 0][s.CUSTOMER_ID]
+    if outside.empty:
+        pytest.skip("every generated customer bought")
+    answer = scorer.churn([outside.iloc[0]])["results"][0]
+    assert answer["known_customer"] is True
+    assert answer[s.CHURN_PROBABILITY] is None and answer["risk_tier"] == "not_applicable"
+
+
+def test_propensity_lists_categories_most_likely_first(scorer, service_workspace):
+    answer = scorer.propensity([service_workspace.profiles[s.CUSTOMER_ID].iloc[0]])["results"][0]
+    probabilities = [item["probability"] for item in answer["top_categories"]]
+    assert probabilities and probabilities == sorted(probabilities, reverse=True)
+    categories = set(service_workspace.tables[s.PRODUCTS][s.CATEGORY])
+    assert {item["category"] for item in answer["top_categories"]} <= categories
+
+
+def test_batches_above_the_limit_are_refused(scorer):
+    with pytest.raises(RequestError) as refused:
+        scorer.churn([f"c{i}" for i in range(51)])
+    assert refused.value.status == 413 and refused.value.field == "customer_ids"
+
+
+# ---------------------------------------------------------------------------
+# Recommendations
+# ---------------------------------------------------------------------------
+def test_recommend_respects_categories_and_names_bad_ones(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    products = service_workspace.tables[s.PRODUCTS].set_index(s.PRODUCT_ID)[s.CATEGORY]
+    category = products.iloc[0]
+    answer = scorer.recommend(customer, k=4, include_categories=[category])
+    assert answer["known_customer"] is True and answer["model_version"] == "1"
+    assert 0 < len(answer["items"]) <= 4
+    assert {products[item["product_id"]] for item in answer["items"]} == {category}
+    with pytest.raises(RequestError) as refused:
+        scorer.recommend(customer, exclude_categories=["no such category"])
+    assert refused.value.field == "exclude_categories"
+
+
+def test_similar_items_and_unknown_products(scorer, service_workspace):
+    product = service_workspace.tables[s.TRANSACTIONS][s.PRODUCT_ID].value_counts().index[0]
+    answer = scorer.similar_items(product, 3)
+    assert answer["product_id"] == product and len(answer["items"]) == 3
+    assert product not in {item["product_id"] for item in answer["items"]}
+    with pytest.raises(RequestError) as refused:
+        scorer.similar_items("no-such-product")
+    assert refused.value.status == 404 and refused.value.field == "product_id"
+
+
+# ---------------------------------------------------------------------------
+# Events and profiles
+# ---------------------------------------------------------------------------
+def purchase(customer_id: str, product_id: str, when: pd.Timestamp, order_id: str = "live-1") -> dict:
+    return {
+        s.ORDER_ID: order_id,
+        s.CUSTOMER_ID: customer_id,
+        s.PRODUCT_ID: product_id,
+        s.QUANTITY: 2,
+        s.UNIT_PRICE: 12.5,
+        s.TIMESTAMP: when.isoformat(),
+        s.CHANNEL: "web",
+    }
+
+
+def test_an_accepted_purchase_rebuilds_the_profile_and_lowers_churn(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
+    before = scorer.churn([customer])["results"][0][s.CHURN_PROBABILITY]
+    profile_before = scorer.profile(customer)
+    when = service_workspace.as_of - pd.Timedelta(hours=2)
+    answer = scorer.events({"transactions": [purchase(customer, product, when)]})
+    assert answer["accepted"] == 1 and answer["rejected"] == []
+    after = scorer.churn([customer])["results"][0][s.CHURN_PROBABILITY]
+    assert after < before
+    profile_after = scorer.profile(customer)
+    assert profile_after["features"][s.ORDERS_COUNT_TOTAL] == profile_before["features"][s.ORDERS_COUNT_TOTAL] + 1
+    assert profile_after["features"][s.DAYS_SINCE_LAST_PURCHASE] < 1
+    # the same order line again is refused: a retried call adds nothing
+    again = scorer.events({"transactions": [purchase(customer, product, when)]})
+    assert again["accepted"] == 0 and again["rejected"][0]["table"] == s.TRANSACTIONS
+
+
+def test_events_reject_bad_rows_with_reasons_and_keep_the_good_ones(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    when = (service_workspace.as_of - pd.Timedelta(hours=1)).isoformat()
+    good = {s.CUSTOMER_ID: customer, s.TIMESTAMP: when, s.EVENT_TYPE: "session_start"}
+    bad_type = {s.CUSTOMER_ID: customer, s.TIMESTAMP: when, s.EVENT_TYPE: "teleport"}
+    bad_product = purchase(customer, "no-such-product", service_workspace.as_of - pd.Timedelta(hours=1), "live-2")
+    answer = scorer.events({"events": [good, bad_type], "transactions": [bad_product]})
+    assert answer["accepted"] == 1
+    rejected = {(r["table"], r["index"]): r["reason"] for r in answer["rejected"]}
+    assert set(rejected) == {(s.EVENTS, 1), (s.TRANSACTIONS, 0)}
+    assert s.EVENT_TYPE in rejected[(s.EVENTS, 1)]
+    assert s.PRODUCT_ID in rejected[(s.TRANSACTIONS, 0)]
+    with pytest.raises(RequestError) as refused:
+        scorer.events({"events": [{s.CUSTOMER_ID: customer}]})
+    assert refused.value.field == s.EVENTS
+
+
+def test_a_new_customer_becomes_known_through_events(scorer, service_workspace):
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
+    when = service_workspace.as_of - pd.Timedelta(hours=3)
+    signup = {s.CUSTOMER_ID: "new-1", s.SIGNUP_DATE: (when - pd.Timedelta(days=1)).isoformat(), s.REGION: "north"}
+    answer = scorer.events({"customers": [signup], "transactions": [purchase("new-1", product, when, "new-order")]})
+    assert answer["accepted"] == 2 and answer["customers_updated"] == ["new-1"]
+    churn_answer = scorer.churn(["new-1"])["results"][0]
+    assert churn_answer["known_customer"] is True and churn_answer[s.CHURN_PROBABILITY] is not None
+    profile = scorer.profile("new-1")
+    assert profile["features"][s.REGION] == "north"
+    assert profile["features"][s.ORDERS_COUNT_TOTAL] == 1
+    assert profile["recommendations"]
+    # and a customer seen only in an event is known too
+    scorer.events({"events": [{s.CUSTOMER_ID: "new-2", s.TIMESTAMP: when.isoformat(), s.EVENT_TYPE: "search"}]})
+    assert scorer.propensity(["new-2"])["results"][0]["known_customer"] is True
+
+
+def test_profile_holds_features_segments_scores_and_recommendations(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    profile = scorer.profile(customer)
+    expected = service_workspace.profiles.set_index(s.CUSTOMER_ID).loc[customer]
+    assert profile["known_customer"] is True
+    assert pd.Timestamp(profile[s.AS_OF]) == service_workspace.as_of
+    assert profile[s.RFM_SEGMENT] == expected[s.RFM_SEGMENT]
+    assert profile[s.LIFECYCLE_STAGE] == expected[s.LIFECYCLE_STAGE]
+    assert profile["features"][s.SPEND_SUM_TOTAL] == pytest.approx(expected[s.SPEND_SUM_TOTAL])
+    assert set(profile["scores"]) >= {s.CHURN_PROBABILITY, s.PURCHASE_PROBABILITY, "top_categories"}
+    assert len(profile["recommendations"]) == 5
+    assert np.isfinite(profile["scores"][s.PURCHASE_PROBABILITY])
+
+
+def test_concurrent_events_lose_nothing(scorer, service_workspace):
+    customers = in_population(service_workspace)[s.CUSTOMER_ID].head(4).tolist()
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
+    when = service_workspace.as_of - pd.Timedelta(hours=1)
+    before = {c: scorer.profile(c)["features"][s.ORDERS_COUNT_TOTAL] for c in customers}
+    calls = [
+        {"transactions": [purchase(customer, product, when, f"burst-{customer}-{n}")]}
+        for customer in customers
+        for n in range(3)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(scorer.events, calls))
+    assert all(answer["accepted"] == 1 for answer in answers)
+    for customer in customers:
+        # three new orders each, every one in the stored history and in the rebuilt profile
+        assert scorer.profile(customer)["features"][s.ORDERS_COUNT_TOTAL] == before[customer] + 3
+        stored = scorer.store.history(customer)[s.TRANSACTIONS]
+        assert stored[s.ORDER_ID].str.startswith(f"burst-{customer}-").sum() == 3

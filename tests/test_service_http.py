@@ -1,0 +1,147 @@
+"""Tier 2 of the service tests: HTTP through the BentoML service's ASGI app, in process."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+with warnings.catch_warnings():  # Starlette's note about httpx2; BentoML's testing guide uses this client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from features import schema as s
+from pipelines import registry
+from service import service as service_module
+from service.service import CustomerIntelligence
+from tests.test_service_handlers import lapsing_customer, purchase, service_workspace  # noqa: F401
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="module")
+def client(service_workspace, tmp_path_factory):  # noqa: F811
+    store_path = service_workspace.copy_store(tmp_path_factory.mktemp("http") / "profiles.sqlite")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in service_workspace.environment(store_path, SCORING_MAX_BATCH="100").items():
+            patch.setenv(key, value)
+        patch.delenv("SCORING_API_KEY", raising=False)
+        with TestClient(CustomerIntelligence.to_asgi()) as test_client:
+            yield test_client
+
+
+def test_churn_and_propensity_over_http(client, service_workspace):  # noqa: F811
+    customer = lapsing_customer(service_workspace)
+    response = client.post("/churn", json={"customer_ids": [customer, "nobody"]})
+    assert response.status_code == 200, response.text
+    known, unknown = response.json()["results"]
+    assert known["known_customer"] is True and len(known["reasons"]) == 5
+    assert unknown["known_customer"] is False
+    response = client.post("/propensity", json={"customer_ids": [customer]})
+    assert response.status_code == 200
+    assert response.json()["results"][0]["top_categories"]
+
+
+def test_recommend_similar_items_and_profile_over_http(client, service_workspace):  # noqa: F811
+    customer = lapsing_customer(service_workspace)
+    response = client.post("/recommend", json={"customer_id": customer, "k": 3, "exclude_purchased": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["customer_id"] == customer and len(body["items"]) == 3
+    product = body["items"][0]["product_id"]
+    response = client.post("/similar_items", json={"product_id": product, "k": 2})
+    assert response.status_code == 200 and len(response.json()["items"]) == 2
+    response = client.post("/profile", json={"customer_id": customer})
+    assert response.status_code == 200
+    assert response.json()[s.RFM_SEGMENT]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/churn", {"customer_ids": "c1"}, 400, "customer_ids"),
+        ("/churn", {}, 400, "customer_ids"),
+        ("/churn", {"customer_ids": [f"c{i}" for i in range(101)]}, 413, "customer_ids"),
+        ("/recommend", {"customer_id": "c1", "k": 0}, 400, "k"),
+        ("/recommend", {"customer_id": "c1", "include_categories": ["nope"]}, 400, "include_categories"),
+        ("/similar_items", {"product_id": "nope"}, 404, "product_id"),
+        ("/events", {"events": [{"customer_id": "c1"}]}, 400, "events"),
+        ("/events", {"transactions": "not rows"}, 400, "transactions"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field(client, path, body, status, field):
+    response = client.post(path, json=body)
+    assert response.status_code == status, response.text
+    assert field in response.text
+
+
+def test_an_event_over_http_changes_the_next_churn_answer(client, service_workspace):  # noqa: F811
+    customer = lapsing_customer(service_workspace)
+    before = client.post("/churn", json={"customer_ids": [customer]}).json()["results"][0]
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[1])
+    row = purchase(customer, product, service_workspace.as_of - pd.Timedelta(hours=1), "http-order")
+    response = client.post("/events", json={"transactions": [row]})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    after = client.post("/churn", json={"customer_ids": [customer]}).json()["results"][0]
+    assert after["churn_probability"] < before["churn_probability"]
+
+
+def test_health_endpoints_and_readiness_detail(client):
+    # (/metrics is checked against the real server: in process, BentoML's metrics client never answers)
+    assert client.get("/livez").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    detail = ready.json()
+    assert detail["ready"] is True
+    assert detail["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1"}
+
+
+def test_reload_keeps_the_models_when_the_registry_fails(client, monkeypatch):
+    response = client.post("/reload", json={})
+    assert response.status_code == 200 and response.json()["reloaded"] is False
+
+    def unreachable(store):
+        raise ConnectionError("registry unreachable")
+
+    monkeypatch.setattr(service_module, "champion_versions", unreachable)
+    response = client.post("/reload", json={})
+    assert response.status_code == 503
+    assert "unreachable" in response.json()["error"]
+    detail = client.get("/readyz").json()
+    assert detail["registry"]["ok"] is False and "unreachable" in detail["registry"]["error"]
+    assert detail["model_versions"]["churn"] == "1"
+    assert client.post("/churn", json={"customer_ids": ["nobody"]}).status_code == 200
+    monkeypatch.undo()
+    assert client.post("/reload", json={}).json()["error"] is None
+    assert client.get("/readyz").json()["registry"]["ok"] is True
+
+
+def test_the_api_key_guards_every_endpoint_but_health(client, monkeypatch):
+    monkeypatch.setenv("SCORING_API_KEY", API_KEY)
+    assert client.post("/churn", json={"customer_ids": ["nobody"]}).status_code == 401
+    wrong = client.post("/churn", json={"customer_ids": ["nobody"]}, headers={"X-API-Key": "wrong"})
+    assert wrong.status_code == 401
+    right = client.post("/churn", json={"customer_ids": ["nobody"]}, headers={"X-API-Key": API_KEY})
+    assert right.status_code == 200
+    assert client.post("/events", json={}).status_code == 401
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_reload_picks_up_a_new_champion(client, service_workspace):  # noqa: F811
+    registry.connect(service_workspace.mlflow_store)
+    model = registry.load_version("churn", "1")
+    new_version = registry.log_model(model, "churn", service_workspace.profiles.head(3))
+    registry.set_alias("churn", registry.CHAMPION, new_version)
+    try:
+        response = client.post("/reload", json={})
+        assert response.status_code == 200
+        assert response.json()["reloaded"] is True
+        assert response.json()["model_versions"]["churn"] == new_version
+        answer = client.post("/churn", json={"customer_ids": ["nobody"]}).json()["results"][0]
+        assert answer["model_version"] == new_version
+    finally:
+        registry.set_alias("churn", registry.CHAMPION, "1")
+        assert client.post("/reload", json={}).json()["model_versions"]["churn"] == "1"
