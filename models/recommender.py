@@ -104,6 +104,8 @@ _RANK_COLUMN = {source: _COLUMN[candidate_rank(source)] for source in SOURCES}
 DAY = pd.Timedelta(days=1)
 EPOCH = pd.Timestamp("1970-01-01")
 SMALL_PREDICTION = 20_000  # rows
+FEW_CUSTOMERS = 16
+SMALL_PRODUCT = 50_000  # stored scores of a user rows x neighbours product
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,10 @@ class Stage1:
 
     def codes_of(self, customer_ids: Sequence[str]) -> np.ndarray:
         """Customer codes of known customers, -1 for anyone without purchases before as_of."""
-        codes = self.customers.get_indexer(np.asarray(customer_ids, dtype=object))
+        if len(customer_ids) <= FEW_CUSTOMERS:  # a hash lookup each; get_indexer builds an Index first
+            codes = np.asarray([_position_or_minus_one(self.customers, c) for c in customer_ids], dtype=np.int64)
+        else:
+            codes = self.customers.get_indexer(np.asarray(customer_ids, dtype=object))
         known = codes >= 0
         known[known] = self.known[codes[known]]
         return np.where(known, codes, -1)
@@ -872,6 +877,23 @@ def _row_of_entries(matrix: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
 
 
+def _position_or_minus_one(index: pd.Index, key) -> int:
+    try:
+        position = index.get_loc(key)
+    except KeyError:
+        return -1
+    return position if isinstance(position, (int, np.integer)) else -1
+
+
+def _columns_subset(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """matrix[:, columns] for sorted `columns`, from the index arrays (scipy's column indexing costs more)."""
+    position = np.minimum(np.searchsorted(columns, matrix.indices), len(columns) - 1)
+    keep = columns[position] == matrix.indices
+    per_row = np.bincount(_row_of_entries(matrix)[keep], minlength=matrix.shape[0])
+    indptr = np.r_[0, np.cumsum(per_row)]
+    return sp.csr_matrix((matrix.data[keep], position[keep], indptr), shape=(matrix.shape[0], len(columns)))
+
+
 def _rank_in_runs(groups: np.ndarray) -> np.ndarray:
     """0-based position of each element within its run of equal consecutive `groups` values."""
     if len(groups) == 0:
@@ -983,7 +1005,7 @@ def _ease_candidates(stage1: Stage1, rows: sp.csr_matrix, n: int):
     if stage1.ease is None:
         return _ranked(*(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0))
     if len(stage1.ease_items) < stage1.catalogue.size:  # EASE covers the most popular products only
-        rows = rows[:, stage1.ease_items]
+        rows = _columns_subset(rows, stage1.ease_items)
     scores = np.asarray(rows @ stage1.ease.weights_, dtype=np.float32)
     scores[_row_of_entries(rows), rows.indices] = -np.inf  # never what the customer already has
     top, top_scores = top_k(scores, min(n, scores.shape[1]))
@@ -997,9 +1019,15 @@ def _ease_candidates(stage1: Stage1, rows: sp.csr_matrix, n: int):
 def _knn_candidates(stage1: Stage1, rows: sp.csr_matrix, n: int):
     """Positive kNN scores only, from the sparse product (no dense row over the whole catalogue)."""
     scores = rows @ stage1.neighbours_t
-    scores = (scores - scores.multiply(rows)).tocsr()  # what the customer has drops to an explicit 0...
-    scores.data[scores.data <= 0] = 0.0
-    scores.eliminate_zeros()  # ...and leaves with the non-positive scores
+    if scores.nnz < SMALL_PRODUCT:  # a request: drop what the customer has by key
+        owner, item = _row_of_entries(scores), scores.indices.astype(np.int64)
+        n_items = stage1.catalogue.size
+        seen = np.isin(owner * n_items + item, _row_of_entries(rows) * n_items + rows.indices)
+        scores.data[seen] = 0.0
+    else:  # a batch: the elementwise product finds what they have without sorting a million keys
+        scores = (scores - scores.multiply(rows)).tocsr()
+    scores.data[scores.data < 0] = 0.0
+    scores.eliminate_zeros()
     owner, item, score = _row_of_entries(scores), scores.indices.astype(np.int64), scores.data.astype(np.float64)
     keep = score >= _nth_largest_per_row(scores, n)[owner]
     return _ranked(owner[keep], item[keep], score[keep], n)
