@@ -6,6 +6,7 @@ DATA ?= data/sample
 SAMPLE_CUSTOMERS ?= 5000
 SAMPLE_SEED ?= 42
 PORT ?= 3000
+PROFILES ?= data/profiles.sqlite
 
 .DEFAULT_GOAL := help
 .PHONY: help install data validate train score serve test test-fast ui lint bench
@@ -28,8 +29,7 @@ validate: data ## validate the sample data (report under data/sample/_validation
 	$(PY) -m pipelines.validate --data $(DATA)
 
 train: validate ## install, generate sample data, validate, train and register every model, fill the profile store
-	$(PY) -m pipelines.train --data $(DATA)
-	$(PY) -m pipelines.materialize --data $(DATA)
+	$(PY) -m pipelines.train --data $(DATA) --profiles $(PROFILES)
 
 serve: install ## serve the scoring API on http://127.0.0.1:3000 (make serve PORT=N for another port; after make train)
 	$(VENV)/bin/bentoml serve service.service:CustomerIntelligence --host 127.0.0.1 --port $(PORT)

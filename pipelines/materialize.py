@@ -48,6 +48,23 @@ def materialize(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, settings: 
     return len(profiles)
 
 
+def add_profiles_argument(parser) -> None:
+    """`--profiles FILE` for pipelines.train and pipelines.score: also fill the service's profile store."""
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        default=None,
+        help="also fill this profile store for the scoring service (history and profiles at as_of), "
+        "as pipelines.materialize does",
+    )
+
+
+def fill_profile_store(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, settings: Settings, path: Path) -> None:
+    started = time.perf_counter()
+    count = materialize(tables, as_of, settings, path)
+    print(f"{count:,} customer profiles at {as_of.date()} -> {path} ({time.perf_counter() - started:.1f} s)")
+
+
 @exits_cleanly_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.materialize", description=__doc__.split("\n")[0])

@@ -37,6 +37,7 @@ from models.recommender_evaluation import lists_from_frame
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.features import parse_as_of
 from pipelines.io import write_table
+from pipelines.materialize import add_profiles_argument, fill_profile_store
 from pipelines.settings import Settings, add_config_arguments, load_settings
 
 DEFAULT_CHUNK_CUSTOMERS = 200_000
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="add a 'recommendations' column: each customer's top K product ids from the recommender",
     )
+    add_profiles_argument(parser)
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings(args.config, args.overrides)
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         scores[s.RECOMMENDATIONS] = [json.dumps(ids) for ids in lists] if args.out.suffix == ".csv" else lists
     write_table(scores, args.out)
     print(f"{len(scores):,} customers scored at {as_of.date()} -> {args.out} ({time.perf_counter() - started:.1f} s)")
+    if args.profiles is not None:
+        fill_profile_store(tables, as_of, settings, args.profiles)
     return 0
 
 

@@ -42,6 +42,7 @@ from models.recommender import CandidateConfig, RankerConfig, TwoStageRecommende
 from models.recommender_evaluation import EvaluationWindow
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.features import build_profiles, parse_as_of
+from pipelines.materialize import add_profiles_argument, fill_profile_store
 from pipelines.settings import BoosterSettings, Settings, add_config_arguments, load_settings
 
 RECOMMENDER = "recommender"
@@ -508,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("mlruns"),
         help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)",
     )
+    add_profiles_argument(parser)
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings(args.config, args.overrides)
@@ -527,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_at = parse_as_of(args.evaluate_at, tables, "--evaluate-at") if args.evaluate_at else None
     results = run_training(tables, as_of, model_names, settings, args.data, args.store, evaluate_at)
     print_summary(results, as_of, time.perf_counter() - started)
+    if args.profiles is not None:
+        fill_profile_store(tables, as_of, settings, args.profiles)
     return 0
 
 

@@ -206,3 +206,20 @@ def test_promote_is_the_human_override_and_compare_lists_runs(workspace, capsys)
     assert compare.main(["--model", "churn", "--store", store]) == 0
     printed = capsys.readouterr().out
     assert "roc_auc" in printed and "recency" in printed and "champion is v" in printed
+
+
+def test_score_with_profiles_fills_the_service_store(workspace, tmp_path):
+    from service.store import SQLiteProfileStore
+
+    out, profiles = tmp_path / "scores.parquet", tmp_path / "profiles.sqlite"
+    argv = ["--data", str(workspace["data"]), "--out", str(out), "--store", str(workspace["store"])]
+    assert score.main([*argv, "--profiles", str(profiles)]) == 0
+    scored = pd.read_parquet(out)
+    transactions = pd.read_parquet(workspace["data"] / "transactions.parquet")
+    buyer = transactions[s.CUSTOMER_ID].iloc[0]
+    with SQLiteProfileStore(profiles) as store:
+        stored = set(store.profile_ids())
+        history = store.history(buyer)
+    assert stored == set(scored[s.CUSTOMER_ID])  # the same customers, profiled at the same as_of
+    # with the history the service rebuilds a profile from after an event
+    assert len(history[s.TRANSACTIONS]) == (transactions[s.CUSTOMER_ID] == buyer).sum()
