@@ -17,7 +17,7 @@ Nothing here knows a column name: every rule comes from the schema through `tabl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,14 +29,15 @@ from features.schema import Reference, Table
 
 def evaluate_rules(
     table: Table,
-    check_frame: pd.DataFrame,
+    check_frame: pd.DataFrame | Mapping[str, np.ndarray],
     checked_references: tuple[Reference, ...],
     now: pd.Timestamp,
 ) -> SuiteRun:
     """Evaluate the table's rules on a check frame (RangeIndex); return failing positions per reason.
 
     Same inputs and output as `features.expectations.run_rules`, without a Great Expectations
-    result (`gx_result` is None). Reasons are in rule order.
+    result (`gx_result` is None). Reasons are in rule order. The check frame may also be given as
+    its columns in numpy arrays (`features.small_batches` builds them without a DataFrame).
     """
     columns = _Columns(check_frame)
     failed_rows: dict[str, np.ndarray] = {}
@@ -55,14 +56,15 @@ class _Columns:
     pandas operation (string columns especially) costs far more than the work itself.
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
         self.frame = frame
         self.arrays: dict[str, np.ndarray] = {}
         self.null_masks: dict[str, np.ndarray] = {}
 
     def values(self, column: str) -> np.ndarray:
         if column not in self.arrays:
-            self.arrays[column] = self.frame[column].to_numpy()
+            values = self.frame[column]
+            self.arrays[column] = values.to_numpy() if isinstance(values, pd.Series) else values
         return self.arrays[column]
 
     def nulls(self, column: str) -> np.ndarray:

@@ -67,15 +67,30 @@ def score_quintile(values: np.ndarray, breakpoints: tuple[float, ...], higher_is
 
 def name_segment(recency_score: np.ndarray, frequency_score: np.ndarray) -> np.ndarray:
     """The named segment of each (R, F) pair; score 0 means no purchase: Prospect."""
-    names = np.full(len(recency_score), PROSPECT, dtype=object)
-    unassigned = (recency_score > 0) & (frequency_score > 0)
-    for name, recency_scores, frequency_scores in RFM_SEGMENT_TABLE:
-        match = (
-            unassigned & np.isin(recency_score, list(recency_scores)) & np.isin(frequency_score, list(frequency_scores))
-        )
-        names[match] = name
-        unassigned &= ~match
+    return _SEGMENT_BY_SCORES[np.asarray(recency_score, dtype=np.int64), np.asarray(frequency_score, dtype=np.int64)]
+
+
+def _segment_by_scores() -> np.ndarray:
+    """RFM_SEGMENT_TABLE as a lookup: [recency score, frequency score] -> name (first match wins).
+
+    One fancy index instead of two set tests per segment: the same names, and on the service's
+    one-customer rebuilds a millisecond less.
+    """
+    names = np.full((6, 6), PROSPECT, dtype=object)
+    for recency in range(1, 6):
+        for frequency in range(1, 6):
+            names[recency, frequency] = next(
+                (
+                    name
+                    for name, recencies, frequencies in RFM_SEGMENT_TABLE
+                    if recency in recencies and frequency in frequencies
+                ),
+                PROSPECT,
+            )
     return names
+
+
+_SEGMENT_BY_SCORES = _segment_by_scores()
 
 
 def lifecycle_stage(

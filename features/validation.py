@@ -30,8 +30,9 @@ Problems with a whole table (not a table of the contract, missing required colum
 `ContractError` naming the table. Nothing here reads or writes files.
 
 Two engines evaluate the row rules, with identical results: Great Expectations (the default, for
-files: its results feed the Data Docs) and plain pandas (`features.row_checks`, milliseconds for a few
-rows: `check_rows`, for the service). Typing, unique keys, references and the quarantine are shared.
+files: its results feed the Data Docs) and plain pandas (`features.row_checks`). Typing, unique keys,
+references and the quarantine are shared. For a few rows on a request path, where pandas' cost per
+operation dominates, `features.small_batches.check_rows` does the same cell by cell.
 """
 
 from __future__ import annotations
@@ -120,9 +121,7 @@ def validate_tables(
     if engine not in _RULE_RUNNERS:
         raise ValueError(f"unknown validation engine {engine!r}; use one of {', '.join(_RULE_RUNNERS)}")
     run_rules = _RULE_RUNNERS[engine]
-    now = _naive_utc(now)
-    reference_ids = dict(reference_ids or {})
-    _check_tables(raw_tables, reference_ids)
+    now, reference_ids = _checked_call(raw_tables, now, reference_ids)
 
     accepted: dict[str, pd.DataFrame] = {}
     quarantined: dict[str, pd.DataFrame] = {}
@@ -137,39 +136,16 @@ def validate_tables(
         check_frame = _check_frame(table, typed, unparsed, checked, accepted, quarantined_ids, reference_ids)
         run = run_rules(table, check_frame, checked, now)
 
-        bad = np.zeros(len(raw), dtype=bool)
-        for rows in run.failed_rows.values():
-            bad[rows] = True
+        bad = _failed_any_rule(run, len(raw))
         bad_positions = np.flatnonzero(bad)
         accepted[name] = _accepted_frame(table, typed.loc[~bad])
-        quarantined[name] = (
-            raw.iloc[bad_positions]
-            .reset_index(drop=True)
-            .assign(
-                **{
-                    ROW_NUMBER: bad_positions.astype(np.int64),
-                    REASONS: pd.array(_join_reasons(run.failed_rows, bad, bad_positions), dtype="str"),
-                }
-            )
-        )
+        quarantined[name] = _quarantined_frame(raw, bad_positions, _join_reasons(run.failed_rows, bad, bad_positions))
         for column in _referenced_columns(name):
             quarantined_ids[(name, column)] = typed.loc[bad, column]
         report[name] = _table_report(table, raw, run, checked, len(accepted[name]), len(bad_positions))
         if run.gx_result is not None:
             gx_results[name] = run.gx_result
     return ValidationResult(accepted=accepted, quarantined=quarantined, report=report, gx_results=gx_results)
-
-
-def check_rows(
-    raw_tables: Mapping[str, pd.DataFrame],
-    now: pd.Timestamp,
-    reference_ids: Mapping[str, set[str] | pd.Index] | None = None,
-) -> ValidationResult:
-    """`validate_tables` with the pandas engine: the same rules, reasons and outputs, in milliseconds.
-
-    For small batches on a request path (the service's POST /events); no `gx_results`.
-    """
-    return validate_tables(raw_tables, now, reference_ids, engine=PANDAS)
 
 
 def type_table(table: Table, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -195,6 +171,22 @@ def type_table(table: Table, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
 # ---------------------------------------------------------------------------
 # Table-level checks and ordering.
 # ---------------------------------------------------------------------------
+def _checked_call(
+    raw_tables: Mapping[str, pd.DataFrame], now: pd.Timestamp, reference_ids: Mapping[str, Any] | None
+) -> tuple[pd.Timestamp, dict[str, Any]]:
+    """(now as naive UTC, reference_ids as a dict) after the table-level checks (ContractError)."""
+    reference_ids = dict(reference_ids or {})
+    _check_tables(raw_tables, reference_ids)
+    return _naive_utc(now), reference_ids
+
+
+def _failed_any_rule(run: expectations.SuiteRun, n_rows: int) -> np.ndarray:
+    bad = np.zeros(n_rows, dtype=bool)
+    for rows in run.failed_rows.values():
+        bad[rows] = True
+    return bad
+
+
 def _check_tables(raw_tables: Mapping[str, pd.DataFrame], reference_ids: Mapping[str, Any]) -> None:
     if not raw_tables:
         raise ContractError(None, f"no contract tables given (expected any of {', '.join(TABLES)})")
@@ -356,10 +348,10 @@ def _to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
         is_true, is_false = words.isin(TRUE_WORDS), words.isin(FALSE_WORDS)
     else:
         is_true = is_false = pd.Series(False, index=raw.index)
-    ok = (is_true | is_false).to_numpy(dtype=bool)
-    return pd.Series(pd.array(is_true.to_numpy(dtype=bool), dtype="boolean"), index=raw.index).where(ok), pd.Series(
-        ok, index=raw.index
-    )
+    # nullable numbers compare to NA where they are missing: neither true nor false
+    ok = (is_true | is_false).to_numpy(dtype=bool, na_value=False)
+    true = is_true.to_numpy(dtype=bool, na_value=False)
+    return pd.Series(pd.array(true, dtype="boolean"), index=raw.index).where(ok), pd.Series(ok, index=raw.index)
 
 
 def _to_timestamp(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -393,6 +385,15 @@ def _accepted_frame(table: Table, typed: pd.DataFrame) -> pd.DataFrame:
     frame = typed.reset_index(drop=True)
     required_ints = {c.name: "int64" for c in table.columns if c.dtype == "int" and c.required}
     return frame.astype(required_ints) if required_ints else frame
+
+
+def _quarantined_frame(raw: pd.DataFrame, bad_positions: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
+    """The raw values of the bad rows, with their input positions and reasons."""
+    return (
+        raw.iloc[bad_positions]
+        .reset_index(drop=True)
+        .assign(**{ROW_NUMBER: bad_positions.astype(np.int64), REASONS: pd.array(reasons, dtype="str")})
+    )
 
 
 def _join_reasons(failed_rows: dict[str, np.ndarray], bad: np.ndarray, bad_positions: np.ndarray) -> np.ndarray:

@@ -1,20 +1,26 @@
-"""features.row_checks and check_rows: the pandas engine gives exactly what Great Expectations gives.
+"""features.row_checks and check_rows: the fast paths give exactly what Great Expectations gives.
 
 Both engines evaluate the rules of `features.expectations.table_rules` on the same check frame, so
 on any batch they must accept the same rows, typed the same, and quarantine the same rows for the
-same reasons. Great Expectations takes a moment per run, so the random batches are few and small.
+same reasons. Great Expectations takes a moment per run, so the random batches compared with it are
+few and small; `check_rows` (cell by cell, `features.small_batches`) is compared with the pandas
+engine on many more, built like the service builds them from JSON (mixed cell types, natural dtypes).
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import expectations, row_checks
+from features import expectations, row_checks, small_batches
 from features import schema as s
-from features.validation import GREAT_EXPECTATIONS, ValidationResult, check_rows, type_table, validate_tables
+from features.small_batches import check_rows
+from features.validation import GREAT_EXPECTATIONS, PANDAS, ValidationResult, type_table, validate_tables
 from tests.test_validate import BAD_ROWS, NOW, NUMBER_LIKE_TEXT, clean_tables, reasons_by_row, with_bad_rows
 
 KNOWN_IDS = {
@@ -99,3 +105,142 @@ def test_evaluate_rules_reports_every_rule_in_rule_order_without_a_gx_result():
 def test_an_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="unknown validation engine 'spark'"):
         validate_tables(clean_tables(), NOW, engine="spark")
+
+
+# What JSON can put in a cell, plus numbers that break typing in every way.
+JSON_CELL = st.one_of(
+    MESSY_CELL,
+    st.booleans(),
+    st.integers(-3, 3),
+    st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1.0, -1.0, 0.5, 2.0**53, 1e16, 1e20, 0.1]),
+    st.lists(st.integers(0, 2), max_size=2),
+)
+
+WHOLE_COLUMN_CELL = st.one_of(
+    st.integers(-5, 5), st.sampled_from([0.0, 1.0, 17.0, 2.5, 2.0**53, 1e20, float("nan"), float("inf")]), st.none()
+)
+
+
+@st.composite
+def json_batch(draw, table_name: str) -> pd.DataFrame:
+    """Rows as the service gets them: dicts from JSON (some keys left out, cells of any JSON type),
+    made into a frame by `DataFrame.from_records`, so columns come out str, int64, float64, bool or
+    object, as the cells fall. Some columns are then given other dtypes a caller might pass."""
+    clean = clean_tables()[table_name]
+    rows = draw(st.lists(st.integers(0, len(clean) - 1), min_size=1, max_size=8))
+    records = [dict(clean.iloc[row].dropna()) for row in rows]
+    columns = list(clean.columns) + ([s.REGION] if table_name == s.CUSTOMERS else [])
+    for _ in range(draw(st.integers(0, 3 * len(records)))):
+        record = records[draw(st.integers(0, len(records) - 1))]
+        column = draw(st.sampled_from(columns))
+        if draw(st.booleans()) and column in record and column not in TABLE_KEYS[table_name]:
+            del record[column]
+        else:
+            record[column] = draw(JSON_CELL)
+    if draw(st.booleans()):  # a whole column of numbers (ids sent as numbers, ints with gaps -> float64)
+        column = draw(st.sampled_from(columns))
+        for record in records:
+            record[column] = draw(WHOLE_COLUMN_CELL)
+    frame = pd.DataFrame.from_records(records)
+    for column in frame.columns:
+        recast = draw(st.sampled_from(["keep", "keep", "category", "datetime", "Int64", "boolean", "float32"]))
+        frame[column] = _recast(frame[column], recast)
+    return frame
+
+
+TABLE_KEYS = {name: set(table.required_columns) for name, table in s.TABLES.items()}
+
+
+def _recast(column: pd.Series, dtype: str) -> pd.Series:
+    """The column in another dtype where that cast works, else unchanged."""
+    if dtype == "keep":
+        return column
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # lossy casts are the point here
+            warnings.simplefilter("ignore")
+            if dtype == "datetime":
+                return pd.to_datetime(column, format="ISO8601", utc=True)
+            return column.astype(dtype)
+    except (TypeError, ValueError, OverflowError):
+        return column
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    customers=st.none() | json_batch(s.CUSTOMERS),
+    products=st.none() | json_batch(s.PRODUCTS),
+    transactions=json_batch(s.TRANSACTIONS),
+    events=st.none() | json_batch(s.EVENTS),
+    with_ids=st.booleans(),
+)
+def test_check_rows_matches_the_pandas_engine_on_json_like_batches(customers, products, transactions, events, with_ids):
+    tables = {
+        name: frame
+        for name, frame in (
+            (s.CUSTOMERS, customers),
+            (s.PRODUCTS, products),
+            (s.TRANSACTIONS, transactions),
+            (s.EVENTS, events),
+        )
+        if frame is not None
+    }
+    reference_ids = KNOWN_IDS if with_ids else None
+    expected = validate_tables(tables, NOW, reference_ids, engine=PANDAS)
+    assert_same_result(check_rows(tables, NOW, reference_ids), expected)
+
+
+def test_check_rows_reads_a_batch_of_json_rows_like_the_batch_pipeline():
+    records = [
+        {
+            s.ORDER_ID: 17,
+            s.CUSTOMER_ID: "C1",
+            s.PRODUCT_ID: "P1",
+            s.QUANTITY: 2,
+            s.UNIT_PRICE: 10,
+            s.TIMESTAMP: "2024-01-02T10:00:00+01:00",
+            s.CHANNEL: "web",
+        },
+        {
+            s.ORDER_ID: "17",
+            s.CUSTOMER_ID: "C1",
+            s.PRODUCT_ID: "P1",
+            s.QUANTITY: 1.5,
+            s.UNIT_PRICE: "x",
+            s.TIMESTAMP: "2024-01-02",
+            s.CHANNEL: "web",
+        },
+        {
+            s.ORDER_ID: "18",
+            s.CUSTOMER_ID: " C9 ",
+            s.PRODUCT_ID: "P2",
+            s.QUANTITY: 1,
+            s.UNIT_PRICE: 3.5,
+            s.TIMESTAMP: "2030-01-01",
+            s.CHANNEL: "web",
+            s.DISCOUNT: None,
+        },
+    ]
+    result = check_rows({s.TRANSACTIONS: pd.DataFrame.from_records(records)}, NOW, KNOWN_IDS)
+    accepted = result.accepted[s.TRANSACTIONS]
+    assert accepted[s.ORDER_ID].tolist() == ["17"]
+    assert accepted[s.TIMESTAMP].tolist() == [pd.Timestamp("2024-01-02 09:00")]  # converted to UTC
+    assert accepted[s.QUANTITY].dtype == np.int64 and accepted[s.DISCOUNT].isna().all()
+    quarantined = result.quarantined[s.TRANSACTIONS]
+    reasons = dict(zip(quarantined[s.ROW_NUMBER], quarantined[s.REASONS], strict=True))
+    assert reasons[1] == (
+        "quantity: not a valid integer; unit_price: not a valid number; "
+        "order_id+product_id: duplicate order line (first row kept)"
+    )
+    assert reasons[2] == "timestamp: in the future; customer_id: unknown customer (not in customers)"
+
+
+def test_large_batches_go_to_the_pandas_engine_with_the_same_outcome():
+    tables, _ = with_bad_rows(clean_tables(), BAD_ROWS)
+    many = {
+        name: pd.concat([frame] * (small_batches.SMALL_BATCH_ROWS // len(frame) + 1), ignore_index=True)
+        for name, frame in tables.items()
+    }
+    assert sum(len(frame) for frame in many.values()) > small_batches.SMALL_BATCH_ROWS
+    assert_same_result(check_rows(many, NOW), validate_tables(many, NOW, engine=PANDAS))

@@ -658,3 +658,11 @@ def test_command_exit_code_and_stderr_in_a_real_process(tmp_path):
     assert completed.returncode == EXIT_USER_ERROR
     assert completed.stderr.strip().splitlines() == [f"error: {message}"]
     assert completed.stdout == ""
+
+
+def test_a_nullable_number_column_is_read_as_booleans_with_its_gaps_empty():
+    customers = clean_tables()[s.CUSTOMERS].head(3).copy()
+    customers[s.MARKETING_OPT_IN] = pd.array([1, None, 2], dtype="Int64")
+    result = validate_tables({s.CUSTOMERS: customers}, NOW)
+    assert result.accepted[s.CUSTOMERS][s.MARKETING_OPT_IN].tolist() == [True, pd.NA]
+    assert result.quarantined[s.CUSTOMERS][s.REASONS].tolist() == ["marketing_opt_in: not a valid boolean"]
