@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1000, help="customers to generate when building a workspace")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the paced one-customer run")
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s of the paced one-customer run")
-    parser.add_argument("--events", type=int, default=50, help="/events + /churn round trips")
+    parser.add_argument("--events", type=int, default=200, help="/events + /churn round trips")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]

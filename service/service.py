@@ -6,8 +6,9 @@ Configuration comes from the environment (see `service.loading.ServiceSettings`)
 SCORING_STORE_PATH (profile store, default data/profiles.sqlite), SCORING_MLFLOW_STORE (local MLflow
 folder, default mlruns; MLFLOW_TRACKING_URI overrides it), SCORING_API_KEY (when set, every endpoint
 but /livez, /readyz and /metrics needs the header X-API-Key), SCORING_MAX_BATCH (default 1000) and
-SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this often; default 0, use POST /reload) and
-SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests).
+SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this often; default 0, use POST /reload),
+SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests) and
+SCORING_WORKERS (worker processes, default 1; read when this module is imported).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import bentoml
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from pipelines.errors import UserError
 from service.handlers import RequestError, Scorer
 from service.loading import ServiceSettings, build_scorer, champion_versions, load_models
 from service.schemas import (
@@ -40,6 +42,7 @@ from service.schemas import (
 logger = logging.getLogger("bentoml.customer_intelligence")
 
 API_KEY_ENV = "SCORING_API_KEY"
+WORKERS_ENV = "SCORING_WORKERS"
 API_KEY_HEADER = "x-api-key"
 # Paths that never need the API key: BentoML's health and metrics endpoints.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
@@ -103,6 +106,19 @@ def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
         return JSONResponse(error.as_dict(), status_code=error.status)
 
 
+def workers_from_env(environ: dict[str, str] | None = None) -> int:
+    """SCORING_WORKERS as a whole number >= 1 (default 1). The service decorator needs it at import
+    time, before `ServiceSettings.from_env` runs, so it is read here."""
+    raw = (os.environ if environ is None else environ).get(WORKERS_ENV, "1")
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise UserError(f"{WORKERS_ENV}: expected a whole number of worker processes >= 1, got {raw!r}")
+    return workers
+
+
 CustomerIds = Annotated[list[str], Field(min_length=1, description="customer ids (at most SCORING_MAX_BATCH)")]
 Count = Annotated[int, Field(ge=1, le=MAX_K, description="how many items")]
 Rows = Annotated[list[dict[str, Any]], Field(description="rows with the data contract's columns")]
@@ -110,7 +126,9 @@ Rows = Annotated[list[dict[str, Any]], Field(description="rows with the data con
 
 @bentoml.service(
     name="customer_intelligence",
-    workers=1,
+    # each worker process loads its own models and store connection; /events stays safe across them
+    # because the store guards each customer's read-rebuild-write (ProfileStore.guarded)
+    workers=workers_from_env(),
     traffic={"timeout": 60},
     http={"host": "127.0.0.1"},
     # a log line per request costs about a tenth of a scoring request: off unless SCORING_ACCESS_LOG=1

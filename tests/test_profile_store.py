@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 
 from features import schema as s
 from features.customer import History, build_customer_features, build_reference_tables
-from features.validation import check_rows
+from features.small_batches import check_rows
 from service.store import (
     HISTORY_TABLES,
     PROFILES_AS_OF_KEY,
@@ -121,6 +123,17 @@ def test_profiles_round_trip_with_equal_values_and_dtypes(store):
     assert store.get_meta(PROFILES_AS_OF_KEY) == AS_OF.isoformat()
 
 
+def test_profiles_without_a_usable_id_or_with_an_unstorable_column_are_refused(store):
+    profiles = feature_frame(3)
+    with pytest.raises(ValueError, match="missing in some rows"):
+        store.put_profiles(profiles.assign(**{s.CUSTOMER_ID: ["c1", None, "c3"]}), AS_OF)
+    with pytest.raises(ValueError, match="repeated customer_id 'c1'"):
+        store.put_profiles(profiles.assign(**{s.CUSTOMER_ID: ["c1", "c2", "c1"]}), AS_OF)
+    with pytest.raises(ValueError, match="cannot keep"):
+        store.put_profiles(profiles.assign(when=pd.Timestamp("2024-01-01", tz="UTC")), AS_OF)
+    assert store.get_profiles(["c1", "c2", "c3", *profiles[s.CUSTOMER_ID]]).empty
+
+
 def test_unknown_customer_has_no_profile(store):
     assert store.get_profile("nobody") is None
     assert store.get_profiles(["nobody"]).empty
@@ -201,3 +214,96 @@ def test_concurrent_appends_from_threads_and_processes_lose_nothing(tmp_path):
     c1_transactions = (rows[s.TRANSACTIONS][s.CUSTOMER_ID] == "C1").sum()
     assert len(shared.history("C1")[s.TRANSACTIONS]) == appends * c1_transactions
     shared.close()
+
+
+def test_frames_with_other_dtypes_are_still_typed_before_storing(store):
+    # validation's frames skip the conversion; anything else must still be converted, not stored raw
+    rows = accepted_rows()
+    narrower = rows[s.TRANSACTIONS].astype({s.QUANTITY: "int32", s.TIMESTAMP: "datetime64[us]"})
+    store.append_rows({s.TRANSACTIONS: narrower})
+    expected = customer_rows({s.TRANSACTIONS: rows[s.TRANSACTIONS]}, "C1")[s.TRANSACTIONS]
+    pd.testing.assert_frame_equal(store.history("C1")[s.TRANSACTIONS], expected)
+
+
+# ---------------------------------------------------------------------------
+# Guarded sections: one customer's read-modify-write, atomic and exclusive
+# ---------------------------------------------------------------------------
+def test_a_guarded_section_commits_its_appends_and_profiles_together(store):
+    rows, profiles = accepted_rows(), feature_frame(3)
+    other = SQLiteProfileStore(store.path)  # another worker's view of the same file
+    with store.guarded(["C1", "C2"]):
+        store.append_rows(rows)
+        store.put_profiles(profiles, AS_OF)
+        # the section reads its own writes; nobody else sees them before it ends
+        assert store.count_rows(s.TRANSACTIONS) == len(rows[s.TRANSACTIONS])
+        assert store.get_profile("c0000001") is not None
+        assert other.count_rows(s.TRANSACTIONS) == 0
+        assert other.get_profile("c0000001") is None
+    assert other.count_rows(s.TRANSACTIONS) == len(rows[s.TRANSACTIONS])
+    pd.testing.assert_frame_equal(other.get_profiles(profiles[s.CUSTOMER_ID]), profiles)
+    other.close()
+
+
+def test_an_error_in_a_guarded_section_rolls_back_every_write(store):
+    rows, profiles = accepted_rows(), feature_frame(3)
+    store.put_profiles(profiles, AS_OF)
+    changed = profiles.assign(**{s.TENURE_DAYS: 999.0})
+    with pytest.raises(RuntimeError, match="rebuild failed"), store.guarded(["C1"]):
+        store.append_rows(rows)
+        store.put_profiles(changed, pd.Timestamp("2024-08-01"))
+        store.set_meta({"model_version": "9"})
+        raise RuntimeError("rebuild failed")
+    for name in HISTORY_TABLES:
+        assert store.count_rows(name) == 0
+    pd.testing.assert_frame_equal(store.get_profiles(profiles[s.CUSTOMER_ID]), profiles)
+    assert store.get_meta("model_version") is None
+    assert store.get_meta(PROFILES_AS_OF_KEY) == AS_OF.isoformat()
+    # and the thread's connection is usable again: a plain write commits on its own
+    store.append_rows(rows)
+    with SQLiteProfileStore(store.path) as reader:
+        assert reader.count_rows(s.TRANSACTIONS) == len(rows[s.TRANSACTIONS])
+
+
+def test_a_failed_write_inside_a_guarded_section_undoes_only_itself(store):
+    rows = accepted_rows()
+    with store.guarded(["C1"]):
+        store.append_rows(rows)
+        with pytest.raises(ValueError, match="contract columns"):
+            store.append_rows({s.EVENTS: rows[s.EVENTS].drop(columns=[s.VALUE])})
+        store.set_meta({"model_version": "4"})
+    assert store.count_rows(s.TRANSACTIONS) == len(rows[s.TRANSACTIONS])
+    assert store.get_meta("model_version") == "4"
+
+
+def test_guarded_sections_do_not_nest(store):
+    with store.guarded(["C1"]):
+        with pytest.raises(RuntimeError, match="do not nest"), store.guarded(["C2"]):
+            pass
+        store.set_meta({"model_version": "5"})
+    with SQLiteProfileStore(store.path) as reader:
+        assert reader.get_meta("model_version") == "5"
+
+
+def test_another_worker_waits_until_a_guarded_section_ends(tmp_path):
+    path = tmp_path / "profiles.sqlite"
+    rows = accepted_rows()
+    first, second = SQLiteProfileStore(path), SQLiteProfileStore(path)
+    order: list[str] = []
+    trying = threading.Event()
+
+    def second_worker() -> int:
+        trying.set()
+        with second.guarded(["C1"]):
+            order.append("second entered")
+            return len(second.history("C1")[s.TRANSACTIONS])
+
+    with ThreadPoolExecutor(1) as pool, first.guarded(["C1"]):
+        seen_by_second = pool.submit(second_worker)
+        trying.wait(timeout=30)
+        time.sleep(0.3)  # room for the second to enter too early, if it could; the order below decides
+        first.append_rows(rows)
+        order.append("first leaves")
+    assert seen_by_second.result(timeout=60) == (rows[s.TRANSACTIONS][s.CUSTOMER_ID] == "C1").sum()
+    assert order == ["first leaves", "second entered"]
+    first.close()
+    second.close()

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.customer import feature_columns
+from features.customer import History, build_customer_features, feature_columns
 from models import churn, propensity
 from models.recommender import TwoStageRecommender
 from pipelines import registry
@@ -338,3 +338,36 @@ def test_concurrent_events_lose_nothing(scorer, service_workspace):
         assert scorer.profile(customer)["features"][s.ORDERS_COUNT_TOTAL] == before[customer] + 3
         stored = scorer.store.history(customer)[s.TRANSACTIONS]
         assert stored[s.ORDER_ID].str.startswith(f"burst-{customer}-").sum() == 3
+
+
+def test_two_workers_on_one_store_lose_no_event_and_store_a_repeated_line_once(service_workspace, tmp_path):
+    # two Scorers, each with its own store object on the same file: what two worker processes have
+    store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
+    settings = ServiceSettings.from_env(service_workspace.environment(store_path))
+    workers = [build_scorer(settings), build_scorer(settings)]
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
+    when = service_workspace.as_of - pd.Timedelta(hours=1)
+    orders_before = workers[0].profile(customer)["features"][s.ORDERS_COUNT_TOTAL]
+    calls = [(workers[n % 2], {"transactions": [purchase(customer, product, when, f"two-{n}")]}) for n in range(6)]
+    # the same order line, retried at both workers at once
+    calls += [(worker, {"transactions": [purchase(customer, product, when, "retried")]}) for worker in workers]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda call: call[0].events(call[1]), calls))
+
+    assert [answer["accepted"] for answer in answers[:6]] == [1] * 6
+    assert sorted(answer["accepted"] for answer in answers[6:]) == [0, 1]
+    assert "already stored" in next(a for a in answers[6:] if a["rejected"])["rejected"][0]["reason"]
+    store = workers[0].store
+    stored = store.history(customer)[s.TRANSACTIONS]
+    sent = {f"two-{n}" for n in range(6)} | {"retried"}
+    assert sorted(order for order in stored[s.ORDER_ID] if order in sent) == sorted(sent)  # each exactly once
+    # the stored profile is the one a rebuild from the full stored history gives: no update was lost
+    profile = store.get_profiles([customer])
+    assert profile[s.ORDERS_COUNT_TOTAL].iloc[0] == orders_before + 7
+    state = workers[0].state
+    history = History.from_tables(store.history(customer))
+    rebuilt = build_customer_features(history, store.get_profile(customer).as_of, state.reference, state.windows)
+    pd.testing.assert_frame_equal(profile, rebuilt[profile.columns])
+    for worker in workers:
+        worker.store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +107,26 @@ def test_an_event_changes_the_score_and_survives_a_restart(server_setup, service
         assert again[1]["known_customer"] is True
         profile = restarted.post("/profile", {"customer_id": customer}, KEY)[1]
         assert profile["features"][s.DAYS_SINCE_LAST_PURCHASE] < 1
+
+
+def test_two_workers_keep_every_concurrent_event_of_one_customer(service_workspace, tmp_path):  # noqa: F811
+    store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
+    environment = service_workspace.environment(
+        store_path, SCORING_API_KEY=API_KEY, BENTOML_HOME=str(tmp_path / "bentoml"), SCORING_WORKERS="2"
+    )
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[1])
+    when = service_workspace.as_of - pd.Timedelta(minutes=20)
+    with ServerProcess(environment, log_path=tmp_path / "server.log") as server:
+        before = server.post("/profile", {"customer_id": customer}, KEY)[1]["features"][s.ORDERS_COUNT_TOTAL]
+        calls = [{"transactions": [purchase(customer, product, when, f"workers-{n}")]} for n in range(8)]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda body: server.post("/events", body, KEY), calls))
+        assert [(status, body["accepted"]) for status, body in answers] == [(200, 1)] * 8
+        # whichever worker answers, the profile holds all eight orders
+        for _ in range(4):
+            profile = server.post("/profile", {"customer_id": customer}, KEY)[1]
+            assert profile["features"][s.ORDERS_COUNT_TOTAL] == before + 8
 
 
 def test_bentoml_build_succeeds(tmp_path):
