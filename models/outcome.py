@@ -48,8 +48,12 @@ class OutcomeModel:
         """Per row, the top features by absolute SHAP contribution to the primary output:
         (feature, value, contribution to the log-odds), largest first."""
         contributions = self.classifiers[self.primary_output].contributions(matrix)
-        reasons = []
-        for row, values in zip(contributions, matrix, strict=True):
-            order = np.argsort(-np.abs(row), kind="stable")[:top]
-            reasons.append([(self.feature_names[i], float(values[i]), float(row[i])) for i in order])
-        return reasons
+        # one sort over the whole matrix, then plain lists: a request explains up to a thousand rows
+        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
+        values = np.take_along_axis(np.asarray(matrix, dtype=float), order, axis=1).tolist()
+        impacts = np.take_along_axis(contributions, order, axis=1).tolist()
+        names = self.feature_names
+        return [
+            [(names[i], value, impact) for i, value, impact in zip(columns, row_values, row_impacts, strict=True)]
+            for columns, row_values, row_impacts in zip(order.tolist(), values, impacts, strict=True)
+        ]

@@ -172,6 +172,17 @@ def test_churn_matches_the_batch_model_and_explains_with_five_readable_reasons(s
     assert first["reasons"][0]["feature"] == describe_feature(first["reasons"][0]["column"])
     impacts = [abs(reason["impact"]) for reason in first["reasons"]]
     assert impacts == sorted(impacts, reverse=True)
+    # every customer's reasons are their own: their values, their 5 largest SHAP contributions
+    model = scorer.models.churn
+    contributions = model.classifiers[model.primary_output].contributions(model.matrix(frame))
+    for row, result in enumerate(answer):
+        columns = [model.feature_names.index(reason["column"]) for reason in result["reasons"]]
+        assert [reason["impact"] for reason in result["reasons"]] == pytest.approx(contributions[row, columns])
+        assert sorted(np.abs(contributions[row]))[-5:][::-1] == pytest.approx(np.abs(contributions[row, columns]))
+        values = [np.nan if reason["value"] is None else reason["value"] for reason in result["reasons"]]
+        assert values == pytest.approx(
+            frame.loc[row, [reason["column"] for reason in result["reasons"]]].tolist(), nan_ok=True
+        )
 
 
 def test_unknown_customers_get_a_cold_start_answer_not_an_error(scorer):
