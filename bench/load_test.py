@@ -14,7 +14,10 @@ Measured:
 - POST /events (one purchase) then /churn for that customer, sequentially: end-to-end time and
   whether the score changed;
 - the bare model time for the same calls in this process: the booster prediction plus the SHAP
-  reasons on the same feature rows (`OutcomeModel.predict_matrix` + `explain_matrix`).
+  reasons on the same feature rows (`OutcomeModel.predict_matrix` + `explain_matrix`);
+- /events throughput: the client threads send one-purchase events for random customers as fast
+  as the server takes them, for `--burst-seconds`; events stored per second (with `--workers N`,
+  N worker processes share the store, whose guard serialises /events).
 Targets (issue): one customer p50 < 5 ms, p99 < 15 ms; 100 customers p99 < 50 ms; event reflected < 100 ms.
 """
 
@@ -93,6 +96,36 @@ def paced(client: Client, path: str, bodies: list[dict], rate: float) -> np.ndar
     return latencies
 
 
+def events_burst(client: Client, ids: list[str], products: list[str], when: str, seconds: float) -> float:
+    """One-purchase events for random customers from every client thread, back to back, for
+    `seconds`: events stored per second."""
+    stop_at = time.perf_counter() + seconds
+    counter = iter(range(10**9))  # next() on a shared iterator is atomic under the GIL
+    stored = []
+
+    def send(thread: int) -> None:
+        rng = random.Random(thread)
+        while time.perf_counter() < stop_at:
+            row = {
+                s.ORDER_ID: f"burst-{next(counter)}",
+                s.CUSTOMER_ID: rng.choice(ids),
+                s.PRODUCT_ID: rng.choice(products),
+                s.QUANTITY: 1,
+                s.UNIT_PRICE: 10.0,
+                s.TIMESTAMP: when,
+                s.CHANNEL: "web",
+            }
+            status, body = client.post("/events", {"transactions": [row]})
+            if status != 200:
+                raise RuntimeError(f"/events answered HTTP {status}: {body}")
+            stored.append(body["accepted"])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(send, range(THREADS)))
+    return sum(stored) / (time.perf_counter() - started)
+
+
 def bare_model_ms(mlflow_store: Path, store_path: Path, ids: list[str], repeats: int) -> float:
     """Median time of the churn model's own work for these customers: prediction + SHAP reasons."""
     models = load_models(mlflow_store, champion_versions(mlflow_store))
@@ -125,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the paced one-customer run")
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s of the paced one-customer run")
     parser.add_argument("--events", type=int, default=200, help="/events + /churn round trips")
+    parser.add_argument("--burst-seconds", type=float, default=5.0, help="duration of the /events throughput run")
+    parser.add_argument("--workers", type=int, default=1, help="BentoML worker processes (SCORING_WORKERS)")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
@@ -148,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "SCORING_MLFLOW_STORE": str(mlflow_store),
             "BENTOML_HOME": str(work / "bentoml"),
             "SCORING_MAX_BATCH": "1000",
+            "SCORING_WORKERS": str(args.workers),
         }
         environment.pop("SCORING_API_KEY", None)
         with ServerProcess(environment, log_path=work / "server.log") as server:
@@ -187,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 after = client.post("/churn", {"customer_ids": [customer]})[1]["results"][0]["churn_probability"]
                 round_trips.append((time.perf_counter() - started) * 1000)
                 changed += status == 200 and body["accepted"] == 1 and after != before
+            stored_per_second = events_burst(client, ids, products, when, args.burst_seconds)
         bare_one = bare_model_ms(mlflow_store, store_path, ids[:1], 200)
         bare_hundred = bare_model_ms(mlflow_store, store_path, ids[:100], 50)
     finally:
@@ -196,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         return float(np.percentile(values, q))
 
     print()
-    print(f"Scoring service load test ({len(ids):,} profiles, 1 BentoML worker, {THREADS} client threads, same host)")
+    print(
+        f"Scoring service load test ({len(ids):,} profiles, {args.workers} BentoML worker(s), "
+        f"{THREADS} client threads, same host)"
+    )
     print()
     print("| call | load | p50 ms | p99 ms | target | bare model ms (p50) | p50 / bare |")
     print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
@@ -219,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"The churn score changed after the event in {changed} of {len(trips)} round trips.")
+    print(
+        f"/events throughput ({THREADS} threads, {args.burst_seconds:g} s): "
+        f"{stored_per_second:.1f} events stored per second."
+    )
     print(
         f"Machine load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} cores (other work on the machine shares them with server and load generator)."
