@@ -46,5 +46,8 @@ test: install ## run the whole test suite
 test-fast: install ## the test suite without the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
+bench: install ## the scoring service load test (about a minute; the other benchmarks: docs/BENCHMARKS.md)
+	$(PY) -m bench.load_test
+
 lint: install ## ruff over the code
 	$(PY) -m ruff check features models pipelines service tests bench
