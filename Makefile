@@ -49,5 +49,6 @@ test-fast: install ## the test suite without the slow end-to-end tests
 bench: install ## the scoring service load test (about a minute; the other benchmarks: docs/BENCHMARKS.md)
 	$(PY) -m bench.load_test
 
-lint: install ## ruff over the code
+lint: install ## ruff over the code, and the layer contract (import-linter; see [tool.importlinter] in pyproject.toml)
 	$(PY) -m ruff check features models pipelines service tests bench
+	$(VENV)/bin/lint-imports

@@ -19,9 +19,14 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.customer import FeatureWindows, History, build_customer_features, build_reference_tables
+from features.customer import FeatureWindows, build_customer_features
+from features.history import History
 from features.parallel import build_customer_features_sharded
 from pipelines.io import read_tables
+from pipelines.profiles import build_reference
+from pipelines.settings import PropensitySettings
+
+TOP_CATEGORIES = PropensitySettings().top_categories
 
 RFM_WINDOWS = (30, 90, 365)
 
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"read {sizes} in {read_seconds:.1f} s")
     history = History.from_tables(tables)
 
-    reference, reference_seconds = timed(build_reference_tables, tables, as_of)
+    reference, reference_seconds = timed(build_reference, tables, as_of, TOP_CATEGORIES)
     features, feature_seconds = timed(
         build_customer_features_sharded, history, as_of, reference, FeatureWindows(), n_jobs=args.n_jobs
     )

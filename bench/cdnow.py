@@ -53,7 +53,9 @@ def run(work: Path) -> pd.DataFrame:
     source = fetch_cdnow_sample()
     assert ingest.main(["--format", "cdnow", "--input", str(source), "--out", str(data)]) == 0
     assert (
-        train.main(["--data", str(data), "--store", str(store), "--as-of", DATA_END, "--evaluate-at", AS_OF, *SETTINGS])
+        train.main(
+            ["--data", str(data), "--mlflow-store", str(store), "--as-of", DATA_END, "--evaluate-at", AS_OF, *SETTINGS]
+        )
         == 0
     )
     registry.connect(store)
@@ -84,14 +86,26 @@ def check_scores(work: Path) -> dict[str, float]:
             alias_args = ["--alias", "challenger"]
     assert (
         score.main(
-            ["--data", str(data), "--store", str(store), "--as-of", AS_OF, "--out", str(out), *SETTINGS, *alias_args]
+            [
+                "--data",
+                str(data),
+                "--mlflow-store",
+                str(store),
+                "--as-of",
+                AS_OF,
+                "--out",
+                str(out),
+                *SETTINGS,
+                *alias_args,
+            ]
         )
         == 0
     )
     scores = pd.read_parquet(out)
     transactions = read_table(data / "transactions.parquet")
     as_of = pd.Timestamp(AS_OF)
-    churn = make_churn_labels(transactions, as_of, HORIZONS["churn"]).merge(scores, on=s.CUSTOMER_ID)
+    population = scores.loc[scores[s.CHURN_PROBABILITY].notna(), s.CUSTOMER_ID]  # the churn population
+    churn = make_churn_labels(transactions, population, as_of, HORIZONS["churn"]).merge(scores, on=s.CUSTOMER_ID)
     bought = make_purchase_labels(transactions, scores[s.CUSTOMER_ID], as_of, HORIZONS["propensity"]).merge(
         scores, on=s.CUSTOMER_ID
     )

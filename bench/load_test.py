@@ -1,9 +1,9 @@
 """Load test: the scoring service under `bentoml serve`, against the issue's latency targets.
 
-    python -m bench.load_test [--store data/profiles.sqlite --mlflow-store mlruns] [--seconds 10]
+    python -m bench.load_test [--profiles data/profiles.sqlite --mlflow-store mlruns] [--seconds 10]
 
 Starts a real server (one worker, 127.0.0.1, free port) on a private copy of the profile store.
-Without --store it first builds a small workspace like the service tests do (generated customers,
+Without --profiles it first builds a small workspace like the service tests do (generated customers,
 small fitted models registered in a temp MLflow store, profiles materialised). The load generator
 runs on the same 2-core machine, with a small thread pool and one keep-alive connection per thread.
 
@@ -39,10 +39,11 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from service.handlers import predict_on_one_thread, read_materialized_state
-from service.loading import champion_versions, load_models
-from service.process import ServerProcess
-from service.store import SQLiteProfileStore
+from pipelines.store import SQLiteProfileStore
+from pipelines.store.state import read_materialized_state
+from service.loading import champion_versions, load_serving_models
+from service.scorer import predict_on_one_thread
+from tests.server_process import ServerProcess
 
 THREADS = 4
 
@@ -128,7 +129,7 @@ def events_burst(client: Client, ids: list[str], products: list[str], when: str,
 
 def bare_model_ms(mlflow_store: Path, store_path: Path, ids: list[str], repeats: int) -> float:
     """Median time of the churn model's own work for these customers: prediction + SHAP reasons."""
-    models = load_models(mlflow_store, champion_versions(mlflow_store))
+    models = load_serving_models(mlflow_store, champion_versions(mlflow_store))
     predict_on_one_thread(models)  # as the service does
     model = models.churn
     with SQLiteProfileStore(store_path) as store:
@@ -152,7 +153,7 @@ def build_workspace(root: Path, customers: int):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_test", description=__doc__.split("\n")[0])
-    parser.add_argument("--store", type=Path, default=None, help="materialised profile store (default: build one)")
+    parser.add_argument("--profiles", type=Path, default=None, help="materialised profile store (default: build one)")
     parser.add_argument("--mlflow-store", type=Path, default=Path("mlruns"), help="MLflow store folder with champions")
     parser.add_argument("--customers", type=int, default=1000, help="customers to generate when building a workspace")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the paced one-customer run")
@@ -165,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="load_test_"))
     try:
-        if args.store is None:
+        if args.profiles is None:
             print(f"building a workspace with {args.customers:,} generated customers ...", flush=True)
             workspace = build_workspace(work / "workspace", args.customers)
             source, mlflow_store = workspace.store_path, workspace.mlflow_store
         else:
-            source, mlflow_store = args.store, args.mlflow_store
+            source, mlflow_store = args.profiles, args.mlflow_store
         store_path = work / "profiles.sqlite"
         shutil.copy(source, store_path)
         with SQLiteProfileStore(store_path) as store:

@@ -2,20 +2,19 @@
 
 Label windows are [as_of, as_of + horizon_days): a purchase exactly at as_of counts, one at
 as_of + horizon does not. A purchase is a transaction line with a positive quantity; a return
-alone is not a purchase. Features are never computed here: `build_training_set` calls the one
-feature builder for each cutoff.
+alone is not a purchase. Labels are made for the customers they are asked for (for churn, the
+churn population of `features.population`); features are never computed here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.customer import History, ReferenceTables, build_customer_features, build_reference_tables
 
 DAY = pd.Timedelta(days=1)
 
@@ -26,19 +25,18 @@ def _purchases_between(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.
 
 
 def make_churn_labels(
-    transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int = 90, lookback_days: int = 365
+    transactions: pd.DataFrame, customer_ids: Sequence[str], as_of: pd.Timestamp, horizon_days: int = 90
 ) -> pd.DataFrame:
-    """churned = 1 for customers who bought in the lookback before as_of and not in the horizon.
+    """churned = 1 for each given customer who buys nothing in [as_of, as_of + horizon_days).
 
-    Only customers who bought within [as_of - lookback_days, as_of) get a label: a customer who
-    had already gone quiet cannot churn again. Sorted by customer_id.
+    Give it the churn population (`features.population.churn_population` of the feature rows at
+    as_of): a customer who had already gone quiet cannot churn again. Rows in the order given.
     """
     as_of = pd.Timestamp(as_of)
-    recent = _purchases_between(transactions, as_of - lookback_days * DAY, as_of)
     future = _purchases_between(transactions, as_of, as_of + horizon_days * DAY)
-    population = np.sort(pd.unique(recent[s.CUSTOMER_ID].astype("str")).astype(object))
-    churned = ~pd.Index(population).isin(future[s.CUSTOMER_ID].astype("str"))
-    return pd.DataFrame({s.CUSTOMER_ID: pd.array(population, dtype="str"), s.CHURN_LABEL: churned.astype(np.int64)})
+    ids = pd.Index(pd.array(list(customer_ids), dtype="str"))
+    churned = ~ids.isin(future[s.CUSTOMER_ID].astype("str"))
+    return pd.DataFrame({s.CUSTOMER_ID: ids, s.CHURN_LABEL: churned.astype(np.int64)})
 
 
 def make_purchase_labels(
@@ -119,31 +117,3 @@ def plan_cutoffs(
             "the history is too short for this horizon"
         )
     return CutoffPlan(train=tuple(sorted(train)), test=test, horizon_days=horizon_days)
-
-
-LabelMaker = Callable[[pd.DataFrame, pd.Timestamp, ReferenceTables], pd.DataFrame]
-
-
-def build_training_set(
-    tables: dict[str, pd.DataFrame],
-    cutoffs: Sequence[pd.Timestamp],
-    make_labels: LabelMaker,
-    build_features: Callable[[History, pd.Timestamp, ReferenceTables], pd.DataFrame] | None = None,
-    top_categories: int = 8,
-) -> pd.DataFrame:
-    """Feature rows joined with labels, one block per cutoff, stacked (column `as_of` tells which).
-
-    make_labels(transactions, as_of, reference) returns customer_id plus label columns; only
-    customers with a label are kept.
-    """
-    history = History.from_tables(tables)
-    build = build_features or (lambda h, a, r: build_customer_features(h, a, r))
-    blocks = []
-    for as_of in cutoffs:
-        reference = build_reference_tables(tables, as_of, top_categories)
-        features = build(history, pd.Timestamp(as_of), reference)
-        labels = make_labels(history.transactions, pd.Timestamp(as_of), reference)
-        blocks.append(features.merge(labels, on=s.CUSTOMER_ID, how="inner"))
-    if not blocks:
-        raise ValueError("no cutoffs given")
-    return pd.concat(blocks, ignore_index=True)

@@ -19,16 +19,10 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.customer import (
-    DEFAULT_WINDOWS,
-    FEATURE_INPUT_COLUMNS,
-    FeatureWindows,
-    History,
-    ReferenceTables,
-    build_customer_features,
-)
+from features.customer import DEFAULT_WINDOWS, FEATURE_INPUT_COLUMNS, FeatureWindows, build_customer_features
+from features.history import HISTORY_TABLES, History
+from features.reference import ReferenceTables
 
-_TABLES = ("customers", "transactions", "events")
 # Records per shard task: more, smaller shards than workers keep each worker's peak memory low
 # (at a million customers, two half-size shards needed ~8 GB of working arrays at once).
 ROWS_PER_SHARD = 4_000_000
@@ -47,27 +41,22 @@ def shard_of(customer_ids: pd.Series, n_shards: int) -> np.ndarray:
 def shard_positions(history: History, n_shards: int, as_of: pd.Timestamp | None = None) -> dict[str, list[np.ndarray]]:
     """For each table, the row positions of each shard (only rows before as_of, if given)."""
     positions = {}
-    for name in _TABLES:
+    for name in HISTORY_TABLES:
         frame = getattr(history, name)
         shard = shard_of(frame[s.CUSTOMER_ID], n_shards)
         if as_of is not None:
-            time_column = s.SIGNUP_DATE if name == "customers" else s.TIMESTAMP
-            shard = np.where((frame[time_column] < as_of).to_numpy(), shard, -1)
+            shard = np.where((frame[s.TABLES[name].time_column] < as_of).to_numpy(), shard, -1)
         order = np.argsort(shard, kind="stable")
         bounds = np.searchsorted(shard[order], np.arange(n_shards + 1) - 0.5)
         positions[name] = [order[bounds[k] : bounds[k + 1]] for k in range(n_shards)]
     return positions
 
 
-def split_history(history: History, n_shards: int, as_of: pd.Timestamp | None = None) -> list[History]:
-    """The history cut into n_shards by customer (and to rows before as_of, if given)."""
-    positions = shard_positions(history, n_shards, as_of)
-    return [take_shard(history, positions, k) for k in range(n_shards)]
-
-
 def take_shard(history: History, positions: dict[str, list[np.ndarray]], shard: int) -> History:
     """One shard's rows, with only the columns the feature builder reads."""
-    return History(**{name: _take_columns(getattr(history, name), positions[name][shard], name) for name in _TABLES})
+    return History(
+        **{name: _take_columns(getattr(history, name), positions[name][shard], name) for name in HISTORY_TABLES}
+    )
 
 
 def _take_columns(frame: pd.DataFrame, rows: np.ndarray, table: str) -> pd.DataFrame:

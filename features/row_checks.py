@@ -1,10 +1,10 @@
-"""The contract's row rules evaluated in plain pandas/numpy: the fast engine of `features.validation`.
+"""The contract's row rules evaluated in numpy: the service's evaluator (`features.small_batches`).
 
-Great Expectations takes over a second per batch, however small; the service checks a few rows per
+Great Expectations takes about a second per batch, however small; the service checks a few rows per
 request and has a few milliseconds. This module evaluates the *same* rule objects
-(`features.expectations.table_rules`) on the same check frame, with the semantics of the Great
-Expectations expectations they become, so both engines quarantine the same rows for the same reasons
-(a parity test holds them together):
+(`features.expectations.table_rules`) on the same check columns, with the semantics of the Great
+Expectations expectations they become, so both quarantine the same rows for the same reasons (a
+parity test holds them together):
 
 - `not_null` / `null`: the cell is (not) null;
 - `in_set` / `not_in_set` / `between`: null cells pass; `between` bounds are inclusive, and

@@ -55,7 +55,11 @@ EVENTS = "events"
 # ---------------------------------------------------------------------------
 # Allowed values.
 # ---------------------------------------------------------------------------
-GENDERS = ("female", "male", "other", "unknown")
+# The value of a text feature or a category that is not known (an unseen product's category,
+# a customer without a gender or region).
+UNKNOWN = "unknown"
+
+GENDERS = ("female", "male", "other", UNKNOWN)
 CHANNELS = ("web", "app", "store", "phone", "marketplace", "other")
 
 EVENT_SESSION_START = "session_start"
@@ -230,6 +234,35 @@ EVENTS_TABLE = Table(
     ),
     time_column=TIMESTAMP,
 )
+
+# The pandas dtype of each contract dtype in a validated frame (ints: `Int64` where the column is
+# optional, `int64` where it is required, see `accepted_dtypes`). Nanoseconds: what the feature code
+# works in and what Great Expectations compares vectorised.
+TIMESTAMP_DTYPE = "datetime64[ns]"
+PANDAS_DTYPES: dict[str, str] = {
+    "id": "str",
+    "string": "str",
+    "timestamp": TIMESTAMP_DTYPE,
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+}
+
+
+def accepted_dtypes(table: Table) -> dict[str, str]:
+    """The dtype of each column of a validated frame (ints are `int64` when required, else `Int64`)."""
+    return {
+        column.name: "int64" if column.dtype == "int" and column.required else PANDAS_DTYPES[column.dtype]
+        for column in table.columns
+    }
+
+
+def empty_table(table: Table):
+    """A frame with the table's columns in their validated dtypes and no rows."""
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in accepted_dtypes(table).items()})
+
 
 TABLES: dict[str, Table] = {
     table.name: table for table in (CUSTOMERS_TABLE, PRODUCTS_TABLE, TRANSACTIONS_TABLE, EVENTS_TABLE)

@@ -29,6 +29,8 @@ import numpy as np
 from features import schema as s
 
 PROSPECT = "Prospect"
+# The keys of the RFM breakpoints (a reference table): the quantity each score ranks.
+RFM_RECENCY, RFM_FREQUENCY, RFM_MONETARY = "recency", "frequency", "monetary"
 
 # (segment, recency scores, frequency scores): the table above, as data.
 RFM_SEGMENT_TABLE: tuple[tuple[str, frozenset[int], frozenset[int]], ...] = (
@@ -115,9 +117,9 @@ def segment_columns(columns: dict[str, np.ndarray], rfm_breakpoints: dict[str, t
     bought = np.asarray(columns[s.ORDERS_COUNT_TOTAL]) > 0
     out: dict[str, np.ndarray] = {}
     for column, key, higher_is_better, source in (
-        (s.RFM_R, "recency", False, s.DAYS_SINCE_LAST_PURCHASE),
-        (s.RFM_F, "frequency", True, s.ORDERS_COUNT_TOTAL),
-        (s.RFM_M, "monetary", True, s.SPEND_SUM_TOTAL),
+        (s.RFM_R, RFM_RECENCY, False, s.DAYS_SINCE_LAST_PURCHASE),
+        (s.RFM_F, RFM_FREQUENCY, True, s.ORDERS_COUNT_TOTAL),
+        (s.RFM_M, RFM_MONETARY, True, s.SPEND_SUM_TOTAL),
     ):
         values = np.asarray(columns[source], dtype=float)
         breakpoints = rfm_breakpoints.get(key, ())

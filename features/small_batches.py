@@ -1,21 +1,23 @@
 """`check_rows`: `validate_tables` for a few rows (the service's POST /events), cell by cell.
 
-`features.validation.validate_tables` types and checks a table column by column in pandas: right for
-files of millions of rows, but every pandas operation costs 0.1-0.5 ms whatever its size, and one
-row takes about a hundred of them (40 ms). Here the same steps run on Python lists and numpy arrays,
-with the same outcome (a parity test holds the two together on random messy batches):
+`features.validation.validate_tables` types a table column by column in pandas and runs the Great
+Expectations suites: right for files of millions of rows, but a Great Expectations run costs about a
+second whatever its size, and pandas' typing about a hundred operations of 0.1-0.5 ms each (the
+numbers are in docs/BENCHMARKS.md). Here the same steps run on Python lists and numpy arrays, with the
+same outcome (a parity test holds the two together on random messy batches):
 
 - typing keeps validation's rules and readers: text is stripped and a blank cell is empty; numbers
   are read by `pd.to_numeric` and timestamps by `pd.to_datetime(format="ISO8601")`, called once per
   column on a numpy array; a column of a dtype not read here (datetimes, categoricals, nullable or
   narrow numbers, booleans) is typed by validation's own column reader;
 - the derived check columns (unique-key occurrence, reference status) come from dicts and sets;
-- the rules are evaluated by `features.row_checks.evaluate_rules`, as in the pandas engine;
+- the rules, generated from the contract like the Great Expectations suites, are evaluated by
+  `features.row_checks.evaluate_rules`;
 - the result is the same `ValidationResult`: accepted frames in the accepted dtypes, quarantined raw
   rows with row numbers and reasons, the same report.
 
-Above `SMALL_BATCH_ROWS` rows per call, Python per cell is the slower way, and `check_rows` hands the
-batch to `validate_tables` with the pandas engine.
+It is built for the service's batches (at most `SCORING_MAX_BATCH` rows, 1,000 by default); files go
+through `validate_tables`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ import numpy as np
 import pandas as pd
 
 from features import expectations, row_checks
-from features.schema import TABLES, Column, Reference, Table
+from features.schema import TABLES, TIMESTAMP_DTYPE, Column, Reference, Table, accepted_dtypes
 from features.validation import (
     _LARGEST_EXACT_INTEGER,
     FALSE_WORDS,
-    PANDAS,
-    TIMESTAMP_DTYPE,
     TRUE_WORDS,
     ValidationResult,
     _checked_call,
@@ -46,13 +46,7 @@ from features.validation import (
     _table_report,
     _type_column,
     _validation_order,
-    accepted_dtypes,
-    validate_tables,
 )
-
-# Rows per call up to which cell-by-cell typing beats pandas' per-operation overhead (measured: one
-# row 4 ms here against 40 ms; the two meet at several thousand rows).
-SMALL_BATCH_ROWS = 2000
 
 # Raw numpy dtypes read here directly; other dtypes go through validation's column reader.
 _NUMBER_DTYPES = (np.dtype("int64"), np.dtype("float64"))
@@ -65,11 +59,8 @@ def check_rows(
 ) -> ValidationResult:
     """`validate_tables` for small batches: the same rules, reasons and outputs, in milliseconds.
 
-    For the request path of the service (POST /events); no `gx_results`. Batches of more than
-    `SMALL_BATCH_ROWS` rows go to `validate_tables` with the pandas engine.
+    For the request path of the service (POST /events); no `gx_results`.
     """
-    if sum(len(frame) for frame in raw_tables.values() if isinstance(frame, pd.DataFrame)) > SMALL_BATCH_ROWS:
-        return validate_tables(raw_tables, now, reference_ids, engine=PANDAS)
     now, reference_ids = _checked_call(raw_tables, now, reference_ids)
 
     accepted: dict[str, pd.DataFrame] = {}

@@ -29,55 +29,40 @@ Every input row ends up in exactly one of the two. The rules:
 Problems with a whole table (not a table of the contract, missing required column, no rows) raise
 `ContractError` naming the table. Nothing here reads or writes files.
 
-Two engines evaluate the row rules, with identical results: Great Expectations (the default, for
-files: its results feed the Data Docs) and plain pandas (`features.row_checks`). Typing, unique keys,
-references and the quarantine are shared. For a few rows on a request path, where pandas' cost per
-operation dominates, `features.small_batches.check_rows` does the same cell by cell.
+Great Expectations evaluates the row rules here (its results feed the Data Docs). For a few rows on
+the service's request path, where a Great Expectations run costs a second, `features.small_batches`
+types the same cells and evaluates the same rules with `features.row_checks` in milliseconds; a
+parity test holds the two to identical verdicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as pdtypes
 
-from features import expectations, row_checks
-from features.schema import REASONS, ROW_NUMBER, TABLES, Column, Reference, Table
+from features import expectations
+from features.schema import (
+    PANDAS_DTYPES,
+    REASONS,
+    ROW_NUMBER,
+    TABLES,
+    TIMESTAMP_DTYPE,
+    Column,
+    Reference,
+    Table,
+    accepted_dtypes,
+)
 
-# Nanoseconds: what the feature code works in, and what Great Expectations compares vectorised.
-TIMESTAMP_DTYPE = "datetime64[ns]"
 REASON_SEPARATOR = "; "
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 # Whole numbers are read through float64, exact up to 2**53; larger ones are not valid integers.
 _LARGEST_EXACT_INTEGER = 2**53
-
-_TYPED_DTYPES = {
-    "id": "str",
-    "string": "str",
-    "timestamp": TIMESTAMP_DTYPE,
-    "int": "Int64",
-    "float": "float64",
-    "bool": "boolean",
-}
-
-# Who evaluates the row rules: both take (table, check frame, checked references, now) -> SuiteRun.
-Engine = Literal["great_expectations", "pandas"]
-GREAT_EXPECTATIONS: Engine = "great_expectations"
-PANDAS: Engine = "pandas"
-_RULE_RUNNERS = {GREAT_EXPECTATIONS: expectations.run_rules, PANDAS: row_checks.evaluate_rules}
-
-
-def accepted_dtypes(table: Table) -> dict[str, str]:
-    """The dtype of each column of an accepted frame (ints are `int64` when required, else `Int64`)."""
-    return {
-        column.name: "int64" if column.dtype == "int" and column.required else _TYPED_DTYPES[column.dtype]
-        for column in table.columns
-    }
 
 
 class ContractError(ValueError):
@@ -94,7 +79,7 @@ class ValidationResult:
     """Accepted (typed) and quarantined (raw) rows per table, and the report.
 
     `gx_results` holds the Great Expectations suite results per table (without the per-row lists),
-    for rendering Data Docs; it is empty when the pandas engine ran the rules.
+    for rendering Data Docs; it is empty for `features.small_batches.check_rows`.
     """
 
     accepted: dict[str, pd.DataFrame]
@@ -107,20 +92,14 @@ def validate_tables(
     raw_tables: Mapping[str, pd.DataFrame],
     now: pd.Timestamp,
     reference_ids: Mapping[str, set[str] | pd.Index] | None = None,
-    engine: Engine = GREAT_EXPECTATIONS,
 ) -> ValidationResult:
     """Validate raw contract tables (keyed by table name) as of `now` (naive UTC, or tz-aware).
 
     `reference_ids` supplies known ids of referenced tables, keyed by table name
     (`{"customers": {...}, "products": {...}}`), e.g. for a batch of events when those tables are
     not in the batch; a pandas Index of str also works and saves a conversion on repeated calls.
-    `engine` chooses who evaluates the row rules; the result is the same either way, except that
-    only Great Expectations fills `gx_results`. Input frames are not modified. Raises
-    ContractError for table-level problems.
+    Input frames are not modified. Raises ContractError for table-level problems.
     """
-    if engine not in _RULE_RUNNERS:
-        raise ValueError(f"unknown validation engine {engine!r}; use one of {', '.join(_RULE_RUNNERS)}")
-    run_rules = _RULE_RUNNERS[engine]
     now, reference_ids = _checked_call(raw_tables, now, reference_ids)
 
     accepted: dict[str, pd.DataFrame] = {}
@@ -134,7 +113,7 @@ def validate_tables(
         checked = tuple(ref for ref in table.references if ref.to_table in raw_tables or ref.to_table in reference_ids)
         typed, unparsed = type_table(table, raw)
         check_frame = _check_frame(table, typed, unparsed, checked, accepted, quarantined_ids, reference_ids)
-        run = run_rules(table, check_frame, checked, now)
+        run = expectations.run_rules(table, check_frame, checked, now)
 
         bad = _failed_any_rule(run, len(raw))
         bad_positions = np.flatnonzero(bad)
@@ -275,7 +254,7 @@ def _reference_status(ids: pd.Series, known: pd.Index, quarantined: pd.Series) -
 def _type_column(column: Column, raw: pd.Series | None, n_rows: int) -> tuple[pd.Series, pd.Series]:
     no_failures = pd.Series(None, index=pd.RangeIndex(n_rows), dtype="str")
     if raw is None:
-        return pd.Series(None, index=pd.RangeIndex(n_rows), dtype=_TYPED_DTYPES[column.dtype]), no_failures
+        return pd.Series(None, index=pd.RangeIndex(n_rows), dtype=PANDAS_DTYPES[column.dtype]), no_failures
     if isinstance(raw.dtype, pd.CategoricalDtype):
         raw = raw.astype(raw.dtype.categories.dtype)
     if _is_text(raw):
@@ -382,9 +361,14 @@ def _naive_utc(now: pd.Timestamp) -> pd.Timestamp:
 # Outputs.
 # ---------------------------------------------------------------------------
 def _accepted_frame(table: Table, typed: pd.DataFrame) -> pd.DataFrame:
+    """The typed rows with the accepted dtypes (required ints lose their nullable dtype)."""
     frame = typed.reset_index(drop=True)
-    required_ints = {c.name: "int64" for c in table.columns if c.dtype == "int" and c.required}
-    return frame.astype(required_ints) if required_ints else frame
+    narrowed = {
+        column.name: dtype
+        for column, dtype in zip(table.columns, accepted_dtypes(table).values(), strict=True)
+        if dtype != PANDAS_DTYPES[column.dtype]
+    }
+    return frame.astype(narrowed) if narrowed else frame
 
 
 def _quarantined_frame(raw: pd.DataFrame, bad_positions: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:

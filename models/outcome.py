@@ -1,7 +1,8 @@
 """A scoring model: one or more calibrated classifiers over the same customer feature columns.
 
-Churn has one outcome (churned); propensity has "purchased" plus one per top category. The
-object is what the registry stores and what batch scoring and the service call.
+Churn has one outcome (churned); propensity has "purchased" plus one per top category. Both are
+fitted by `fit_outcome_model`; the object is what the registry stores and what batch scoring and
+the service call.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from models.classifier import CalibratedBoostedClassifier
+from models.classifier import CalibratedBoostedClassifier, monotone_for
 
 
 class OutcomeModel:
@@ -57,3 +58,47 @@ class OutcomeModel:
             [(names[i], value, impact) for i, value, impact in zip(columns, row_values, row_impacts, strict=True)]
             for columns, row_values, row_impacts in zip(order.tolist(), values, impacts, strict=True)
         ]
+
+
+def fit_outcome_model(
+    name: str,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    feature_names: list[str],
+    outputs: Mapping[str, str],
+    booster_params: dict,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+    monotone_rules: Mapping[str, int],
+    base_features: tuple[str, ...] = (),
+) -> OutcomeModel:
+    """One LightGBM classifier per output (output column -> label column), fitted on the stacked
+    training cutoffs, early-stopped and calibrated on the holdout cutoff.
+
+    The first output is the primary one. A further output is fitted only when its label has both
+    classes in the training and the holdout rows (a rare category may not); every output shares the
+    monotone constraints and the linear base.
+    """
+    monotone = monotone_for(feature_names, monotone_rules)
+    primary = next(iter(outputs))
+    fitted = {
+        output: label
+        for output, label in outputs.items()
+        if output == primary
+        or (label in train and _has_both_classes(train[label]) and _has_both_classes(holdout[label]))
+    }
+    classifiers = {
+        output: CalibratedBoostedClassifier(
+            params=booster_params,
+            num_boost_round=num_boost_round,
+            early_stopping_rounds=early_stopping_rounds,
+            monotone=monotone,
+            base_features=base_features,
+        ).fit(train[feature_names], train[label].to_numpy(), holdout[feature_names], holdout[label].to_numpy())
+        for output, label in fitted.items()
+    }
+    return OutcomeModel(name, classifiers, feature_names)
+
+
+def _has_both_classes(labels: pd.Series) -> bool:
+    return len(np.unique(labels.to_numpy())) == 2

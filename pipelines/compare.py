@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
+from models.names import MODEL_NAMES
+from pipelines import registry
+from pipelines.cli import add_mlflow_store_argument
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 
 COLUMNS = {
@@ -40,18 +42,16 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
 @exits_cleanly_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="churn, propensity or recommender")
+    parser.add_argument("--model", required=True, help=", ".join(MODEL_NAMES))
     parser.add_argument("--limit", type=int, default=10, help="how many runs, newest first")
-    parser.add_argument("--store", type=Path, default=Path("mlruns"), help="local MLflow store folder")
+    add_mlflow_store_argument(parser)
     args = parser.parse_args(argv)
 
-    from pipelines import registry
-
-    registry.connect(args.store)
+    registry.connect(args.mlflow_store)
     runs = registry.recent_runs(args.model, args.limit)
     if runs.empty:
         raise UserError(
-            f"no training runs of model '{args.model}' in {registry.tracking_uri(args.store)}; run `make train`"
+            f"no training runs of model '{args.model}' in {registry.tracking_uri(args.mlflow_store)}; run `make train`"
         )
     champion = registry.champion_version(args.model)
     print(f"{args.model}: champion is v{champion}" if champion else f"{args.model}: no champion yet")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 
+from pipelines import registry
+from pipelines.cli import add_mlflow_store_argument
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 
 
@@ -19,14 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="registered model name, e.g. churn")
     parser.add_argument("--version", required=True, help="the version to make champion")
     parser.add_argument("--reason", default="manual promotion", help="why (kept as a tag on the version)")
-    parser.add_argument("--store", type=Path, default=Path("mlruns"), help="local MLflow store folder")
+    add_mlflow_store_argument(parser)
     args = parser.parse_args(argv)
 
-    from pipelines import registry
-
-    registry.connect(args.store)
+    registry.connect(args.mlflow_store)
     if not registry.version_exists(args.model, args.version):
-        raise UserError(f"model '{args.model}' has no version {args.version} in {registry.tracking_uri(args.store)}")
+        where = registry.tracking_uri(args.mlflow_store)
+        raise UserError(f"model '{args.model}' has no version {args.version} in {where}")
     previous = registry.champion_version(args.model)
     registry.set_alias(args.model, registry.CHAMPION, args.version)
     registry.tag_version(

@@ -1,8 +1,9 @@
-"""The only module that talks to MLflow: tracking store, runs, model registry and aliases.
+"""The only module that imports MLflow: tracking store, runs and what they log, the model registry
+and its aliases. Everything else calls the functions here.
 
 Embedded default: a SQLite store and local artifacts under `mlruns/` (what `mlflow ui` reads,
 see `make ui`). `MLFLOW_TRACKING_URI` switches to a tracking server. Models are loaded by
-alias (`models:/churn@champion`), never as "latest".
+alias (`models:/churn@champion`) or exact version, never as "latest".
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,33 +69,92 @@ def experiment_id(store_dir: Path = DEFAULT_STORE_DIR, name: str = EXPERIMENT_NA
     return mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
+def use_experiment(store_dir: Path = DEFAULT_STORE_DIR) -> None:
+    """Connect and make the project's experiment the active one, so nested runs land beside their parent."""
+    connect(store_dir)
+    mlflow.set_experiment(experiment_id=experiment_id(store_dir))
+
+
+# ---------------------------------------------------------------------------
+# Runs and what they log.
+# ---------------------------------------------------------------------------
+@contextmanager
+def run(name: str, nested: bool = False) -> Iterator[None]:
+    """An MLflow run (nested under the active one when `nested`), ended when the block ends."""
+    with mlflow.start_run(run_name=name, nested=nested):
+        yield
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    mlflow.log_params(dict(params))
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    mlflow.set_tags(dict(tags))
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    mlflow.log_metrics(dict(metrics))
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+    mlflow.log_table(frame, artifact_file=artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, save_kwargs: Mapping[str, Any] | None = None) -> None:
+    mlflow.log_figure(figure, artifact_file, save_kwargs=dict(save_kwargs or {}))
+
+
+def log_input_sample(frame: pd.DataFrame, source: str, name: str, rows: int = 1000) -> None:
+    """Record a table the run trained on (its first rows, schema and source) as a run input."""
+    dataset = mlflow.data.from_pandas(frame.head(rows), source=source, name=name)
+    mlflow.log_input(dataset, context="training")
+
+
+# ---------------------------------------------------------------------------
+# The model registry.
+# ---------------------------------------------------------------------------
 def _client():
     from mlflow import MlflowClient
 
     return MlflowClient()
 
 
-def champion_version(model_name: str) -> str | None:
-    """The version holding the champion alias, or None when there is none (or no such model)."""
+def version_with_alias(model_name: str, alias: str) -> str | None:
+    """The version holding the alias, or None when there is none (or no such model)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return _client().get_model_version_by_alias(model_name, CHAMPION).version
+        return str(_client().get_model_version_by_alias(model_name, alias).version)
     except MlflowException:
         return None
 
 
+def champion_version(model_name: str) -> str | None:
+    """The version holding the champion alias, or None when there is none (or no such model)."""
+    return version_with_alias(model_name, CHAMPION)
+
+
+def require_versions(model_names: Iterable[str], alias: str = CHAMPION) -> dict[str, str]:
+    """The version holding `alias` for each model; UserError naming the models without one."""
+    versions = {name: version_with_alias(name, alias) for name in model_names}
+    missing = [name for name, version in versions.items() if version is None]
+    if missing:
+        raise UserError(
+            f"no '{alias}' version of model(s) {', '.join(missing)} in the registry at {mlflow.get_tracking_uri()}; "
+            "run `make train` first"
+        )
+    return versions
+
+
+def load_models(versions: Mapping[str, str]) -> dict[str, Any]:
+    """The project's own fitted model objects of these exact versions (model name -> version)."""
+    return {name: load_version(name, version) for name, version in versions.items()}
+
+
 def load_model(model_name: str, alias: str = CHAMPION) -> Any:
     """The project's own fitted model object behind `models:/<name>@<alias>`."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}").unwrap_python_model().model
-    except MlflowException as error:
-        raise UserError(
-            f"no '{alias}' version of model '{model_name}' in the registry at {mlflow.get_tracking_uri()}; "
-            "run `make train` first"
-        ) from error
+    return load_models(require_versions([model_name], alias))[model_name]
 
 
 def load_version(model_name: str, version: str) -> Any:

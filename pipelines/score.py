@@ -12,8 +12,8 @@ with no purchase get the most popular items). A Parquet list column; in CSV, a J
 (`["P0012", "P0007"]`). Its candidate sources are refitted on the purchases before as_of when
 as_of is not the model's own (new data since training, or scoring the past).
 
-churn_probability is empty for customers outside the churn population (no purchase in the
-lookback): they are prospects or already lapsed, and cannot churn.
+churn_probability is empty for customers outside the churn population (`features.population`: no
+purchase in the lookback): they are prospects or already lapsed, and cannot churn.
 """
 
 from __future__ import annotations
@@ -30,15 +30,26 @@ import pandas as pd
 from tqdm import tqdm
 
 from features import schema as s
-from features.customer import FeatureWindows, History, build_reference_tables
+from features.history import History
 from features.parallel import build_customer_features_sharded, shard_positions, take_shard
-from models import churn, propensity
+from features.population import churn_population
+from models.names import OUTCOME_MODELS, RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
+from pipelines import registry
+from pipelines.cli import (
+    add_as_of_argument,
+    add_config_arguments,
+    add_data_argument,
+    add_mlflow_store_argument,
+    add_profiles_argument,
+    now_utc,
+    parse_as_of,
+)
 from pipelines.errors import UserError, exits_cleanly_on_user_error
-from pipelines.features import parse_as_of
 from pipelines.io import write_table
-from pipelines.materialize import add_profiles_argument, fill_profile_store
-from pipelines.settings import Settings, add_config_arguments, load_settings
+from pipelines.profiles import build_reference, feature_windows, fill_profile_store
+from pipelines.settings import Settings, load_settings
+from pipelines.validate import load_valid_tables
 
 DEFAULT_CHUNK_CUSTOMERS = 200_000
 PROFILE_COLUMNS = (s.RFM_SEGMENT, s.LIFECYCLE_STAGE)
@@ -52,8 +63,7 @@ def score_features(features: pd.DataFrame, models: dict, lookback_days: int) -> 
         for column in predicted:
             scores[column] = predicted[column].to_numpy()
     if s.CHURN_PROBABILITY in scores:
-        in_population = features[s.DAYS_SINCE_LAST_PURCHASE].to_numpy() < lookback_days
-        in_population &= features[s.ORDERS_COUNT_TOTAL].to_numpy() > 0
+        in_population = churn_population(features, lookback_days)
         scores[s.CHURN_PROBABILITY] = np.where(in_population, scores[s.CHURN_PROBABILITY], np.nan)
     for column in PROFILE_COLUMNS:
         scores[column] = features[column].to_numpy()
@@ -68,11 +78,11 @@ def score_tables(
     chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
 ) -> pd.DataFrame:
     """Score every customer known before as_of, chunk by chunk (same shards as feature building)."""
-    reference = build_reference_tables(tables, as_of, settings.features.top_categories)
+    reference = build_reference(tables, as_of, settings.propensity.top_categories)
     history = History.from_tables(tables)
     n_customers = pd.concat([history.customers[s.CUSTOMER_ID], history.transactions[s.CUSTOMER_ID]]).nunique()
     n_chunks = max(1, math.ceil(n_customers / chunk_customers))
-    windows = FeatureWindows(settings.features.windows_days, settings.features.behaviour_windows_days)
+    windows = feature_windows(settings.features)
     # one chunk of customers in memory at a time: positions are cheap, rows are taken per chunk
     positions = shard_positions(history, n_chunks, as_of)
     parts = []
@@ -112,26 +122,16 @@ def recommend_products(
     return lists
 
 
-def load_models(store: Path, alias: str) -> dict:
-    from pipelines import registry
-
-    registry.connect(store)
-    return {name: registry.load_model(name, alias) for name in (churn.MODEL_NAME, propensity.MODEL_NAME)}
-
-
 @exits_cleanly_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with the contract tables")
-    parser.add_argument("--as-of", default=None, help="score as of this date (default: day after the last record)")
+    add_data_argument(parser)
+    add_as_of_argument(parser, "score as of this date")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
+    add_mlflow_store_argument(parser)
     parser.add_argument(
-        "--store",
-        type=Path,
-        default=Path("mlruns"),
-        help="local MLflow store folder (ignored when MLFLOW_TRACKING_URI is set)",
+        "--alias", default=registry.CHAMPION, help=f"which registered version to use (default: {registry.CHAMPION})"
     )
-    parser.add_argument("--alias", default="champion", help="which registered version to use (default: champion)")
     parser.add_argument(
         "--chunk-customers", type=int, default=DEFAULT_CHUNK_CUSTOMERS, help="customers per scoring chunk"
     )
@@ -150,17 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.k is not None and args.k < 1:
         raise UserError(f"--k {args.k}: the number of recommendations must be at least 1")
 
-    from pipelines.validate import load_valid_tables
-
     started = time.perf_counter()
-    models = load_models(args.store, args.alias)
-    recommender = None
-    if args.k is not None:
-        from pipelines import registry
-        from pipelines.train import RECOMMENDER
-
-        recommender = registry.load_model(RECOMMENDER, args.alias)
-    tables, _ = load_valid_tables(args.data, pd.Timestamp.now("UTC").tz_localize(None))
+    registry.connect(args.mlflow_store)
+    models = registry.load_models(registry.require_versions(OUTCOME_MODELS, args.alias))
+    recommender = registry.load_model(RECOMMENDER, args.alias) if args.k is not None else None
+    tables, _ = load_valid_tables(args.data, now_utc())
     as_of = parse_as_of(args.as_of, tables)
     scores = score_tables(tables, as_of, models, settings, args.chunk_customers)
     if recommender is not None:

@@ -27,8 +27,6 @@ class FeatureSettings(_Section):
     windows_days: tuple[int, ...] = (30, 90, 365)
     # Behaviour (sessions, views, cart adds...) windows, in days before as_of.
     behaviour_windows_days: tuple[int, ...] = (7, 30)
-    # How many categories get their own share column (the most bought across all customers).
-    top_categories: int = 8
     # Worker processes for bulk feature building (customers are split into shards).
     n_jobs: int = 2
 
@@ -85,7 +83,8 @@ class PropensitySettings(_Section):
     """Purchase label: at least one purchase within horizon_days after as_of."""
 
     horizon_days: int = 30
-    # Per-category propensity for this many of the most bought categories.
+    # One propensity output per category for this many of the most bought categories (by purchase
+    # lines before as_of); every category has its own share feature column regardless.
     top_categories: int = 5
     booster: BoosterSettings = BoosterSettings()
     base_features: tuple[str, ...] = BASE_FEATURES
@@ -186,16 +185,3 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         if not isinstance(node, dict):
             raise UserError(f"--set {override!r}: {part} is not a section")
     node[leaf] = yaml.safe_load(value)
-
-
-def add_config_arguments(parser) -> None:
-    """The --config and --set options every pipeline command shares."""
-    parser.add_argument("--config", type=Path, default=None, help="YAML config file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set churn.horizon_days=182 (repeatable)",
-    )

@@ -7,30 +7,23 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.names import CHURN, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from pipelines.errors import UserError
-from service.handlers import (
-    CHURN,
-    PROPENSITY,
-    RECOMMENDER,
-    MaterializedState,
-    Scorer,
-    ServingModels,
-    read_materialized_state,
-)
-from service.store import ProfileStore, SQLiteProfileStore, default_store_path
+from pipelines.store import DEFAULT_STORE_PATH, STORE_PATH_ENV, ProfileStore, SQLiteProfileStore
+from pipelines.store.state import MaterializedState, StaleStateError, read_materialized_state
+from service.scorer import Scorer, ServingModels
 
-REQUIRED_MODELS = (CHURN, PROPENSITY)
+REQUIRED_MODELS = OUTCOME_MODELS
 OPTIONAL_MODELS = (RECOMMENDER,)
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The service's configuration, from the environment (secrets only from there)."""
+    """The service's configuration, from the environment (the API key is read by the HTTP layer)."""
 
     store_path: Path
     mlflow_store: Path  # the local MLflow store folder; MLFLOW_TRACKING_URI overrides it
-    api_key: str | None = None
     max_batch: int = 1000
     reload_interval_s: float = 0.0  # > 0: check the registry for a new champion this often
 
@@ -43,35 +36,28 @@ class ServiceSettings:
         except ValueError as error:
             raise UserError(f"SCORING_MAX_BATCH / SCORING_RELOAD_INTERVAL_S: {error}") from error
         return cls(
-            store_path=Path(env.get("SCORING_STORE_PATH") or default_store_path()),
+            store_path=Path(env.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH),
             mlflow_store=Path(env.get("SCORING_MLFLOW_STORE") or registry.DEFAULT_STORE_DIR),
-            api_key=env.get("SCORING_API_KEY") or None,
             max_batch=max_batch,
             reload_interval_s=interval,
         )
 
 
 def champion_versions(mlflow_store: Path) -> dict[str, str]:
-    """The champion version of each model the service uses (models without one are left out)."""
+    """The champion version of each model the service uses (an optional model without one is left out)."""
     registry.connect(mlflow_store)
-    versions = {}
-    for name in (*REQUIRED_MODELS, *OPTIONAL_MODELS):
+    versions = registry.require_versions(REQUIRED_MODELS)
+    for name in OPTIONAL_MODELS:
         version = registry.champion_version(name)
         if version is not None:
-            versions[name] = str(version)
-    missing = [name for name in REQUIRED_MODELS if name not in versions]
-    if missing:
-        raise UserError(
-            f"no champion version of {', '.join(missing)} in the registry at {registry.tracking_uri(mlflow_store)}; "
-            "run `make train` first"
-        )
+            versions[name] = version
     return versions
 
 
-def load_models(mlflow_store: Path, versions: dict[str, str]) -> ServingModels:
+def load_serving_models(mlflow_store: Path, versions: dict[str, str]) -> ServingModels:
     """The given registered versions, unwrapped to the project's own model objects."""
     registry.connect(mlflow_store)
-    loaded = {name: registry.load_version(name, version) for name, version in versions.items()}
+    loaded = registry.load_models(versions)
     return ServingModels(
         churn=loaded[CHURN], propensity=loaded[PROPENSITY], recommender=loaded.get(RECOMMENDER), versions=versions
     )
@@ -81,7 +67,11 @@ def open_store(path: Path) -> tuple[ProfileStore, MaterializedState]:
     if not Path(path).exists():
         raise UserError(f"{path}: no profile store; run `make train` (or `python -m pipelines.materialize`) first")
     store = SQLiteProfileStore(path)
-    state = read_materialized_state(store)
+    try:
+        state = read_materialized_state(store, where=str(path))
+    except StaleStateError as error:
+        store.close()
+        raise UserError(str(error)) from error
     if state is None:
         store.close()
         raise UserError(f"{path}: the profile store was never materialised; run `python -m pipelines.materialize`")
@@ -90,6 +80,6 @@ def open_store(path: Path) -> tuple[ProfileStore, MaterializedState]:
 
 def build_scorer(settings: ServiceSettings) -> Scorer:
     """Champion models + the profile store -> a ready Scorer (raises UserError with what to do)."""
-    models = load_models(settings.mlflow_store, champion_versions(settings.mlflow_store))
+    models = load_serving_models(settings.mlflow_store, champion_versions(settings.mlflow_store))
     store, state = open_store(settings.store_path)
     return Scorer(models, store, state, max_batch=settings.max_batch)

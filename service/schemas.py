@@ -1,14 +1,36 @@
-"""The wire contract of the scoring service's answers (pydantic models, shown on the OpenAPI page).
+"""The wire contract of the scoring service (pydantic models, shown on the OpenAPI page).
 
-Requests are typed by the `@bentoml.api` method parameters in `service.service`; a refused request
-answers `ErrorAnswer` with a 4xx status instead of the endpoint's model.
+Requests are typed by the `@bentoml.api` method parameters in `service.service`, and POST /recommend
+by `RecommendRequest`, which is the recommender's own `RecommendationRules` plus the customer and k,
+so the rules are defined once and reach the model as one value. A refused request answers
+`ErrorAnswer` with a 4xx status instead of the endpoint's model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.recommender import RULE_NAMES, RecommendationRules
+
+MAX_K = 100
+Count = Annotated[int, Field(ge=1, le=MAX_K, description="how many items")]
+
+
+class RecommendRequest(RecommendationRules):
+    """POST /recommend: whose list, how long, and the rules it must follow."""
+
+    # fields the service does not know are ignored, as on the other endpoints
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    customer_id: str
+    k: Count = 10
+
+    @staticmethod
+    def rules_of(values: dict[str, Any]) -> RecommendationRules:
+        """The rules among a request's field values."""
+        return RecommendationRules(**{name: values[name] for name in RULE_NAMES})
 
 
 class ErrorAnswer(BaseModel):

@@ -1,4 +1,4 @@
-"""The BentoML scoring service: thin HTTP wiring around `service.handlers.Scorer`.
+"""The BentoML scoring service: thin HTTP wiring around `service.scorer.Scorer`.
 
     bentoml serve service.service:CustomerIntelligence --host 127.0.0.1 --port 3000   (or `make serve`)
 
@@ -27,17 +27,20 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from pipelines.errors import UserError
-from service.handlers import RequestError, Scorer
-from service.loading import ServiceSettings, build_scorer, champion_versions, load_models
+from service.errors import RequestError
+from service.loading import ServiceSettings, build_scorer, champion_versions, load_serving_models
 from service.schemas import (
     ChurnAnswer,
+    Count,
     EventsAnswer,
     ProfileAnswer,
     PropensityAnswer,
     RecommendAnswer,
+    RecommendRequest,
     ReloadAnswer,
     SimilarItemsAnswer,
 )
+from service.scorer import Scorer
 
 logger = logging.getLogger("bentoml.customer_intelligence")
 
@@ -46,7 +49,6 @@ WORKERS_ENV = "SCORING_WORKERS"
 API_KEY_HEADER = "x-api-key"
 # Paths that never need the API key: BentoML's health and metrics endpoints.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
-MAX_K = 100
 # gen-2 threshold of the garbage collector in the serving process (CPython default 10; see __init__)
 FULL_COLLECTION_THRESHOLD = 1000
 
@@ -122,7 +124,6 @@ def workers_from_env(environ: dict[str, str] | None = None) -> int:
 
 
 CustomerIds = Annotated[list[str], Field(min_length=1, description="customer ids (at most SCORING_MAX_BATCH)")]
-Count = Annotated[int, Field(ge=1, le=MAX_K, description="how many items")]
 Rows = Annotated[list[dict[str, Any]], Field(description="rows with the data contract's columns")]
 
 
@@ -175,31 +176,12 @@ class CustomerIntelligence:
         """Probability of a purchase in the horizon, overall and per top category."""
         return _answer(PropensityAnswer, lambda: self.scorer.propensity(customer_ids))
 
-    @bentoml.api
-    async def recommend(
-        self,
-        customer_id: str,
-        k: Count = 10,
-        exclude_purchased: bool = True,
-        include_categories: list[str] | None = None,
-        exclude_categories: list[str] | None = None,
-        include_restock: bool = True,
-        exclude_product_ids: list[str] | None = None,
-        max_per_category: Annotated[int, Field(ge=1)] | None = None,
-    ) -> RecommendAnswer:
+    @bentoml.api(input_spec=RecommendRequest)
+    async def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
+        rules = RecommendRequest.rules_of(request)
         return _answer(
-            RecommendAnswer,
-            lambda: self.scorer.recommend(
-                customer_id,
-                k=k,
-                exclude_purchased=exclude_purchased,
-                include_categories=include_categories,
-                exclude_categories=exclude_categories,
-                include_restock=include_restock,
-                exclude_product_ids=exclude_product_ids,
-                max_per_category=max_per_category,
-            ),
+            RecommendAnswer, lambda: self.scorer.recommend(request["customer_id"], k=request["k"], rules=rules)
         )
 
     @bentoml.api
@@ -236,7 +218,7 @@ class CustomerIntelligence:
                 versions = champion_versions(self.settings.mlflow_store)
                 changed = versions != current
                 if changed:
-                    models = load_models(self.settings.mlflow_store, versions)
+                    models = load_serving_models(self.settings.mlflow_store, versions)
                     # the profiles do not depend on the models: same store; in-flight requests finish on the old Scorer
                     old = self.scorer
                     self.scorer = Scorer(models, old.store, old.state, max_batch=self.settings.max_batch)

@@ -10,7 +10,9 @@ from scipy import integrate, special
 from sklearn.metrics import roc_auc_score
 
 from features import schema as s
-from models.bgnbd import AGE, FREQUENCY, RECENCY, BetaGeoBaseline, BetaGeoModel, rfm_summary
+from features.repeat_buying import AGE, FREQUENCY, RECENCY, BgNbdParameters, rfm_summary, summarise_purchase_days
+from models.baselines import bgnbd_expected_purchases
+from models.bgnbd import BetaGeoModel, fit_parameters
 from tests.builders import transactions_table
 
 # Fader, Hardie & Lee (2005), table/text for the CDNOW sample, weekly units.
@@ -147,12 +149,13 @@ def test_published_parameters_give_the_papers_forecast():
     assert model.expected_purchases(39, 2, 30.43, 38.86) == pytest.approx(1.226, abs=5e-4)
 
 
-def test_cdnow_holdout_ranking(cdnow_transactions):
+def test_cdnow_holdout_ranking(cdnow_transactions, cdnow_summary):
     """Expected purchases rank "any purchase in the 39-week holdout" (measured AUC 0.7725)."""
-    baseline = BetaGeoBaseline().fit(cdnow_transactions, CDNOW_AS_OF)
+    model = BetaGeoModel().fit(cdnow_summary[FREQUENCY], cdnow_summary[RECENCY], cdnow_summary[AGE])
+    parameters = BgNbdParameters(model.r_, model.alpha_, model.a_, model.b_)
     ids = np.sort(cdnow_transactions[s.CUSTOMER_ID].unique())
     horizon_days = (CDNOW_HOLDOUT_END - CDNOW_AS_OF).days
-    expected = baseline.predict_expected(cdnow_transactions, CDNOW_AS_OF, horizon_days, ids)
+    expected = bgnbd_expected_purchases(cdnow_transactions, CDNOW_AS_OF, parameters, horizon_days, ids)
     in_holdout = cdnow_transactions[
         (cdnow_transactions[s.TIMESTAMP] >= CDNOW_AS_OF) & (cdnow_transactions[s.TIMESTAMP] < CDNOW_HOLDOUT_END)
     ]
@@ -310,12 +313,28 @@ def test_rfm_summary_of_an_empty_window_raises():
 
 def test_baseline_scores_align_to_the_ids_and_give_non_buyers_zero(simulated):
     frequency, recency, T = (v[:3000] for v in simulated)
-    baseline = BetaGeoBaseline()
-    baseline.model_ = BetaGeoModel().fit(frequency, recency, T)  # parameters from simulated data
+    model = BetaGeoModel().fit(frequency, recency, T)  # parameters from simulated data
+    parameters = BgNbdParameters(model.r_, model.alpha_, model.a_, model.b_)
     ids = ["c", "b", "zz", "a"]
-    expected = baseline.predict_expected(_history(), AS_OF, 28, ids)
+    expected = bgnbd_expected_purchases(_history(), AS_OF, parameters, 28, ids)
     summary = rfm_summary(_history(), AS_OF)
-    direct = baseline.model_.expected_purchases(4.0, summary[FREQUENCY], summary[RECENCY], summary[AGE])
+    direct = model.expected_purchases(4.0, summary[FREQUENCY], summary[RECENCY], summary[AGE])
     by_id = dict(zip(summary.index, direct, strict=True))
     assert expected.tolist() == pytest.approx([0.0, by_id["b"], 0.0, by_id["a"]])
     assert expected[1] > 0 and expected[3] > 0
+    # without parameters (too little data to fit) the baseline says nothing: zero for everyone
+    assert bgnbd_expected_purchases(_history(), AS_OF, None, 28, ids).tolist() == [0.0] * 4
+
+
+def test_parameters_are_fitted_only_with_enough_repeat_buyers(simulated):
+    frequency, recency, T = (np.asarray(v[:3000], dtype=float) for v in simulated)
+    buyers = np.arange(len(frequency))
+    summary = summarise_purchase_days(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), AS_OF, 0)
+    assert fit_parameters(summary) is None  # nobody bought
+    enough = type(summary)(buyers=buyers, frequency=frequency, recency=recency, T=T)
+    fitted = fit_parameters(enough)
+    model = BetaGeoModel().fit(frequency, recency, T)
+    assert fitted == BgNbdParameters(model.r_, model.alpha_, model.a_, model.b_)
+    few = np.where(np.arange(len(frequency)) < 10, np.maximum(frequency, 1), 0.0)  # ten repeat buyers only
+    too_few = type(summary)(buyers=buyers, frequency=few, recency=np.where(few > 0, recency, 0.0), T=T)
+    assert fit_parameters(too_few) is None

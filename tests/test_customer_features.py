@@ -9,15 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import schema as s
-from features.customer import (
-    FEATURE_DEFAULTS,
-    History,
-    build_customer_features,
-    build_reference_tables,
-    feature_columns,
-)
+from features.customer import FEATURE_DEFAULTS, build_customer_features, feature_columns
+from features.history import History
 from features.parallel import build_customer_features_sharded
+from pipelines.profiles import build_reference
 from tests.builders import customers_table, events_table, products_table, random_tables, transactions_table
+
+TOP_CATEGORIES = 5
 
 AS_OF = pd.Timestamp("2024-06-01")
 
@@ -54,7 +52,7 @@ def three_customers() -> dict[str, pd.DataFrame]:
 
 
 def features_of(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
-    reference = build_reference_tables(tables, as_of)
+    reference = build_reference(tables, as_of, TOP_CATEGORIES)
     return build_customer_features(History.from_tables(tables), as_of, reference).set_index(s.CUSTOMER_ID)
 
 
@@ -125,7 +123,7 @@ def test_records_at_or_after_as_of_never_change_features(seed, as_of_day, n_late
     """Adding, removing or changing any record at or after as_of leaves every row unchanged."""
     tables = random_tables(seed, n_customers=12)
     as_of = pd.Timestamp("2023-01-01") + pd.Timedelta(days=as_of_day)
-    reference = build_reference_tables(tables, as_of)
+    reference = build_reference(tables, as_of, TOP_CATEGORIES)
     before = build_customer_features(History.from_tables(tables), as_of, reference)
 
     late = _records_at_or_after(as_of, seed, n_late)
@@ -149,7 +147,7 @@ def test_records_at_or_after_as_of_never_change_features(seed, as_of_day, n_late
 def test_a_customer_alone_gets_the_same_row_as_in_bulk(seed):
     tables = random_tables(seed)
     as_of = pd.Timestamp("2023-12-01")
-    reference = build_reference_tables(tables, as_of)
+    reference = build_reference(tables, as_of, TOP_CATEGORIES)
     history = History.from_tables(tables)
     bulk = build_customer_features(history, as_of, reference).set_index(s.CUSTOMER_ID)
     for customer_id in bulk.index:
@@ -160,7 +158,7 @@ def test_a_customer_alone_gets_the_same_row_as_in_bulk(seed):
 def test_any_subset_and_the_sharded_build_give_the_same_rows():
     tables = random_tables(seed=7, n_customers=60)
     as_of = pd.Timestamp("2023-10-15")
-    reference = build_reference_tables(tables, as_of)
+    reference = build_reference(tables, as_of, TOP_CATEGORIES)
     history = History.from_tables(tables)
     bulk = build_customer_features(history, as_of, reference)
     subset_ids = bulk[s.CUSTOMER_ID].sample(frac=0.4, random_state=0)
@@ -181,7 +179,7 @@ def test_feature_columns_do_not_depend_on_which_categories_were_popular_at_the_c
     tables = {**tables, s.TRANSACTIONS: transactions[shirts_only]}
     columns = []
     for as_of in (early, late):
-        reference = build_reference_tables(tables, as_of, top_categories=1)
+        reference = build_reference(tables, as_of, 1)
         columns.append(list(build_customer_features(History.from_tables(tables), as_of, reference).columns))
     assert columns[0] == columns[1]
     assert s.category_share("lenses") in columns[0]

@@ -6,8 +6,12 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.customer import History, build_customer_features, build_reference_tables
+from features.customer import build_customer_features
+from features.history import History
+from pipelines.profiles import build_reference
 from pipelines.simulation import TRUTH_DROPOUT_DATE, TRUTH_IS_BUYER
+
+TOP_CATEGORIES = 5
 
 SLEEPING_SEGMENTS = {"At Risk", "Hibernating", "Lost"}
 AS_OF = pd.Timestamp("2025-07-01")
@@ -16,7 +20,9 @@ AS_OF = pd.Timestamp("2025-07-01")
 @pytest.fixture(scope="module")
 def features_and_truth(generated_data) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = generated_data.tables
-    features = build_customer_features(History.from_tables(tables), AS_OF, build_reference_tables(tables, AS_OF))
+    features = build_customer_features(
+        History.from_tables(tables), AS_OF, build_reference(tables, AS_OF, TOP_CATEGORIES)
+    )
     return features, generated_data.customers_truth.set_index(s.CUSTOMER_ID)
 
 

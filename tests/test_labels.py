@@ -1,4 +1,4 @@
-"""Label windows at their edges, cutoff planning, and stacked training sets."""
+"""Label windows at their edges and cutoff planning."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.labels import (
-    build_training_set,
-    make_churn_labels,
-    make_product_sets,
-    make_purchase_labels,
-    plan_cutoffs,
-)
+from features.labels import make_churn_labels, make_product_sets, make_purchase_labels, plan_cutoffs
 from tests.builders import random_tables, transactions_table
 
 AS_OF = pd.Timestamp("2024-06-01")
@@ -38,9 +32,10 @@ def edge_transactions() -> pd.DataFrame:
 
 
 def test_churn_labels_at_the_window_edges(edge_transactions):
-    labels = make_churn_labels(edge_transactions, AS_OF, horizon_days=90, lookback_days=365).set_index(s.CUSTOMER_ID)
+    population = ["at", "edge", "quiet", "returner"]
+    labels = make_churn_labels(edge_transactions, population, AS_OF, horizon_days=90).set_index(s.CUSTOMER_ID)
     assert labels[s.CHURN_LABEL].to_dict() == {"at": 0, "edge": 1, "quiet": 1, "returner": 1}
-    assert "old" not in labels.index  # gone quiet before the lookback: not in the population
+    assert labels.index.tolist() == population  # only the customers asked for, in their order
 
 
 def test_purchase_labels_at_the_window_edges(edge_transactions):
@@ -75,19 +70,3 @@ def test_cutoffs_never_reach_past_the_data_or_into_the_test_window():
 def test_cutoffs_raise_when_history_is_too_short():
     with pytest.raises(ValueError, match="too short"):
         plan_cutoffs(pd.Timestamp("2024-03-01"), 90, data_start=pd.Timestamp("2024-01-01"))
-
-
-def test_training_set_stacks_cutoffs_and_labels_only_labelled_customers():
-    tables = random_tables(seed=5, n_customers=40)
-    cutoffs = [pd.Timestamp("2023-09-01"), pd.Timestamp("2023-10-01")]
-
-    def labels(transactions, as_of, reference):
-        return make_churn_labels(transactions, as_of, horizon_days=60)
-
-    training = build_training_set(tables, cutoffs, labels)
-    assert set(training[s.AS_OF]) == set(cutoffs)
-    for as_of in cutoffs:
-        block = training[training[s.AS_OF] == as_of]
-        expected = make_churn_labels(tables[s.TRANSACTIONS], as_of, horizon_days=60)
-        assert sorted(block[s.CUSTOMER_ID]) == sorted(expected[s.CUSTOMER_ID])
-        assert (block[s.ORDERS_COUNT_TOTAL] > 0).all()  # churn population bought in the lookback

@@ -1,4 +1,4 @@
-"""service.store: the SQLite profile store keeps what it is given, across restarts, threads and processes."""
+"""pipelines.store: the SQLite profile store keeps what it is given, across restarts, threads and processes."""
 
 from __future__ import annotations
 
@@ -13,18 +13,17 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.customer import History, build_customer_features, build_reference_tables
+from features.customer import build_customer_features
+from features.history import HISTORY_TABLES, History
 from features.small_batches import check_rows
-from service.store import (
-    HISTORY_TABLES,
-    PROFILES_AS_OF_KEY,
-    SCHEMA_VERSION_KEY,
-    SQLiteProfileStore,
-    StoreSchemaError,
-)
+from pipelines.profiles import build_reference
+from pipelines.store import SQLiteProfileStore, StoreSchemaError
+from pipelines.store.base import PROFILES_AS_OF_KEY
+from pipelines.store.sqlite import SCHEMA_VERSION_KEY
 from tests.builders import random_tables
 from tests.test_validate import NOW, clean_tables
 
+TOP_CATEGORIES = 5
 AS_OF = pd.Timestamp("2024-07-01")
 
 
@@ -71,7 +70,7 @@ def test_history_feeds_the_feature_builder(store):
     store.append_rows(rows)
     tables = clean_tables()
     customers = check_rows({s.CUSTOMERS: tables[s.CUSTOMERS], s.PRODUCTS: tables[s.PRODUCTS]}, NOW).accepted
-    reference = build_reference_tables({**customers, **rows}, AS_OF)
+    reference = build_reference({**customers, **rows}, AS_OF, TOP_CATEGORIES)
     from_store = History.from_tables({s.CUSTOMERS: customers[s.CUSTOMERS], **store.history("C1")})
     from_store = build_customer_features(from_store, AS_OF, reference)
     full = History.from_tables({s.CUSTOMERS: customers[s.CUSTOMERS], **rows})
@@ -94,7 +93,7 @@ def feature_frame(n_customers: int, seed: int = 7) -> pd.DataFrame:
     tables = random_tables(seed)
     history = History.from_tables(tables)
     as_of = pd.Timestamp("2025-01-01")
-    features = build_customer_features(history, as_of, build_reference_tables(tables, as_of))
+    features = build_customer_features(history, as_of, build_reference(tables, as_of, TOP_CATEGORIES))
     copies = -(-n_customers // len(features))
     frame = pd.concat([features] * copies, ignore_index=True).iloc[:n_customers]
     return frame.assign(**{s.CUSTOMER_ID: pd.array([f"c{i:07d}" for i in range(len(frame))], dtype="str")})

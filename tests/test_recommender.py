@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,7 +23,13 @@ from features.schema import (
 )
 from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import NDCG, evaluate_ranking, metric_key
-from models.recommender import REASON_RESTOCK, SIMILARITY, TwoStageRecommender, recommend_in_parallel
+from models.recommender import (
+    REASON_RESTOCK,
+    SIMILARITY,
+    RecommendationRules,
+    TwoStageRecommender,
+    recommend_in_parallel,
+)
 from pipelines.simulation import TRUTH_GROUP_ID, TRUTH_PREFERRED_CATEGORIES
 
 HORIZON_DAYS = 30
@@ -316,3 +324,125 @@ def test_lists_from_a_given_history_match_the_fit_and_follow_new_purchases(gener
     first_list = fitted.recommend_for_history("brand-new", newcomer, k=10)
     assert len(first_list) == 10
     assert not first_list[RECOMMENDATION_REASON].str.startswith("popular in ").all()  # personal from one purchase
+
+
+# ---------------------------------------------------------------------------
+# The rules as one object, and the pickled model.
+# ---------------------------------------------------------------------------
+def _strict_rules(generated_data, banned: list[str]) -> dict:
+    """Every rule away from its default, so a rule that got lost changes the lists."""
+    categories = sorted(_category_of(generated_data).unique())
+    return {
+        "exclude_purchased": True,
+        "include_restock": False,
+        "include_categories": categories[:6],
+        "exclude_categories": categories[5:6],
+        "exclude_product_ids": banned,
+        "max_per_category": 2,
+    }
+
+
+def test_a_rules_object_gives_the_same_lists_as_the_same_keywords(generated_data, fitted, test_window):
+    _, customers, _ = test_window
+    customers = [*customers[:40], "nobody-knows-me"]
+    banned = fitted.recommend(customers, k=10)[PRODUCT_ID].value_counts().index[:3].tolist()
+    values = _strict_rules(generated_data, banned)
+    rules = RecommendationRules(**values)
+
+    by_keywords = fitted.recommend(customers, k=10, **values)
+    pd.testing.assert_frame_equal(fitted.recommend(customers, k=10, rules=rules), by_keywords)
+    pd.testing.assert_frame_equal(fitted.recommend(customers, 10, rules), by_keywords)
+    assert not by_keywords.equals(fitted.recommend(customers, k=10))  # the rules do change the lists
+    assert not set(by_keywords[PRODUCT_ID]) & set(banned)
+
+    in_parallel = recommend_in_parallel(fitted, customers, k=10, n_jobs=2, chunk_size=16, rules=rules)
+    pd.testing.assert_frame_equal(in_parallel, by_keywords)
+    history = generated_data.transactions[generated_data.transactions[TIMESTAMP] < fitted.as_of_]
+    pd.testing.assert_frame_equal(
+        fitted.recommend_for_history(customers[0], history, as_of=fitted.as_of_, k=10, rules=rules),
+        fitted.recommend_for_history(customers[0], history, as_of=fitted.as_of_, k=10, **values),
+    )
+
+
+def test_rules_keep_the_old_defaults_and_cannot_change():
+    assert RecommendationRules().model_dump() == {
+        "exclude_purchased": True,
+        "include_restock": True,
+        "include_categories": None,
+        "exclude_categories": None,
+        "exclude_product_ids": None,
+        "max_per_category": None,
+    }
+    rules = RecommendationRules(include_categories=["books", "toys"])
+    assert rules.include_categories == ("books", "toys")  # stored as a tuple: the frozen object stays unchanged
+    with pytest.raises(ValueError, match="frozen"):
+        rules.max_per_category = 3
+    with pytest.raises(ValueError, match="max_per_categories"):
+        RecommendationRules(max_per_categories=3)
+
+
+def test_every_rule_is_documented_for_the_service_schema():
+    properties = RecommendationRules.model_json_schema()["properties"]
+    assert list(properties) == [
+        "exclude_purchased",
+        "include_restock",
+        "include_categories",
+        "exclude_categories",
+        "exclude_product_ids",
+        "max_per_category",
+    ]
+    assert all(len(field.get("description", "")) > 10 for field in properties.values())
+    assert properties["max_per_category"]["anyOf"][0] == {"minimum": 1, "type": "integer"}
+
+
+def test_rules_and_rule_keywords_together_are_refused(fitted, test_window):
+    _, customers, _ = test_window
+    with pytest.raises(ValueError, match="not both.*max_per_category"):
+        fitted.recommend(customers[:3], k=10, rules=RecommendationRules(), max_per_category=2)
+    with pytest.raises(ValueError, match="not both"):
+        recommend_in_parallel(fitted, customers[:3], rules=RecommendationRules(), exclude_purchased=False)
+
+
+def test_an_unknown_rule_keyword_is_refused_by_name(fitted, test_window):
+    _, customers, _ = test_window
+    with pytest.raises(TypeError, match="'max_per_categories'"):
+        fitted.recommend(customers[:3], k=10, max_per_categories=2)
+    with pytest.raises(TypeError, match="'exclude_products'"):
+        recommend_in_parallel(fitted, customers[:3], exclude_products=["P00001"])
+    with pytest.raises(TypeError, match="RecommendationRules, got bool"):
+        fitted.recommend(customers[:3], 10, False)  # the old positional exclude_purchased
+
+
+def test_an_invalid_max_per_category_is_refused_in_one_line_naming_the_field(generated_data, fitted, test_window):
+    _, customers, _ = test_window
+    history = generated_data.transactions
+    calls_and_messages = [
+        (
+            lambda: fitted.recommend(customers[:3], k=10, max_per_category=0),
+            "invalid rule max_per_category=0: input should be greater than or equal to 1",
+        ),
+        (
+            lambda: recommend_in_parallel(fitted, customers[:3], max_per_category=-1),
+            "invalid rule max_per_category=-1: input should be greater than or equal to 1",
+        ),
+        (
+            lambda: fitted.recommend_for_history(customers[0], history, max_per_category=2.5),
+            "invalid rule max_per_category=2.5: input should be a valid integer, got a number with a fractional part",
+        ),
+    ]
+    for call, message in calls_and_messages:
+        with pytest.raises(ValueError) as refused:
+            call()
+        assert str(refused.value) == message
+    with pytest.raises(ValueError, match="max_per_category"):
+        RecommendationRules(max_per_category=0)
+
+
+def test_a_pickled_model_names_its_classes_by_the_package_path(fitted, test_window):
+    _, customers, _ = test_window
+    stored = pickle.dumps(fitted)
+    assert b"models.recommender" in stored
+    assert b"models.recommender." not in stored  # no internal module: moving a class later keeps this loadable
+    pd.testing.assert_frame_equal(
+        pickle.loads(stored).recommend(customers[:20], k=10), fitted.recommend(customers[:20])
+    )

@@ -20,7 +20,8 @@ from models.recommender_evaluation import (
 )
 from pipelines.errors import UserError
 from pipelines.settings import load_settings
-from pipelines.train import decide_promotion, recommender_tables, train_recommender
+from pipelines.training.gate import decide_promotion
+from pipelines.training.recommender import recommender_tables, train_recommender
 
 CUTOFF = pd.Timestamp("2025-01-01")
 LOG2_3 = math.log2(3)

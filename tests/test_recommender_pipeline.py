@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from features import schema as s
+from models.names import RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
 from pipelines import registry, score, train
 from pipelines.settings import load_settings
+from pipelines.training.recommender import train_recommender
 
 pytestmark = pytest.mark.slow
 KS = (5, 10, 20)
@@ -23,7 +25,7 @@ SOURCES = ("", "popularity.", "item_knn.")
 @pytest.fixture(scope="module")
 def store(generated_data, tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("recommender") / "mlruns"
-    argv = ["--data", str(generated_data.data_dir), "--store", str(store), "--models", "recommender"]
+    argv = ["--data", str(generated_data.data_dir), "--mlflow-store", str(store), "--models", "recommender"]
     assert train.main(argv) == 0
     registry.connect(store)
     return store
@@ -31,7 +33,7 @@ def store(generated_data, tmp_path_factory) -> Path:
 
 def _aliases(store: Path) -> dict[str, str]:
     registry.connect(store)
-    model = mlflow.MlflowClient().get_registered_model(train.RECOMMENDER)
+    model = mlflow.MlflowClient().get_registered_model(RECOMMENDER)
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
@@ -40,7 +42,7 @@ def _data_end(generated_data) -> pd.Timestamp:
 
 
 def test_recommender_alone_logs_metrics_beside_the_baselines_and_becomes_champion(store):
-    runs = registry.recent_runs(train.RECOMMENDER)
+    runs = registry.recent_runs(RECOMMENDER)
     assert len(runs) == 1
     latest = runs.iloc[0]
     assert latest["status"] == "FINISHED"
@@ -67,16 +69,16 @@ def test_recommender_alone_logs_metrics_beside_the_baselines_and_becomes_champio
 
 
 def test_registered_model_serves_recent_history_and_round_trips(store, generated_data):
-    model = registry.load_model(train.RECOMMENDER)
+    model = registry.load_model(RECOMMENDER)
     assert model.as_of_ == _data_end(generated_data)  # candidates refreshed on every purchase before as_of
     customers = [*generated_data.customers[s.CUSTOMER_ID].head(20).astype(str), "nobody-knows-me"]
     direct = model.recommend(customers, k=10)
 
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{train.RECOMMENDER}@champion")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{RECOMMENDER}@champion")
     via_mlflow = pyfunc.predict(pd.DataFrame({s.CUSTOMER_ID: customers}), params={"k": 10})
     assert lists_from_frame(via_mlflow, customers) == lists_from_frame(direct, customers)
     pd.testing.assert_frame_equal(via_mlflow.reset_index(drop=True), direct, check_dtype=False)
-    by_version = registry.load_version(train.RECOMMENDER, "1").recommend(customers, k=10)
+    by_version = registry.load_version(RECOMMENDER, "1").recommend(customers, k=10)
     assert lists_from_frame(by_version, customers) == lists_from_frame(direct, customers)
 
     default_k = pyfunc.predict(pd.DataFrame({s.CUSTOMER_ID: customers}))
@@ -93,7 +95,7 @@ def test_registered_model_serves_recent_history_and_round_trips(store, generated
 
 
 def test_scoring_at_another_date_refreshes_the_candidates(store, generated_data):
-    model = registry.load_model(train.RECOMMENDER)
+    model = registry.load_model(RECOMMENDER)
     tables = generated_data.tables
     earlier = _data_end(generated_data) - pd.Timedelta(days=61)
     customers = generated_data.customers[s.CUSTOMER_ID].head(30).astype(str).tolist()
@@ -104,24 +106,28 @@ def test_scoring_at_another_date_refreshes_the_candidates(store, generated_data)
     assert all(len(found) <= 10 and len(set(found)) == len(found) for found in lists)
 
 
-def test_retraining_on_the_same_data_keeps_the_champion(store, generated_data, capsys):
-    argv = ["--data", str(generated_data.data_dir), "--store", str(store), "--models", "recommender"]
+def test_retraining_on_the_same_data_keeps_the_champion(generated_data, tmp_path, capsys):
+    # a store of its own: a second version must not show up in the other tests' store
+    store = tmp_path / "mlruns"
+    argv = ["--data", str(generated_data.data_dir), "--mlflow-store", str(store), "--models", "recommender"]
+    assert train.main(argv) == 0
+    capsys.readouterr()
     assert train.main(argv) == 0
     printed = capsys.readouterr().out
     assert "recommender v2" in printed and "NDCG@10" in printed
     assert _aliases(store) == {"champion": "1", "challenger": "2"}
-    runs = registry.recent_runs(train.RECOMMENDER)
+    runs = registry.recent_runs(RECOMMENDER)
     ndcg = runs["metrics.ndcg_at_10"]
     assert ndcg.iloc[0] == ndcg.iloc[1]  # deterministic: same data, same lists
     # the champion was re-measured on the same window and scored the same, so the margin was not met
-    reason = mlflow.MlflowClient().get_model_version(train.RECOMMENDER, "2").tags["gate.reason"]
+    reason = mlflow.MlflowClient().get_model_version(RECOMMENDER, "2").tags["gate.reason"]
     assert f"does not beat champion v1 ({ndcg.iloc[1]:.4f})" in reason
 
 
 def test_evaluate_at_moves_the_test_window_and_training_windows_end_before_it(generated_data):
     as_of = _data_end(generated_data)
     evaluate_at = pd.Timestamp("2025-09-01")
-    result = train.train_recommender(generated_data.tables, as_of, load_settings(), evaluate_at)
+    result = train_recommender(generated_data.tables, as_of, load_settings(), evaluate_at)
     horizon = pd.Timedelta(days=result.horizon_days)
     assert result.plan.test == evaluate_at == result.window.cutoff
     assert all(cutoff + horizon <= evaluate_at for cutoff in result.plan.train)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.customer import History, build_customer_features, build_reference_tables
+from features.customer import build_customer_features
+from features.history import History
 from features.segments import (
     LIFECYCLE_STAGES,
     PROSPECT,
@@ -17,7 +18,10 @@ from features.segments import (
     name_segment,
     score_quintile,
 )
+from pipelines.profiles import build_reference
 from tests.builders import customers_table, products_table, transactions_table
+
+TOP_CATEGORIES = 5
 
 
 def test_every_recency_frequency_cell_has_exactly_one_of_the_eleven_segments():
@@ -62,7 +66,9 @@ def test_hand_built_best_and_worst_customers_land_in_champions_and_lost():
         s.PRODUCTS: products_table(),
         s.TRANSACTIONS: transactions_table(rows),
     }
-    features = build_customer_features(History.from_tables(tables), as_of, build_reference_tables(tables, as_of))
+    features = build_customer_features(
+        History.from_tables(tables), as_of, build_reference(tables, as_of, TOP_CATEGORIES)
+    )
     segment = features.set_index(s.CUSTOMER_ID)[s.RFM_SEGMENT]
     assert segment["c0"] == "Champions"
     assert segment["c9"] == "Lost"

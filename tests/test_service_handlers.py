@@ -1,4 +1,4 @@
-"""Tier 1 of the service tests: the handler logic (`service.handlers.Scorer`) with small fitted models.
+"""Tier 1 of the service tests: the handler logic (`service.scorer.Scorer`) with small fitted models.
 
 `service_workspace` (also used by the HTTP and server tiers) fits small churn, propensity and
 recommender models on the generated 1,000-customer data, registers them as champions in a temp
@@ -12,21 +12,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
 from features import schema as s
-from features.customer import History, build_customer_features, feature_columns
-from models import churn, propensity
-from models.recommender import TwoStageRecommender
+from features.customer import build_customer_features, feature_columns
+from features.history import History
+from features.population import churn_population
+from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.outcome import fit_outcome_model
+from models.recommender import RecommendationRules, TwoStageRecommender
 from pipelines import registry
-from pipelines.features import build_profiles, data_end
-from pipelines.materialize import materialize
+from pipelines.cli import data_end
+from pipelines.profiles import build_profiles, build_reference, materialize
 from pipelines.settings import load_settings
-from service.handlers import RISK_TIERS, RequestError, describe_feature, risk_tier
+from pipelines.training.outcome import outcome_families
+from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
+from service.reasons import describe_feature
+from service.scorer import RISK_TIERS, risk_tier
 
 SMALL_BOOSTER = {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20, "verbose": -1, "num_threads": 1}
 
@@ -54,9 +59,11 @@ class ServiceWorkspace:
         return target
 
 
-def _labelled(tables, cutoff, make_labels, settings) -> pd.DataFrame:
-    features = build_profiles(tables, cutoff, settings.features)
-    return features.merge(make_labels(features, cutoff), on=s.CUSTOMER_ID, how="inner")
+def _labelled(tables, cutoff, family, settings) -> pd.DataFrame:
+    reference = build_reference(tables, cutoff, settings.propensity.top_categories)
+    features = build_profiles(tables, cutoff, settings.features, reference)
+    labels = family.make_labels(tables[s.TRANSACTIONS], features, cutoff)
+    return features.merge(labels, on=s.CUSTOMER_ID, how="inner")
 
 
 def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> ServiceWorkspace:
@@ -66,21 +73,14 @@ def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> Serv
     train_cutoff, holdout_cutoff = as_of - pd.Timedelta(days=270), as_of - pd.Timedelta(days=180)
     transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
     fit = {"booster_params": SMALL_BOOSTER, "num_boost_round": 60, "early_stopping_rounds": 10, "monotone_rules": {}}
-
-    def churn_labels(features, cutoff):
-        return churn.make_labels(transactions, cutoff, 90, settings.churn.lookback_days)
-
-    train, holdout = (_labelled(tables, c, churn_labels, settings) for c in (train_cutoff, holdout_cutoff))
-    names = feature_columns(train.drop(columns=[s.CHURN_LABEL]))
-    churn_model = churn.fit_churn_model(train, holdout, names, **fit)
-
     categories = tuple(products[s.CATEGORY].value_counts().index[:3])
-
-    def purchase_labels(features, cutoff):
-        return propensity.make_labels(transactions, features[s.CUSTOMER_ID], cutoff, 30, categories, products)
-
-    train, holdout = (_labelled(tables, c, purchase_labels, settings) for c in (train_cutoff, holdout_cutoff))
-    propensity_model = propensity.fit_propensity_model(train, holdout, names, categories, **fit)
+    families = outcome_families(settings, tables, categories)
+    models = {}
+    for name in (CHURN, PROPENSITY):
+        family = families[name]
+        train, holdout = (_labelled(tables, c, family, settings) for c in (train_cutoff, holdout_cutoff))
+        names = feature_columns(train.drop(columns=list(family.outputs.values())))
+        models[name] = fit_outcome_model(name, train, holdout, names, family.outputs, **fit)
 
     recommender = TwoStageRecommender().fit(
         transactions, products, [as_of - pd.Timedelta(days=d) for d in (90, 60)], 30
@@ -88,20 +88,20 @@ def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> Serv
     recommender = recommender.refresh_candidates(transactions, products, as_of)
 
     mlflow_store = root / "mlruns"
-    registry.connect(mlflow_store)
-    mlflow.set_experiment(experiment_id=registry.experiment_id(mlflow_store))
+    registry.use_experiment(mlflow_store)
     example = holdout.head(3)
-    with mlflow.start_run(run_name="service test models"):
+    with registry.run("service test models"):
         for name, version in (
-            (churn.MODEL_NAME, registry.log_model(churn_model, churn.MODEL_NAME, example)),
-            (propensity.MODEL_NAME, registry.log_model(propensity_model, propensity.MODEL_NAME, example)),
-            ("recommender", registry.log_recommender(recommender, "recommender", example[s.CUSTOMER_ID].tolist())),
+            (CHURN, registry.log_model(models[CHURN], CHURN, example)),
+            (PROPENSITY, registry.log_model(models[PROPENSITY], PROPENSITY, example)),
+            (RECOMMENDER, registry.log_recommender(recommender, RECOMMENDER, example[s.CUSTOMER_ID].tolist())),
         ):
             registry.set_alias(name, registry.CHAMPION, version)
 
     store_path = root / "profiles.sqlite"
     materialize(tables, as_of, settings, store_path)
-    profiles = build_profiles(tables, as_of, settings.features)
+    reference = build_reference(tables, as_of, settings.propensity.top_categories)
+    profiles = build_profiles(tables, as_of, settings.features, reference)
     return ServiceWorkspace(mlflow_store, store_path, as_of, tables, profiles)
 
 
@@ -118,8 +118,7 @@ def service_workspace(generated_data, tmp_path_factory) -> ServiceWorkspace:
 
 def in_population(workspace: ServiceWorkspace, lookback_days: int = 365) -> pd.DataFrame:
     """Customers whose churn is scored: bought within the lookback."""
-    profiles = workspace.profiles
-    return profiles[(profiles[s.ORDERS_COUNT_TOTAL] > 0) & (profiles[s.DAYS_SINCE_LAST_PURCHASE] < lookback_days)]
+    return workspace.profiles[churn_population(workspace.profiles, lookback_days)]
 
 
 def lapsing_customer(workspace: ServiceWorkspace) -> str:
@@ -231,12 +230,12 @@ def test_recommend_respects_categories_and_names_bad_ones(scorer, service_worksp
     customer = lapsing_customer(service_workspace)
     products = service_workspace.tables[s.PRODUCTS].set_index(s.PRODUCT_ID)[s.CATEGORY]
     category = products.iloc[0]
-    answer = scorer.recommend(customer, k=4, include_categories=[category])
+    answer = scorer.recommend(customer, k=4, rules=RecommendationRules(include_categories=[category]))
     assert answer["known_customer"] is True and answer["model_version"] == "1"
     assert 0 < len(answer["items"]) <= 4
     assert {products[item["product_id"]] for item in answer["items"]} == {category}
     with pytest.raises(RequestError) as refused:
-        scorer.recommend(customer, exclude_categories=["no such category"])
+        scorer.recommend(customer, rules=RecommendationRules(exclude_categories=["no such category"]))
     assert refused.value.field == "exclude_categories"
 
 

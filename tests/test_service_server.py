@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from service.process import REPO_ROOT, ServerProcess
+from tests.server_process import REPO_ROOT, ServerProcess
 from tests.test_service_handlers import lapsing_customer, purchase, service_workspace  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -136,4 +136,8 @@ def test_bentoml_build_succeeds(tmp_path):
         [str(bentoml), "build", str(REPO_ROOT)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert any((tmp_path / "bentoml" / "bentos" / "customer-intelligence").iterdir())
+    (bento,) = (tmp_path / "bentoml" / "bentos" / "customer-intelligence").glob("*/src")
+    packaged = {path.relative_to(bento).as_posix() for path in bento.rglob("*.py")}
+    # every module the service imports, subpackages included; no tests
+    assert {"service/service.py", "pipelines/store/sqlite.py", "models/recommender/__init__.py"} <= packaged
+    assert not any(path.startswith("tests/") for path in packaged)

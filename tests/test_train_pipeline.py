@@ -15,7 +15,8 @@ import pytest
 
 from features import schema as s
 from pipelines import generate, registry, score, train
-from pipelines.train import decide_promotion
+from pipelines.store import SQLiteProfileStore
+from pipelines.training.gate import decide_promotion
 
 pytestmark = pytest.mark.slow
 N_CUSTOMERS = 2000
@@ -27,7 +28,7 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     data = root / "data"
     assert generate.main(["--customers", str(N_CUSTOMERS), "--seed", "11", "--out", str(data)]) == 0
     store = root / "mlruns"
-    assert train.main(["--data", str(data), "--store", str(store)]) == 0
+    assert train.main(["--data", str(data), "--mlflow-store", str(store)]) == 0
     return {"data": data, "store": store, "root": root}
 
 
@@ -65,23 +66,27 @@ def test_churn_recovers_the_generated_dropout_well_above_recency(workspace):
     assert latest["metrics.test.roc_auc"] > 0.75
 
 
-def test_gate_keeps_the_champion_unless_the_new_model_earns_it(workspace):
-    data, store = str(workspace["data"]), str(workspace["store"])
+def test_gate_keeps_the_champion_unless_the_new_model_earns_it(workspace, tmp_path):
+    # a store of its own: this test moves aliases, which the other tests must not see
+    data, store = str(workspace["data"]), str(tmp_path / "mlruns")
+    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn"]) == 0
+    assert aliases(Path(store), "churn") == {"champion": "1"}
     # same data and config: no gain, so the new version is only a challenger
-    assert train.main(["--data", data, "--store", store, "--models", "churn"]) == 0
-    assert aliases(workspace["store"], "churn") == {"champion": "1", "challenger": "2"}
+    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn"]) == 0
+    assert aliases(Path(store), "churn") == {"champion": "1", "challenger": "2"}
     # fixed seeds: the same data and config give the same model, metric for metric
-    auc = nested_runs(workspace["store"], "churn")["metrics.test.roc_auc"]
+    auc = nested_runs(Path(store), "churn")["metrics.test.roc_auc"]
     assert auc.iloc[0] == auc.iloc[1]
     # a deliberately weakened model loses to the champion and gets a reason
     weak = ["--set", "churn.booster.num_boost_round=1", "--set", "churn.booster.num_leaves=2"]
-    assert train.main(["--data", data, "--store", store, "--models", "churn", *weak]) == 0
-    assert aliases(workspace["store"], "churn")["champion"] == "1"
+    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn", *weak]) == 0
+    assert aliases(Path(store), "churn")["champion"] == "1"
     version = mlflow.MlflowClient().get_model_version("churn", "3")
     assert "does not beat" in version.tags["gate.reason"]
     # with the margin lowered the gate lets an equal model through: the alias moves
-    assert train.main(["--data", data, "--store", store, "--models", "churn", "--set", "gate.min_auc_gain=-1"]) == 0
-    assert aliases(workspace["store"], "churn")["champion"] == "4"
+    lowered = ["--set", "gate.min_auc_gain=-1"]
+    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn", *lowered]) == 0
+    assert aliases(Path(store), "churn")["champion"] == "4"
 
 
 def test_decide_promotion_rules():
@@ -94,7 +99,10 @@ def test_decide_promotion_rules():
 
 def test_scores_for_every_known_customer_match_the_registry_models(workspace, tmp_path):
     out = tmp_path / "scores.csv"
-    assert score.main(["--data", str(workspace["data"]), "--out", str(out), "--store", str(workspace["store"])]) == 0
+    assert (
+        score.main(["--data", str(workspace["data"]), "--out", str(out), "--mlflow-store", str(workspace["store"])])
+        == 0
+    )
     scores = pd.read_csv(out, dtype={s.CUSTOMER_ID: str})
     customers = pd.read_parquet(workspace["data"] / "customers.parquet")
     assert set(scores[s.CUSTOMER_ID]) <= set(customers[s.CUSTOMER_ID])
@@ -124,7 +132,7 @@ def test_scores_for_every_known_customer_match_the_registry_models(workspace, tm
 
 def test_score_with_k_adds_the_registered_recommenders_lists(workspace, tmp_path):
     out = tmp_path / "scores.parquet"
-    argv = ["--data", str(workspace["data"]), "--out", str(out), "--store", str(workspace["store"]), "--k", "10"]
+    argv = ["--data", str(workspace["data"]), "--out", str(out), "--mlflow-store", str(workspace["store"]), "--k", "10"]
     assert score.main(argv) == 0
     scores = pd.read_parquet(out)
     lists = scores[s.RECOMMENDATIONS].map(list)
@@ -177,11 +185,25 @@ def test_a_more_recent_purchase_never_raises_churn_and_more_spend_never_lowers_p
 
 def test_score_without_a_champion_exits_2_and_says_run_make_train(workspace, tmp_path, capsys):
     code = score.main(
-        ["--data", str(workspace["data"]), "--out", str(tmp_path / "x.parquet"), "--store", str(tmp_path / "empty")]
+        [
+            "--data",
+            str(workspace["data"]),
+            "--out",
+            str(tmp_path / "x.parquet"),
+            "--mlflow-store",
+            str(tmp_path / "empty"),
+        ]
     )
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "make train" in error and len(error.splitlines()) == 1
+
+
+def test_the_old_store_option_is_refused_with_a_pointer_to_its_replacements(workspace, tmp_path, capsys):
+    assert train.main(["--data", str(workspace["data"]), "--store", str(tmp_path / "mlruns")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--mlflow-store" in error and "--profiles" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "mlruns").exists()  # refused before anything was written
 
 
 def test_train_on_data_that_fails_validation_exits_2(workspace, tmp_path, capsys):
@@ -189,7 +211,7 @@ def test_train_on_data_that_fails_validation_exits_2(workspace, tmp_path, capsys
     broken.mkdir()
     transactions = pd.read_parquet(workspace["data"] / "transactions.parquet").drop(columns=[s.UNIT_PRICE])
     transactions.to_parquet(broken / "transactions.parquet")
-    code = train.main(["--data", str(broken), "--store", str(tmp_path / "store")])
+    code = train.main(["--data", str(broken), "--mlflow-store", str(tmp_path / "store")])
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "unit_price" in error and "transactions" in error and len(error.splitlines()) == 1
@@ -199,20 +221,18 @@ def test_promote_is_the_human_override_and_compare_lists_runs(workspace, capsys)
     from pipelines import compare, promote
 
     store = str(workspace["store"])
-    assert promote.main(["--model", "propensity", "--version", "1", "--store", store, "--reason", "audit"]) == 0
+    assert promote.main(["--model", "propensity", "--version", "1", "--mlflow-store", store, "--reason", "audit"]) == 0
     assert aliases(workspace["store"], "propensity")["champion"] == "1"
-    assert promote.main(["--model", "propensity", "--version", "99", "--store", store]) == 2
+    assert promote.main(["--model", "propensity", "--version", "99", "--mlflow-store", store]) == 2
     capsys.readouterr()
-    assert compare.main(["--model", "churn", "--store", store]) == 0
+    assert compare.main(["--model", "churn", "--mlflow-store", store]) == 0
     printed = capsys.readouterr().out
     assert "roc_auc" in printed and "recency" in printed and "champion is v" in printed
 
 
 def test_score_with_profiles_fills_the_service_store(workspace, tmp_path):
-    from service.store import SQLiteProfileStore
-
     out, profiles = tmp_path / "scores.parquet", tmp_path / "profiles.sqlite"
-    argv = ["--data", str(workspace["data"]), "--out", str(out), "--store", str(workspace["store"])]
+    argv = ["--data", str(workspace["data"]), "--out", str(out), "--mlflow-store", str(workspace["store"])]
     assert score.main([*argv, "--profiles", str(profiles)]) == 0
     scored = pd.read_parquet(out)
     transactions = pd.read_parquet(workspace["data"] / "transactions.parquet")

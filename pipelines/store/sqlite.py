@@ -1,18 +1,4 @@
-"""The online profile store: appended contract rows and materialised customer profiles.
-
-`ProfileStore` is the interface the service and the pipelines use; `SQLiteProfileStore` is the
-embedded default (one SQLite file in WAL mode), and a Redis store can follow behind the same methods.
-
-What it holds:
-- appended rows: accepted contract rows of the tables in `HISTORY_TABLES` (customers, transactions,
-  events): the batch history written by `pipelines.materialize`, then the rows sent to POST /events,
-  in typed columns derived from `features.schema`, each with an append-only sequence number and the
-  number of the batch (one `append_rows` call) it came in;
-- profiles: one row per customer (customer_id -> the values of a feature or score frame), with the
-  `as_of` they were built for; float64 columns are packed into one little-endian float64 blob per
-  row (exact, and cheap to write and read in bulk), the other columns into a JSON array; the
-  frame's columns and dtypes are kept in `meta`, so frames read back have the dtypes written with;
-- meta: string key -> string value (schema version, profile columns, model or feature versions).
+"""The profile store in one SQLite file, WAL mode: the embedded default behind `ProfileStore`.
 
 Thread and process safety: each thread (and each process, after a fork) opens its own connection;
 writes take SQLite's write lock up front (`BEGIN IMMEDIATE`) and wait up to `busy_timeout_s` for it,
@@ -23,44 +9,44 @@ runs inside `guarded(customer_ids)`, so that two workers cannot interleave and l
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import pandas_dtype
 
 from features import schema as s
-from features.validation import accepted_dtypes
+from features.history import HISTORY_TABLES
+from pipelines.store.base import (
+    PROFILE_COLUMNS_KEY,
+    PROFILES_AS_OF_KEY,
+    AppendResult,
+    Profile,
+    ProfileStore,
+    StoreSchemaError,
+)
+from pipelines.store.codec import (
+    PACKED_DTYPE,
+    decode_column,
+    decode_value,
+    dtype_name,
+    encode_column,
+    history_frame,
+    history_rows,
+    is_packed,
+    packed_positions,
+    profile_ids,
+)
 
 # Bump when the layout of the file changes; a file of another version is refused, not guessed at.
 STORE_SCHEMA_VERSION = 1
-# The contract tables whose rows are stored (materialised batch history, then POST /events) and read
-# back as a customer's history; customers, so that a customer first seen through /events is known.
-HISTORY_TABLES = (s.CUSTOMERS, s.TRANSACTIONS, s.EVENTS)
-
-# Where the service and `pipelines.materialize` find the store unless told otherwise.
-STORE_PATH_ENV = "SCORING_STORE_PATH"
-DEFAULT_STORE_PATH = Path("data/profiles.sqlite")
-
-
-def default_store_path() -> Path:
-    return Path(os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH)
-
-
 SCHEMA_VERSION_KEY = "schema_version"
 CONTRACT_KEY = "contract_columns"  # the contract columns the appended-row tables were made for
-PROFILE_COLUMNS_KEY = "profile_columns"  # [[column, dtype], ...] of the profile frames
-PROFILES_AS_OF_KEY = "profiles_as_of"  # as_of of the last put_profiles
 
 # SQLite column types per contract dtype; timestamps are nanoseconds since the epoch (exact).
 _SQL_TYPES = {
@@ -73,124 +59,6 @@ _SQL_TYPES = {
 }
 _SEQUENCE = "seq"
 _BATCH = "batch"
-_NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
-
-
-class StoreSchemaError(RuntimeError):
-    """The store file was written by another store schema version or for another data contract."""
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """What one `append_rows` call stored: its batch number, and the rows per table."""
-
-    batch: int
-    rows: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One customer's materialised row: the values by column (as written), and the as_of they hold for."""
-
-    customer_id: str
-    as_of: pd.Timestamp
-    values: dict[str, Any]
-
-
-class ProfileStore(ABC):
-    """Appended contract rows, materialised customer profiles and metadata, safe across threads."""
-
-    @abstractmethod
-    def guarded(self, customer_ids: Iterable[str]) -> AbstractContextManager[None]:
-        """A section no other thread or process can run a guarded section for these customers in.
-
-        The store writes made inside it (`append_rows`, `put_profiles`, `set_meta`, ...) join it:
-        they commit together when the section exits normally and roll back together when it raises;
-        reads inside it see its own writes. Use it for a read-modify-write of these customers (read
-        the history, append rows, write the profiles rebuilt from both), which would otherwise lose an
-        update when two workers do it at once. Sections do not nest (a clear error, not a deadlock).
-
-        A Redis store would take one lock key per customer (`SET lock:{id} token NX PX ttl`, in sorted
-        id order so two sections cannot deadlock, released by token), queue the writes in one
-        MULTI/EXEC pipeline sent at exit (or dropped on error), and overlay the queued writes on its
-        reads; WATCH on the customers' keys with a retry is the lock-free alternative.
-        """
-
-    @abstractmethod
-    def append_rows(self, tables: Mapping[str, pd.DataFrame]) -> AppendResult:
-        """Append accepted contract rows (all tables in one transaction: all stored or none)."""
-
-    @abstractmethod
-    def histories(self, customer_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
-        """The appended rows of these customers per history table, in append order, contract dtypes."""
-
-    def history(self, customer_id: str) -> dict[str, pd.DataFrame]:
-        """The appended rows of one customer per history table (empty frames when there are none)."""
-        return self.histories([customer_id])
-
-    @abstractmethod
-    def clear_history(self) -> None:
-        """Delete every stored history row (a full re-materialisation starts from the batch data)."""
-
-    @abstractmethod
-    def count_rows(self, table: str) -> int:
-        """How many rows of a history table have been appended."""
-
-    @abstractmethod
-    def put_profiles(
-        self,
-        profiles: pd.DataFrame,
-        as_of: pd.Timestamp,
-        metadata: Mapping[str, str] | None = None,
-        replace: bool = False,
-    ) -> int:
-        """Insert or overwrite one profile per customer_id (with `metadata` in meta, atomically).
-
-        `replace` deletes every stored profile first (a full re-materialisation, whose columns may
-        differ from the stored ones). Returns the number of profiles written.
-        """
-
-    @abstractmethod
-    def get_profile(self, customer_id: str) -> Profile | None:
-        """One customer's profile, or None if there is none."""
-
-    @abstractmethod
-    def get_profiles(self, customer_ids: Iterable[str]) -> pd.DataFrame:
-        """The profiles of the known ids among these, in the order asked, with the dtypes written."""
-
-    def get_numbers(
-        self, customer_ids: Iterable[str], columns: list[str]
-    ) -> tuple[list[str], np.ndarray, list[pd.Timestamp]]:
-        """(the known ids among these in the order asked, their values of the float64 `columns` as one
-        matrix, each profile's as_of): the service's per-request path, no DataFrame on the way."""
-        profiles = self.get_profiles(customer_ids)
-        found = profiles[s.CUSTOMER_ID].astype(str).tolist()
-        as_of = [pd.Timestamp(value) for value in profiles[s.AS_OF]] if s.AS_OF in profiles else []
-        return found, profiles[columns].to_numpy(dtype=np.float64), as_of
-
-    @abstractmethod
-    def profile_ids(self, limit: int | None = None) -> list[str]:
-        """Customer ids with a profile, sorted (the first `limit` when given)."""
-
-    def profile_columns(self) -> list[tuple[str, str]]:
-        """(column, dtype) of the stored profiles, customer_id excluded."""
-        stored = self.get_meta(PROFILE_COLUMNS_KEY)
-        return [tuple(pair) for pair in json.loads(stored)] if stored else []
-
-    @abstractmethod
-    def get_meta(self, key: str) -> str | None: ...
-
-    @abstractmethod
-    def set_meta(self, values: Mapping[str, str]) -> None: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self) -> ProfileStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class SQLiteProfileStore(ProfileStore):
@@ -338,7 +206,7 @@ class SQLiteProfileStore(ProfileStore):
 
     # -- appended rows ------------------------------------------------------------------------
     def append_rows(self, tables: Mapping[str, pd.DataFrame]) -> AppendResult:
-        rows = {name: _history_rows(name, frame) for name, frame in tables.items()}
+        rows = {name: history_rows(name, frame) for name, frame in tables.items()}
         with self._write() as connection:
             cursor = connection.execute(
                 "INSERT INTO batches (appended_at) VALUES (?)", (pd.Timestamp.now("UTC").isoformat(),)
@@ -364,7 +232,7 @@ class SQLiteProfileStore(ProfileStore):
                 f"ORDER BY {_SEQUENCE}",
                 (wanted,),
             ).fetchall()
-            history[name] = _history_frame(table, records)
+            history[name] = history_frame(table, records)
         return history
 
     def clear_history(self) -> None:
@@ -385,18 +253,18 @@ class SQLiteProfileStore(ProfileStore):
         metadata: Mapping[str, str] | None = None,
         replace: bool = False,
     ) -> int:
-        ids = _profile_ids(profiles)
+        ids = profile_ids(profiles)
         # dtypes read once: a column lookup per column costs milliseconds on a one-row frame
         dtypes = {
-            column: _dtype_name(dtype)
+            column: dtype_name(dtype)
             for column, dtype in zip(profiles.columns, profiles.dtypes.tolist(), strict=True)
             if column != s.CUSTOMER_ID
         }
         layout = json.dumps([[column, dtype] for column, dtype in dtypes.items()])
-        numbers = [c for c, dtype in dtypes.items() if _is_packed(dtype)]
+        numbers = [c for c, dtype in dtypes.items() if is_packed(dtype)]
         packed = set(numbers)
-        others = [_encode_column(profiles[c]) for c in dtypes if c not in packed]
-        block = profiles[numbers].to_numpy(dtype=_PACKED_DTYPE) if numbers else np.zeros((len(ids), 0), _PACKED_DTYPE)
+        others = [encode_column(profiles[c]) for c in dtypes if c not in packed]
+        block = profiles[numbers].to_numpy(dtype=PACKED_DTYPE) if numbers else np.zeros((len(ids), 0), PACKED_DTYPE)
         block = np.ascontiguousarray(block)
         other_rows = zip(*others, strict=True) if others else ([] for _ in ids)
         as_of_text = pd.Timestamp(as_of).isoformat()
@@ -431,11 +299,10 @@ class SQLiteProfileStore(ProfileStore):
         if found is None:
             return None
         layout = self._profile_layout()
-        numbers = iter(np.frombuffer(found[1], dtype=_PACKED_DTYPE).tolist())
+        numbers = iter(np.frombuffer(found[1], dtype=PACKED_DTYPE).tolist())
         others = iter(json.loads(found[2]))
         values = {
-            column: next(numbers) if _is_packed(dtype) else _decode_value(next(others), dtype)
-            for column, dtype in layout
+            column: next(numbers) if is_packed(dtype) else decode_value(next(others), dtype) for column, dtype in layout
         }
         return Profile(customer_id=str(customer_id), as_of=pd.Timestamp(found[0]), values=values)
 
@@ -453,18 +320,16 @@ class SQLiteProfileStore(ProfileStore):
         by_id = {record[0]: record[1:] for record in records}
         found = [customer_id for customer_id in dict.fromkeys(wanted) if customer_id in by_id]
         layout = self._profile_layout()
-        packed = [column for column, dtype in layout if _is_packed(dtype)]
-        block = np.frombuffer(b"".join(by_id[i][0] for i in found), dtype=_PACKED_DTYPE).reshape(
-            len(found), len(packed)
-        )
+        packed = [column for column, dtype in layout if is_packed(dtype)]
+        block = np.frombuffer(b"".join(by_id[i][0] for i in found), dtype=PACKED_DTYPE).reshape(len(found), len(packed))
         other_rows = [json.loads(by_id[i][1]) for i in found]
         other_columns = iter(zip(*other_rows, strict=True) if other_rows else [()] * (len(layout) - len(packed)))
         frame = {s.CUSTOMER_ID: pd.array(found, dtype="str")}
         for column, dtype in layout:
-            if _is_packed(dtype):
+            if is_packed(dtype):
                 frame[column] = block[:, packed.index(column)].astype("float64")
             else:
-                frame[column] = _decode_column(next(other_columns), dtype)
+                frame[column] = decode_column(next(other_columns), dtype)
         return pd.DataFrame(frame, index=pd.RangeIndex(len(found)))
 
     def _profile_layout(self) -> list[tuple[str, str]]:
@@ -486,10 +351,10 @@ class SQLiteProfileStore(ProfileStore):
                 (json.dumps(wanted),),
             ).fetchall()
         layout = connection.execute("SELECT value FROM meta WHERE key = ?", (PROFILE_COLUMNS_KEY,)).fetchone()
-        positions, width = _packed_positions(layout[0] if layout else "[]", tuple(columns))
+        positions, width = packed_positions(layout[0] if layout else "[]", tuple(columns))
         by_id = {record[0]: record[1:] for record in records}
         found = [customer_id for customer_id in dict.fromkeys(wanted) if customer_id in by_id]
-        block = np.frombuffer(b"".join(by_id[i][1] for i in found), dtype=_PACKED_DTYPE).reshape(len(found), width)
+        block = np.frombuffer(b"".join(by_id[i][1] for i in found), dtype=PACKED_DTYPE).reshape(len(found), width)
         return found, block[:, positions], [pd.Timestamp(by_id[i][0]) for i in found]
 
     def profile_ids(self, limit: int | None = None) -> list[str]:
@@ -509,7 +374,7 @@ class SQLiteProfileStore(ProfileStore):
 
 
 # ---------------------------------------------------------------------------
-# Tables and rows
+# Tables
 # ---------------------------------------------------------------------------
 def _contract_columns() -> dict[str, list[list[str]]]:
     return {name: [[c.name, c.dtype] for c in s.TABLES[name].columns] for name in HISTORY_TABLES}
@@ -530,150 +395,8 @@ def _upsert_meta(connection: sqlite3.Connection, values: Mapping[str, str]) -> N
     )
 
 
-def _history_rows(name: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """Accepted contract rows as SQLite values, in contract column order."""
-    if name not in HISTORY_TABLES:
-        raise ValueError(f"{name!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
-    table = s.TABLES[name]
-    if list(frame.columns) != list(table.column_names):
-        raise ValueError(f"{name}: expected the contract columns {', '.join(table.column_names)} (accepted rows)")
-    typed = _as_accepted_dtypes(name, frame)
-    columns = []
-    for column in table.columns:
-        values = typed[column.name]
-        if column.dtype == "timestamp":
-            array = values.to_numpy()
-            columns.append(_none_where(array.view(np.int64).tolist(), np.isnat(array)))
-            continue
-        # one conversion with None for the missing values: a pandas isna per column costs more than
-        # the few rows of a POST /events
-        cells = values.to_numpy(dtype=object, na_value=None).tolist()
-        columns.append([None if v is None else int(v) for v in cells] if column.dtype == "bool" else cells)
-    return list(zip(*columns, strict=True))
-
-
 def _roll_back(connection: sqlite3.Connection) -> None:
     # SQLite rolls some failed statements' transactions back itself; a second ROLLBACK would raise
     # and hide the original error
     if connection.in_transaction:
         connection.execute("ROLLBACK")
-
-
-@functools.lru_cache(maxsize=len(HISTORY_TABLES))
-def _accepted_dtype_list(name: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-    """(columns, pandas dtype objects) of a history table's accepted frames, built once."""
-    dtypes = accepted_dtypes(s.TABLES[name])
-    return tuple(dtypes), tuple(pandas_dtype(dtype) for dtype in dtypes.values())
-
-
-def _as_accepted_dtypes(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with the accepted dtypes; as given when it has them already (validation's frames do),
-    because an astype costs milliseconds on every POST /events."""
-    columns, dtypes = _accepted_dtype_list(name)
-    if tuple(frame.dtypes.tolist()) == dtypes:
-        return frame
-    return frame.astype(dict(zip(columns, dtypes, strict=True)))
-
-
-def _none_where(values: list[Any], missing: np.ndarray) -> list[Any]:
-    if not missing.any():
-        return values
-    return [None if gone else value for value, gone in zip(values, missing, strict=True)]
-
-
-def _history_frame(table: s.Table, records: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Rows read back as a frame with the dtypes of validation's accepted frames."""
-    columns = list(zip(*records, strict=True)) if records else [()] * len(table.columns)
-    dtypes = accepted_dtypes(table)
-    frame = {}
-    for column, values in zip(table.columns, columns, strict=True):
-        if column.dtype == "timestamp":
-            frame[column.name] = np.array([_NAT if v is None else v for v in values], dtype=np.int64).view(
-                "datetime64[ns]"
-            )
-        elif column.dtype == "float":
-            frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        elif column.dtype == "bool":
-            frame[column.name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
-        else:
-            frame[column.name] = pd.array(list(values), dtype=dtypes[column.name])
-    # every column is built with its accepted dtype already (no astype: it costs milliseconds per call)
-    return pd.DataFrame(frame, index=pd.RangeIndex(len(records)), copy=False)
-
-
-# ---------------------------------------------------------------------------
-# Profile values: JSON arrays in the stored column order; NaN and NA are null, timestamps are
-# nanoseconds since the epoch, floats are written exactly (shortest round-trip repr).
-# ---------------------------------------------------------------------------
-_PACKED_DTYPE = np.dtype("<f8")
-
-
-def _is_packed(dtype: str) -> bool:
-    """Whether a profile column of this dtype goes into the float64 blob."""
-    return dtype == "float64"
-
-
-@functools.lru_cache(maxsize=32)
-def _packed_positions(layout: str, columns: tuple[str, ...]) -> tuple[np.ndarray, int]:
-    """Where each wanted column sits in a profile's float64 blob, and the blob's width."""
-    packed = [column for column, dtype in json.loads(layout) if _is_packed(dtype)]
-    where = {column: position for position, column in enumerate(packed)}
-    missing = [column for column in columns if column not in where]
-    if missing:
-        raise KeyError(f"the stored profiles have no float column(s) {', '.join(missing[:5])}")
-    return np.array([where[column] for column in columns], dtype=np.int64), len(packed)
-
-
-@functools.lru_cache(maxsize=64)
-def _dtype_name(dtype: Any) -> str:
-    # str() of a numpy dtype costs about 15 microseconds: over a profile's ~90 columns, a millisecond
-    return str(dtype)
-
-
-def _profile_ids(profiles: pd.DataFrame) -> list[str]:
-    if s.CUSTOMER_ID not in profiles.columns:
-        raise ValueError(f"profiles need a {s.CUSTOMER_ID} column")
-    # plain Python: pandas' isna, duplicated and astype cost half a millisecond on a one-row frame
-    ids = profiles[s.CUSTOMER_ID].tolist()
-    if any(value is None or value is pd.NA or value != value for value in ids):  # NaN != NaN
-        raise ValueError(f"profiles: {s.CUSTOMER_ID} is missing in some rows")
-    texts = [str(value) for value in ids]
-    seen: set[str] = set()
-    for text in texts:
-        if text in seen:
-            raise ValueError(f"profiles: repeated {s.CUSTOMER_ID} {text!r}")
-        seen.add(text)
-    return texts
-
-
-def _encode_column(values: pd.Series) -> list[Any]:
-    # numpy on the arrays, one to_numpy for the others: pandas' astype and isna cost a few tenths of
-    # a millisecond per column, which POST /events pays for every text column of a one-row profile
-    dtype = values.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
-        return values.to_numpy().tolist()
-    if isinstance(dtype, np.dtype) and dtype.kind == "f":  # float32: float64 is packed
-        array = values.to_numpy()
-        return _none_where(array.tolist(), np.isnan(array))
-    if isinstance(dtype, np.dtype) and dtype.kind == "M":
-        array = values.to_numpy().astype("datetime64[ns]")
-        return _none_where(array.view(np.int64).tolist(), np.isnat(array))
-    if pd.api.types.is_string_dtype(dtype) or isinstance(dtype, (pd.Int64Dtype, pd.BooleanDtype, pd.Float64Dtype)):
-        return values.to_numpy(dtype=object, na_value=None).tolist()
-    raise ValueError(f"profiles: column {values.name!r} has dtype {dtype}, which the store cannot keep")
-
-
-def _decode_column(values: tuple[Any, ...], dtype: str) -> Any:
-    if dtype.startswith("datetime64"):
-        return np.array([_NAT if v is None else v for v in values], dtype=np.int64).view("datetime64[ns]").astype(dtype)
-    if dtype in ("float64", "float32"):
-        return np.array([np.nan if v is None else v for v in values], dtype=dtype)
-    return pd.array(list(values), dtype=dtype)
-
-
-def _decode_value(value: Any, dtype: str) -> Any:
-    if value is None:
-        return np.nan if dtype.startswith("float") else None
-    if dtype.startswith("datetime64"):
-        return pd.Timestamp(value)
-    return value

@@ -1,9 +1,13 @@
-"""Logging one trained model to MLflow: a nested run with metrics beside the baselines, plots,
-per-segment tables, the model itself (registered), and the gate's decision as alias and tags."""
+"""What one trained model logs: a nested run with metrics beside the baselines, plots, per-segment
+tables, the model itself (registered), and the gate's decision as alias and tags. Every MLflow call
+goes through `pipelines.registry`."""
 
 from __future__ import annotations
 
-import mlflow
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 
@@ -12,36 +16,24 @@ from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
 from models.recommender_evaluation import metric_name
 from pipelines import registry
-from pipelines.settings import Settings
+from pipelines.training.gate import GateDecision
+from pipelines.training.outcome import TrainingResult
+from pipelines.training.recommender import RecommenderResult
 
 SHAP_SAMPLE_ROWS = 2000
 
 
-def log_training_result(result, decision, settings: Settings, as_of: pd.Timestamp) -> str:
+def log_training_result(result: TrainingResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
     """Log result under a nested run; register the model; move aliases per the decision.
 
     Returns the new registered version.
     """
-    spec = result.spec
-    outcome = "champion" if decision.promote else "challenger"
-    run_name = f"{spec.name} | as_of {as_of.date()} | h{spec.horizon_days}d | {outcome}"
-    test_end = result.plan.test + pd.Timedelta(days=spec.horizon_days)
-    with mlflow.start_run(run_name=run_name, nested=True):
-        mlflow.set_tags(
+    holdout = {"holdout_cutoff": str(result.plan.train[-1].date())}
+    with _model_run(result, decision, as_of, result.plan.train[:-1], holdout):
+        registry.log_params(
             {
-                "model": spec.name,
-                "as_of": str(as_of.date()),
-                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
-                "train_cutoffs": ",".join(str(c.date()) for c in result.plan.train[:-1]),
-                "holdout_cutoff": str(result.plan.train[-1].date()),
-                "gate.decision": "champion" if decision.promote else "challenger",
-                "gate.reason": decision.reason,
-            }
-        )
-        mlflow.log_params(
-            {
-                "model": spec.name,
-                "horizon_days": spec.horizon_days,
+                "model": result.name,
+                "horizon_days": result.horizon_days,
                 "train_rows": result.train_rows,
                 "test_rows": len(result.test),
                 "n_features": len(result.model.feature_names),
@@ -53,38 +45,44 @@ def log_training_result(result, decision, settings: Settings, as_of: pd.Timestam
         _log_metrics(result)
         _log_tables(result)
         _log_plots(result)
-        version = registry.log_model(result.model, spec.name, result.test[result.model.feature_names].head(5))
-    _apply_decision(spec.name, version, decision)
+        version = registry.log_model(result.model, result.name, result.test[result.model.feature_names].head(5))
+    _apply_decision(result.name, version, decision)
     return version
 
 
-def _log_metrics(result) -> None:
-    y_test = result.test[result.spec.label_column].to_numpy()
+def _log_metrics(result: TrainingResult) -> None:
+    y_test = result.test[result.family.label_column].to_numpy()
     for source, values in result.metrics.items():
         prefix = "test" if source == "model" else f"{source}.test"
-        mlflow.log_metrics({f"{prefix}.{name}": float(value) for name, value in values.items() if np.isfinite(value)})
+        registry.log_metrics({f"{prefix}.{name}": float(value) for name, value in values.items() if np.isfinite(value)})
     # calibration before and after, on the test window
-    mlflow.log_metric(
-        "test.ece_before_calibration", expected_calibration_error(y_test, result.scores["model_uncalibrated"])
+    registry.log_metrics(
+        {
+            "test.ece_before_calibration": expected_calibration_error(y_test, result.scores["model_uncalibrated"]),
+            "test.ece_after_calibration": expected_calibration_error(y_test, result.scores["model"]),
+        }
     )
-    mlflow.log_metric("test.ece_after_calibration", expected_calibration_error(y_test, result.scores["model"]))
 
 
-def _log_tables(result) -> None:
-    mlflow.log_table(result.by_segment.reset_index(drop=False), artifact_file="evaluation/metrics_by_segment.json")
-    comparison = pd.DataFrame(result.metrics).T
+def _log_tables(result: TrainingResult) -> None:
+    registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")
+    _log_comparison(result.metrics)
+
+
+def _log_comparison(metrics: dict[str, dict[str, float]]) -> None:
+    comparison = pd.DataFrame(metrics).T
     comparison.index.name = "scorer"
-    mlflow.log_table(comparison.reset_index(), artifact_file="evaluation/model_vs_baselines.json")
+    registry.log_table(comparison.reset_index(), "evaluation/model_vs_baselines.json")
 
 
-def _log_plots(result) -> None:
+def _log_plots(result: TrainingResult) -> None:
     for artifact, figure in _figures(result).items():
-        mlflow.log_figure(figure, f"plots/{artifact}.png", save_kwargs=plots.SAVE_OPTIONS)
+        registry.log_figure(figure, f"plots/{artifact}.png", plots.SAVE_OPTIONS)
 
 
-def _figures(result) -> dict:
+def _figures(result: TrainingResult) -> dict:
     """The evaluation plots: model beside the baselines, calibration before and after, and why."""
-    y_test = result.test[result.spec.label_column].to_numpy()
+    y_test = result.test[result.family.label_column].to_numpy()
     scores = {name: score for name, score in result.scores.items() if name != "model_uncalibrated"}
     calibration = {
         "before calibration": result.scores["model_uncalibrated"],
@@ -107,7 +105,7 @@ def _figures(result) -> dict:
     }
 
 
-def log_recommender_result(result, decision, settings: Settings, as_of: pd.Timestamp) -> str:
+def log_recommender_result(result: RecommenderResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
     """Log the recommender under a nested run (its metrics and the baselines' at every k, the
     configs, an NDCG bar chart); register the served model; move aliases per the decision.
 
@@ -115,23 +113,8 @@ def log_recommender_result(result, decision, settings: Settings, as_of: pd.Times
     the baselines, `buy_again.` and `new_items.` for the two halves of the relevant set,
     `coverage_at_10`, `novelty_at_10` (see `models.recommender_evaluation`). Returns the new version.
     """
-    from dataclasses import asdict
-
-    outcome = "champion" if decision.promote else "challenger"
-    run_name = f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome}"
-    test_end = result.plan.test + pd.Timedelta(days=result.horizon_days)
-    with mlflow.start_run(run_name=run_name, nested=True):
-        mlflow.set_tags(
-            {
-                "model": result.name,
-                "as_of": str(as_of.date()),
-                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
-                "train_cutoffs": ",".join(str(c.date()) for c in result.plan.train),
-                "gate.decision": outcome,
-                "gate.reason": decision.reason,
-            }
-        )
-        mlflow.log_params(
+    with _model_run(result, decision, as_of, result.plan.train):
+        registry.log_params(
             {
                 "model": result.name,
                 "horizon_days": result.horizon_days,
@@ -147,10 +130,8 @@ def log_recommender_result(result, decision, settings: Settings, as_of: pd.Times
         )
         for source, values in result.metrics.items():
             prefix = "" if source == "model" else f"{source}."
-            mlflow.log_metrics({f"{prefix}{name}": float(v) for name, v in values.items() if np.isfinite(v)})
-        comparison = pd.DataFrame(result.metrics).T
-        comparison.index.name = "scorer"
-        mlflow.log_table(comparison.reset_index(), artifact_file="evaluation/model_vs_baselines.json")
+            registry.log_metrics({f"{prefix}{name}": float(v) for name, v in values.items() if np.isfinite(v)})
+        _log_comparison(result.metrics)
         figure = plots.plot_grouped_bars(
             {
                 {"model": "two-stage ranker", "popularity": "popularity", "item_knn": "item-kNN"}.get(source, source): [
@@ -163,13 +144,43 @@ def log_recommender_result(result, decision, settings: Settings, as_of: pd.Times
             f"Test window {result.plan.test.date()} +{result.horizon_days}d "
             f"({int(result.metrics['model']['test_customers'])} customers)",
         )
-        mlflow.log_figure(figure, "plots/ndcg_at_k.png", save_kwargs=plots.SAVE_OPTIONS)
+        registry.log_figure(figure, "plots/ndcg_at_k.png", plots.SAVE_OPTIONS)
         version = registry.log_recommender(result.served, result.name, list(result.window.customer_ids[:5]))
     _apply_decision(result.name, version, decision)
     return version
 
 
-def _apply_decision(model_name: str, version: str, decision) -> None:
+@contextmanager
+def _model_run(
+    result: TrainingResult | RecommenderResult,
+    decision: GateDecision,
+    as_of: pd.Timestamp,
+    train_cutoffs: tuple[pd.Timestamp, ...],
+    extra_tags: dict[str, str] | None = None,
+) -> Iterator[None]:
+    """A nested run named by model, as_of, horizon and gate outcome, tagged with its windows and decision."""
+    outcome = _outcome(decision)
+    test_end = result.plan.test + pd.Timedelta(days=result.horizon_days)
+    with registry.run(f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome}", nested=True):
+        registry.set_tags(
+            {
+                "model": result.name,
+                "as_of": str(as_of.date()),
+                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
+                "train_cutoffs": ",".join(str(c.date()) for c in train_cutoffs),
+                **(extra_tags or {}),
+                "gate.decision": outcome,
+                "gate.reason": decision.reason,
+            }
+        )
+        yield
+
+
+def _outcome(decision: GateDecision) -> str:
+    return registry.CHAMPION if decision.promote else registry.CHALLENGER
+
+
+def _apply_decision(model_name: str, version: str, decision: GateDecision) -> None:
     alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
     registry.set_alias(model_name, alias, version)
     registry.tag_version(model_name, version, {"gate.decision": alias, "gate.reason": decision.reason})

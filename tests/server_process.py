@@ -1,4 +1,4 @@
-"""A real `bentoml serve` of the scoring service in a subprocess, for tests and the load test.
+"""A real `bentoml serve` of the scoring service in a subprocess, for the tests and the load test.
 
 Binds 127.0.0.1 on a free port, waits for /readyz with a bounded timeout, and always stops what it
 started (the whole process group: BentoML forks workers).

@@ -1,0 +1,250 @@
+"""TwoStageRecommender: fit the ranker over stage-1 candidates, then serve lists, similar items and cart completions."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.labels import make_product_pairs
+from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
+from models.recommender.candidates import FEATURES
+from models.recommender.catalogue import DAY, build_catalogue, code_lines, to_days
+from models.recommender.config import CandidateConfig, RankerConfig
+from models.recommender.ranking import build_result_frame, rank_known_customers, recommend_cold_start
+from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
+from models.recommender.rules import RecommendationRules, make_rules, resolve_rules
+from models.recommender.stage1 import Stage1, fit_stage1
+from models.recommender.training import TrainingBlock, build_training_block, fit_ranker
+
+SIMILARITY = "similarity"  # the score column of similar_items / bought_together
+
+
+class TwoStageRecommender:
+    """Candidates from several sources, ranked by a LightGBM lambdarank model (see the package docstring).
+
+    Fitted attributes: `ranker_` (LGBMRanker), `stage1_` (candidate sources as of `as_of_`),
+    `as_of_`, `horizon_days_`, `feature_names_`, `training_groups_` and `training_rows_`.
+    """
+
+    def __init__(self, candidates: CandidateConfig | None = None, ranker: RankerConfig | None = None):
+        self.candidates = candidates
+        self.ranker = ranker
+
+    def fit(
+        self,
+        transactions: pd.DataFrame,
+        products: pd.DataFrame,
+        as_of_cutoffs: Sequence[pd.Timestamp],
+        horizon_days: int = 30,
+    ) -> TwoStageRecommender:
+        """Train the ranker on each cutoff's candidates and label window, then refit stage 1 for serving.
+
+        For a cutoff c, stage 1 sees purchases strictly before c and the labels are the products
+        bought in [c, c + horizon_days). Customers with history before c and at least one bought
+        candidate form training groups (at most `max_customers_per_cutoff` per cutoff, drawn with
+        the ranker's seed). Stage 1 is refitted on the purchases before
+        `as_of_ = max(cutoffs) + horizon_days`. Raises ValueError when no cutoff yields a group.
+        """
+        if horizon_days < 1:
+            raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+        cutoffs = sorted({pd.Timestamp(c) for c in as_of_cutoffs})
+        if not cutoffs:
+            raise ValueError("as_of_cutoffs is empty")
+        candidate_config = self.candidates or CandidateConfig()
+        ranker_config = self.ranker or RankerConfig()
+        catalogue = build_catalogue(products)
+        lines = code_lines(transactions, catalogue)
+
+        blocks = []
+        for number, cutoff in enumerate(cutoffs):
+            bought = make_product_pairs(transactions, cutoff, horizon_days)
+            if bought.empty or not (lines.day < to_days(pd.Series([cutoff]))[0]).any():
+                continue
+            stage1 = fit_stage1(lines, catalogue, cutoff, candidate_config)
+            blocks.append(build_training_block(stage1, bought, candidate_config, ranker_config, number))
+        self._fit_ranker(blocks, ranker_config)
+        self.as_of_ = cutoffs[-1] + horizon_days * DAY
+        self.horizon_days_ = horizon_days
+        self.candidate_config_ = candidate_config
+        self.stage1_ = fit_stage1(lines, catalogue, self.as_of_, candidate_config)
+        return self
+
+    def fit_examples(
+        self,
+        examples: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+        transactions: pd.DataFrame,
+        products: pd.DataFrame,
+        as_of: pd.Timestamp,
+    ) -> TwoStageRecommender:
+        """Train the ranker on explicit (history, bought) examples, then fit stage 1 on `transactions` before `as_of`.
+
+        For data without a usable time order (e.g. a random per-user split): each example is a
+        history frame (transactions) on which stage 1 is fitted in full, and a frame of
+        (customer_id, product_id) pairs bought "afterwards" that label its candidates. Several
+        examples (e.g. folds with different held-out items) give the ranker more groups; no example
+        may hold what the evaluation will score.
+        """
+        candidate_config = self.candidates or CandidateConfig()
+        ranker_config = self.ranker or RankerConfig()
+        catalogue = build_catalogue(products)
+        blocks = []
+        for number, (history, bought) in enumerate(examples):
+            lines = code_lines(history, catalogue)
+            after_history = pd.Timestamp(history[TIMESTAMP].max()) + DAY
+            stage1 = fit_stage1(lines, catalogue, after_history, candidate_config)
+            blocks.append(build_training_block(stage1, bought, candidate_config, ranker_config, number))
+        self._fit_ranker(blocks, ranker_config)
+        self.as_of_ = pd.Timestamp(as_of)
+        self.horizon_days_ = None
+        self.candidate_config_ = candidate_config
+        self.stage1_ = fit_stage1(code_lines(transactions, catalogue), catalogue, self.as_of_, candidate_config)
+        return self
+
+    def _fit_ranker(self, blocks: list[TrainingBlock | None], ranker_config: RankerConfig) -> None:
+        self.ranker_, self.training_groups_, self.training_rows_ = fit_ranker(blocks, ranker_config)
+        self.feature_names_ = list(FEATURES)
+
+    def refresh_candidates(
+        self, transactions: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp
+    ) -> TwoStageRecommender:
+        """A copy whose candidate sources are refitted on the purchases before `as_of`; the ranker is kept.
+
+        Use it to serve (or re-measure) a fitted ranker at another moment: the registered model
+        refreshed on the latest history, or a champion re-measured on a new test window.
+        """
+        catalogue = build_catalogue(products)
+        refreshed = copy.copy(self)
+        refreshed.as_of_ = pd.Timestamp(as_of)
+        refreshed.stage1_ = fit_stage1(
+            code_lines(transactions, catalogue), catalogue, refreshed.as_of_, self.candidate_config_
+        )
+        return refreshed
+
+    def recommend(
+        self,
+        customer_ids: Sequence[str],
+        k: int = 10,
+        rules: RecommendationRules | None = None,
+        **rule_values,
+    ) -> pd.DataFrame:
+        """Top-k products per customer as of `as_of_`: customer_id, product_id, rank (1 best), score, reason.
+
+        Customers come out in the order given, each with at most k rows, best first. The query-time
+        rules come as one `RecommendationRules` or as its fields by keyword (`max_per_category=2`),
+        not both; unknown keywords raise TypeError, invalid values and unknown categories ValueError.
+        Customers with no purchases before `as_of_` get the most popular products of the last 90
+        days that pass the rules (score: share of customers who bought it; reason "popular in
+        <category>"); new products enter through their category's popularity.
+        """
+        return self._recommend(self.stage1_, customer_ids, k, make_rules(rules, rule_values))
+
+    def recommend_for_history(
+        self,
+        customer_id: str,
+        transactions: pd.DataFrame,
+        as_of: pd.Timestamp | None = None,
+        k: int = 10,
+        rules: RecommendationRules | None = None,
+        **rule_values,
+    ) -> pd.DataFrame:
+        """`recommend([customer_id], k, rules)` computed from this customer's `transactions` instead of the fit's.
+
+        The item models (similarities, popularity) stay as fitted; the customer's own purchases,
+        categories and restock timing come from `transactions` before `as_of` (default: just after
+        their latest line, and never before `as_of_`). This is how a purchase that arrived after
+        the fit changes the list at once. Rows of other customers in `transactions` are ignored.
+        """
+        rules = make_rules(rules, rule_values)
+        mine = transactions[transactions[CUSTOMER_ID].astype(object) == customer_id]
+        if as_of is None:
+            latest = mine[TIMESTAMP].max() if len(mine) else self.as_of_
+            as_of = max(self.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
+        stage1 = self.stage1_.for_customer(mine, pd.Timestamp(as_of))
+        return self._recommend(stage1, [customer_id], k, rules)
+
+    def _recommend(
+        self, stage1: Stage1, customer_ids: Sequence[str], k: int, rules: RecommendationRules
+    ) -> pd.DataFrame:
+        if k < 1:
+            raise ValueError(f"k must be positive, got {k}")
+        catalogue = stage1.catalogue
+        resolved = resolve_rules(rules, catalogue)
+        wanted = list(dict.fromkeys(customer_ids))
+        codes = stage1.codes_of(wanted)
+        allowed = resolved.allowed_items(catalogue)
+        parts = []
+        known_positions = np.flatnonzero(codes >= 0)
+        batch = self.candidate_config_.batch_size
+        for start in range(0, len(known_positions), batch):
+            positions = known_positions[start : start + batch]
+            batch_stage1 = stage1.restricted_to(codes[positions])
+            parts.append(
+                rank_known_customers(
+                    self.ranker_.booster_,
+                    self.candidate_config_,
+                    batch_stage1,
+                    positions,
+                    codes[positions],
+                    k,
+                    resolved,
+                    allowed,
+                )
+            )
+        cold_positions = np.flatnonzero(codes < 0)
+        if len(cold_positions):
+            parts.append(recommend_cold_start(stage1, cold_positions, k, allowed, resolved.max_per_category))
+        return build_result_frame(parts, wanted, catalogue)
+
+    def similar_items(self, product_id: str, k: int = 10) -> pd.DataFrame:
+        """The k products most often bought by the same customers (cosine over co-purchases): product_id, similarity.
+
+        A product nobody bought yet gets its category's most popular products (similarity 0).
+        Unknown product ids raise KeyError.
+        """
+        return self.bought_together([product_id], k)
+
+    def bought_together(self, product_ids: Sequence[str], k: int = 10) -> pd.DataFrame:
+        """The k products that go best with a cart: summed co-purchase similarity to its products.
+
+        Columns product_id, similarity, reason ("bought together with X": the cart product that
+        contributes most). Cart products are never returned; when no cart product was ever bought,
+        the answer is the most popular products of the cart's categories. Unknown ids raise KeyError.
+        """
+        if k < 1:
+            raise ValueError(f"k must be positive, got {k}")
+        stage1 = self.stage1_
+        catalogue = stage1.catalogue
+        cart = catalogue.index.get_indexer(list(product_ids))
+        if (cart < 0).any():
+            unknown = [p for p, c in zip(product_ids, cart, strict=True) if c < 0]
+            raise KeyError(f"unknown product id(s) {', '.join(map(repr, unknown))}")
+        neighbours = stage1.knn.similarity_[cart]
+        scores = np.asarray(neighbours.sum(axis=0)).ravel()
+        scores[cart] = 0.0
+        related = np.flatnonzero(scores > 0)
+        related = related[np.lexsort((related, -scores[related]))][:k]
+        anchors = cart[np.asarray(neighbours[:, related].argmax(axis=0)).ravel()] if len(related) else related
+        reasons = [REASON_BOUGHT_TOGETHER.format(product=catalogue.ids[a]) for a in anchors]
+        if len(related) < k:  # fill from the cart's categories: how new products get in
+            fill = _popular_in_cart_categories(stage1, cart, related, k - len(related))
+            reasons += [REASON_POPULAR.format(category=catalogue.categories[c]) for c in catalogue.category[fill]]
+            related = np.concatenate([related, fill])
+        return pd.DataFrame(
+            {
+                PRODUCT_ID: catalogue.ids[related],
+                SIMILARITY: scores[related].astype(np.float64),
+                RECOMMENDATION_REASON: reasons,
+            }
+        )
+
+
+def _popular_in_cart_categories(stage1: Stage1, cart: np.ndarray, related: np.ndarray, n: int) -> np.ndarray:
+    """The n most popular products of the cart's categories, outside the cart and `related`."""
+    catalogue = stage1.catalogue
+    allowed = np.isin(catalogue.category, catalogue.category[cart])
+    allowed[cart] = False
+    allowed[related] = False
+    return stage1.popular_order[allowed[stage1.popular_order]][:n]

@@ -1,0 +1,131 @@
+"""The materialised state: what the stored profiles were built with, kept in the store as plain JSON.
+
+`pipelines.materialize` writes it beside the profiles; the service reads it to rebuild a profile
+after POST /events with exactly the reference tables and windows of the batch build. It is data,
+not a pickle of Python classes, so a store file survives a refactor of the code that wrote it; its
+`state_version` says which layout it has, and a store of another version (or one written before the
+state was JSON) is refused with a one-line message that says to re-run `pipelines.materialize`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from features.customer import FeatureWindows
+from features.reference import ReferenceTables
+from features.repeat_buying import BgNbdParameters
+from pipelines.store.base import ProfileStore
+
+STATE_VERSION = 1
+STATE_KEY = "materialized_state"
+# Earlier stores kept the reference tables as a pickle under this key.
+PICKLED_STATE_KEY = "reference_tables"
+REMATERIALIZE = "re-run `python -m pipelines.materialize` (or `make train`) to rebuild it"
+
+
+class StaleStateError(RuntimeError):
+    """The store's materialised state was written in a layout this code does not read."""
+
+
+@dataclass(frozen=True)
+class MaterializedState:
+    """What the profiles in the store were built with."""
+
+    reference: ReferenceTables
+    windows: FeatureWindows
+    as_of: pd.Timestamp
+    churn_lookback_days: int
+
+
+def write_materialized_state(store: ProfileStore, state: MaterializedState) -> None:
+    store.set_meta({STATE_KEY: json.dumps(state_as_data(state), allow_nan=False)})
+
+
+def read_materialized_state(store: ProfileStore, where: str = "the profile store") -> MaterializedState | None:
+    """The state `pipelines.materialize` left in the store; None when it never ran there.
+
+    Raises StaleStateError (one line, naming `where` and what to do) for a state of another layout.
+    """
+    text = store.get_meta(STATE_KEY)
+    if text is None:
+        if store.get_meta(PICKLED_STATE_KEY) is not None:
+            raise StaleStateError(f"{where}: the materialised state was written by an older version; {REMATERIALIZE}")
+        return None
+    data = json.loads(text)
+    version = data.get("state_version")
+    if version != STATE_VERSION:
+        raise StaleStateError(
+            f"{where}: materialised state version {version}, but this code reads version {STATE_VERSION}; "
+            f"{REMATERIALIZE}"
+        )
+    return state_from_data(data)
+
+
+def state_as_data(state: MaterializedState) -> dict[str, Any]:
+    """The state as JSON-ready data (NaN written as null)."""
+    reference = state.reference
+    return {
+        "state_version": STATE_VERSION,
+        "as_of": state.as_of.isoformat(),
+        "churn_lookback_days": state.churn_lookback_days,
+        "windows": {
+            "windows_days": list(state.windows.windows_days),
+            "behaviour_windows_days": list(state.windows.behaviour_windows_days),
+        },
+        "reference": {
+            "as_of": reference.as_of.isoformat(),
+            "top_categories": list(reference.top_categories),
+            "rfm_breakpoints": {name: list(edges) for name, edges in reference.rfm_breakpoints.items()},
+            "bgnbd": reference.bgnbd._asdict() if reference.bgnbd is not None else None,
+            "products": _frame_as_data(reference.products),
+        },
+    }
+
+
+def state_from_data(data: dict[str, Any]) -> MaterializedState:
+    reference = data["reference"]
+    bgnbd = reference["bgnbd"]
+    return MaterializedState(
+        reference=ReferenceTables(
+            as_of=pd.Timestamp(reference["as_of"]),
+            products=_frame_from_data(reference["products"]),
+            top_categories=tuple(reference["top_categories"]),
+            rfm_breakpoints={name: tuple(edges) for name, edges in reference["rfm_breakpoints"].items()},
+            bgnbd=BgNbdParameters(**bgnbd) if bgnbd is not None else None,
+        ),
+        windows=FeatureWindows(
+            tuple(data["windows"]["windows_days"]), tuple(data["windows"]["behaviour_windows_days"])
+        ),
+        as_of=pd.Timestamp(data["as_of"]),
+        churn_lookback_days=int(data["churn_lookback_days"]),
+    )
+
+
+def _frame_as_data(frame: pd.DataFrame) -> dict[str, Any]:
+    """Columns, their dtypes and their values (missing values as null; floats round-trip exactly)."""
+    return {
+        "columns": [str(column) for column in frame.columns],
+        "dtypes": [str(dtype) for dtype in frame.dtypes],
+        "values": [[_plain(value) for value in frame[column].tolist()] for column in frame.columns],
+    }
+
+
+def _frame_from_data(data: dict[str, Any]) -> pd.DataFrame:
+    columns = {
+        name: pd.Series(
+            [math.nan if value is None and dtype.startswith("float") else value for value in values]
+        ).astype(dtype)
+        for name, dtype, values in zip(data["columns"], data["dtypes"], data["values"], strict=True)
+    }
+    return pd.DataFrame(columns, columns=data["columns"])
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
