@@ -145,7 +145,7 @@ def bare_model_ms(mlflow_store: Path, store_path: Path, ids: list[str], repeats:
 
 def build_workspace(root: Path, customers: int):
     from pipelines import simulation
-    from tests.test_service_handlers import build_service_workspace
+    from tests.workspace import build_service_workspace
 
     tables, _ = simulation.generate_tables(customers, 20_240_601)
     return build_service_workspace(root, tables)

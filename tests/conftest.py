@@ -72,3 +72,11 @@ def generated_data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedData:
         start=pd.Timestamp(simulation.DEFAULT_START),
         end=pd.Timestamp(simulation.DEFAULT_END),
     )
+
+
+@pytest.fixture(scope="session")
+def service_workspace(generated_data, tmp_path_factory):
+    """Champions in a temp MLflow store and a materialised profile store, for every service test tier."""
+    from tests.workspace import build_service_workspace
+
+    return build_service_workspace(tmp_path_factory.mktemp("service"), generated_data.tables)

@@ -15,13 +15,13 @@ from features import schema as s
 from pipelines import registry
 from service import service as service_module
 from service.service import CustomerIntelligence
-from tests.test_service_handlers import lapsing_customer, purchase, service_workspace  # noqa: F401
+from tests.workspace import lapsing_customer, purchase
 
 API_KEY = "test-key"
 
 
 @pytest.fixture(scope="module")
-def client(service_workspace, tmp_path_factory):  # noqa: F811
+def client(service_workspace, tmp_path_factory):
     store_path = service_workspace.copy_store(tmp_path_factory.mktemp("http") / "profiles.sqlite")
     with pytest.MonkeyPatch.context() as patch:
         for key, value in service_workspace.environment(store_path, SCORING_MAX_BATCH="100").items():
@@ -31,7 +31,7 @@ def client(service_workspace, tmp_path_factory):  # noqa: F811
             yield test_client
 
 
-def test_churn_and_propensity_over_http(client, service_workspace):  # noqa: F811
+def test_churn_and_propensity_over_http(client, service_workspace):
     customer = lapsing_customer(service_workspace)
     response = client.post("/churn", json={"customer_ids": [customer, "nobody"]})
     assert response.status_code == 200, response.text
@@ -43,7 +43,7 @@ def test_churn_and_propensity_over_http(client, service_workspace):  # noqa: F81
     assert response.json()["results"][0]["top_categories"]
 
 
-def test_recommend_similar_items_and_profile_over_http(client, service_workspace):  # noqa: F811
+def test_recommend_similar_items_and_profile_over_http(client, service_workspace):
     customer = lapsing_customer(service_workspace)
     response = client.post("/recommend", json={"customer_id": customer, "k": 3, "exclude_purchased": True})
     assert response.status_code == 200, response.text
@@ -76,7 +76,7 @@ def test_bad_requests_get_a_4xx_naming_the_field(client, path, body, status, fie
     assert field in response.text
 
 
-def test_an_event_over_http_changes_the_next_churn_answer(client, service_workspace):  # noqa: F811
+def test_an_event_over_http_changes_the_next_churn_answer(client, service_workspace):
     customer = lapsing_customer(service_workspace)
     before = client.post("/churn", json={"customer_ids": [customer]}).json()["results"][0]
     product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[1])
@@ -130,7 +130,7 @@ def test_the_api_key_guards_every_endpoint_but_health(client, monkeypatch):
     assert client.get("/readyz").status_code == 200
 
 
-def test_reload_picks_up_a_new_champion(client, service_workspace):  # noqa: F811
+def test_reload_picks_up_a_new_champion(client, service_workspace):
     registry.connect(service_workspace.mlflow_store)
     model = registry.load_version("churn", "1")
     new_version = registry.log_model(model, "churn", service_workspace.profiles.head(3))

@@ -13,7 +13,7 @@ import pytest
 
 from features import schema as s
 from tests.server_process import REPO_ROOT, ServerProcess
-from tests.test_service_handlers import lapsing_customer, purchase, service_workspace  # noqa: F401
+from tests.workspace import lapsing_customer, purchase
 
 pytestmark = pytest.mark.slow
 API_KEY = "server-test-key"
@@ -21,23 +21,23 @@ KEY = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture(scope="module")
-def server_setup(service_workspace, tmp_path_factory):  # noqa: F811
+def server_setup(service_workspace, tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
     store_path = service_workspace.copy_store(root / "profiles.sqlite")
     environment = service_workspace.environment(
         store_path, SCORING_API_KEY=API_KEY, BENTOML_HOME=str(root / "bentoml"), SCORING_MAX_BATCH="200"
     )
     server = ServerProcess(environment, log_path=root / "server.log").start()
-    yield {"server": server, "environment": environment, "root": root}
+    yield server
     server.stop()
 
 
 @pytest.fixture
 def server(server_setup) -> ServerProcess:
-    return server_setup["server"]
+    return server_setup
 
 
-def test_every_endpoint_answers(server, service_workspace):  # noqa: F811
+def test_every_endpoint_answers(server, service_workspace):
     customer = lapsing_customer(service_workspace)
     status, body = server.post("/churn", {"customer_ids": [customer]}, KEY)
     assert status == 200 and body["results"][0]["known_customer"] is True
@@ -86,22 +86,25 @@ def test_the_api_key_is_required(server):
     assert server.get("/readyz")[0] == 200
 
 
-def test_an_event_changes_the_score_and_survives_a_restart(server_setup, service_workspace):  # noqa: F811
-    server = server_setup["server"]
+def test_an_event_changes_the_score_and_survives_a_restart(service_workspace, tmp_path):
+    # a server and store of its own: it restarts its server and appends to its store
+    store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
+    environment = service_workspace.environment(
+        store_path, SCORING_API_KEY=API_KEY, BENTOML_HOME=str(tmp_path / "bentoml")
+    )
     customer = lapsing_customer(service_workspace)
-    before = server.post("/churn", {"customer_ids": [customer]}, KEY)[1]["results"][0]["churn_probability"]
-    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
-    row = purchase(customer, product, service_workspace.as_of - pd.Timedelta(minutes=30), "server-order")
-    status, body = server.post("/events", {"transactions": [row]}, KEY)
-    assert status == 200 and body == {"accepted": 1, "rejected": [], "customers_updated": [customer]}
-    after = server.post("/churn", {"customer_ids": [customer]}, KEY)[1]["results"][0]["churn_probability"]
-    assert after < before
-    new_customer = {s.CUSTOMER_ID: "server-new", s.SIGNUP_DATE: "2025-06-01"}
-    assert server.post("/events", {"customers": [new_customer]}, KEY)[1]["accepted"] == 1
+    with ServerProcess(environment, log_path=tmp_path / "server.log") as server:
+        before = server.post("/churn", {"customer_ids": [customer]}, KEY)[1]["results"][0]["churn_probability"]
+        product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
+        row = purchase(customer, product, service_workspace.as_of - pd.Timedelta(minutes=30), "server-order")
+        status, body = server.post("/events", {"transactions": [row]}, KEY)
+        assert status == 200 and body == {"accepted": 1, "rejected": [], "customers_updated": [customer]}
+        after = server.post("/churn", {"customer_ids": [customer]}, KEY)[1]["results"][0]["churn_probability"]
+        assert after < before
+        new_customer = {s.CUSTOMER_ID: "server-new", s.SIGNUP_DATE: "2025-06-01"}
+        assert server.post("/events", {"customers": [new_customer]}, KEY)[1]["accepted"] == 1
 
-    server.stop()
-    restarted = ServerProcess(server_setup["environment"], log_path=server_setup["root"] / "restart.log")
-    with restarted:
+    with ServerProcess(environment, log_path=tmp_path / "restart.log") as restarted:
         again = restarted.post("/churn", {"customer_ids": [customer, "server-new"]}, KEY)[1]["results"]
         assert again[0]["churn_probability"] == pytest.approx(after)
         assert again[1]["known_customer"] is True
@@ -109,7 +112,7 @@ def test_an_event_changes_the_score_and_survives_a_restart(server_setup, service
         assert profile["features"][s.DAYS_SINCE_LAST_PURCHASE] < 1
 
 
-def test_two_workers_keep_every_concurrent_event_of_one_customer(service_workspace, tmp_path):  # noqa: F811
+def test_two_workers_keep_every_concurrent_event_of_one_customer(service_workspace, tmp_path):
     store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
     environment = service_workspace.environment(
         store_path, SCORING_API_KEY=API_KEY, BENTOML_HOME=str(tmp_path / "bentoml"), SCORING_WORKERS="2"

@@ -1,0 +1,121 @@
+"""A workspace for the service tests and the load test: small fitted models registered as champions
+in a temp MLflow store, and the profiles materialised into a temp SQLite store.
+
+`build_service_workspace` fits small churn, propensity and recommender models on generated data in
+seconds (not the minutes of `pipelines.train`); `tests/conftest.py` builds one per test session as
+the `service_workspace` fixture.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features import schema as s
+from features.customer import feature_columns
+from features.population import churn_population
+from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.outcome import fit_outcome_model
+from models.recommender import TwoStageRecommender
+from pipelines import registry
+from pipelines.cli import data_end
+from pipelines.profiles import build_profiles, build_reference, materialize
+from pipelines.settings import load_settings
+from pipelines.training.outcome import outcome_families
+
+SMALL_BOOSTER = {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20, "verbose": -1, "num_threads": 1}
+
+
+@dataclass(frozen=True)
+class ServiceWorkspace:
+    """Registered champions and a materialised store: everything `bentoml serve` needs."""
+
+    mlflow_store: Path
+    store_path: Path
+    as_of: pd.Timestamp
+    tables: dict[str, pd.DataFrame]
+    profiles: pd.DataFrame
+
+    def environment(self, store_path: Path | None = None, **extra: str) -> dict[str, str]:
+        return {
+            "SCORING_STORE_PATH": str(store_path or self.store_path),
+            "SCORING_MLFLOW_STORE": str(self.mlflow_store),
+            **extra,
+        }
+
+    def copy_store(self, target: Path) -> Path:
+        """A private copy of the materialised store (tests that append events must not share one)."""
+        shutil.copy(self.store_path, target)
+        return target
+
+
+def _labelled(tables, cutoff, family, settings) -> pd.DataFrame:
+    reference = build_reference(tables, cutoff, settings.propensity.top_categories)
+    features = build_profiles(tables, cutoff, settings.features, reference)
+    labels = family.make_labels(tables[s.TRANSACTIONS], features, cutoff)
+    return features.merge(labels, on=s.CUSTOMER_ID, how="inner")
+
+
+def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> ServiceWorkspace:
+    """Fit small models directly (seconds, not the minutes of `pipelines.train`), register, materialise."""
+    settings = load_settings(overrides=["features.n_jobs=1"])
+    as_of = data_end(tables)
+    train_cutoff, holdout_cutoff = as_of - pd.Timedelta(days=270), as_of - pd.Timedelta(days=180)
+    transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
+    fit = {"booster_params": SMALL_BOOSTER, "num_boost_round": 60, "early_stopping_rounds": 10, "monotone_rules": {}}
+    categories = tuple(products[s.CATEGORY].value_counts().index[:3])
+    families = outcome_families(settings, tables, categories)
+    models = {}
+    for name in (CHURN, PROPENSITY):
+        family = families[name]
+        train, holdout = (_labelled(tables, c, family, settings) for c in (train_cutoff, holdout_cutoff))
+        names = feature_columns(train.drop(columns=list(family.outputs.values())))
+        models[name] = fit_outcome_model(name, train, holdout, names, family.outputs, **fit)
+
+    recommender = TwoStageRecommender().fit(
+        transactions, products, [as_of - pd.Timedelta(days=d) for d in (90, 60)], 30
+    )
+    recommender = recommender.refresh_candidates(transactions, products, as_of)
+
+    mlflow_store = root / "mlruns"
+    registry.use_experiment(mlflow_store)
+    example = holdout.head(3)
+    with registry.run("service test models"):
+        for name, version in (
+            (CHURN, registry.log_model(models[CHURN], CHURN, example)),
+            (PROPENSITY, registry.log_model(models[PROPENSITY], PROPENSITY, example)),
+            (RECOMMENDER, registry.log_recommender(recommender, RECOMMENDER, example[s.CUSTOMER_ID].tolist())),
+        ):
+            registry.set_alias(name, registry.CHAMPION, version)
+
+    store_path = root / "profiles.sqlite"
+    materialize(tables, as_of, settings, store_path)
+    reference = build_reference(tables, as_of, settings.propensity.top_categories)
+    profiles = build_profiles(tables, as_of, settings.features, reference)
+    return ServiceWorkspace(mlflow_store, store_path, as_of, tables, profiles)
+
+
+def in_population(workspace: ServiceWorkspace, lookback_days: int = 365) -> pd.DataFrame:
+    """Customers whose churn is scored: bought within the lookback."""
+    return workspace.profiles[churn_population(workspace.profiles, lookback_days)]
+
+
+def lapsing_customer(workspace: ServiceWorkspace) -> str:
+    """A customer in the churn population whose last purchase is long ago (a purchase now must lower churn)."""
+    population = in_population(workspace).sort_values(s.DAYS_SINCE_LAST_PURCHASE, ascending=False)
+    return str(population[s.CUSTOMER_ID].iloc[0])
+
+
+def purchase(customer_id: str, product_id: str, when: pd.Timestamp, order_id: str = "live-1") -> dict:
+    return {
+        s.ORDER_ID: order_id,
+        s.CUSTOMER_ID: customer_id,
+        s.PRODUCT_ID: product_id,
+        s.QUANTITY: 2,
+        s.UNIT_PRICE: 12.5,
+        s.TIMESTAMP: when.isoformat(),
+        s.CHANNEL: "web",
+    }
