@@ -2,7 +2,7 @@
 
     python -m bench.cdnow [--work data/bench/cdnow] [--write-docs]
 
-The standard protocol (../shared/DATASETS.md): history before as_of = 1997-10-01; churn = no
+The standard protocol: history before as_of = 1997-10-01; churn = no
 purchase in the 182 days from as_of, propensity = a purchase in the 91 days from as_of. Training
 cutoffs end before as_of (`train --evaluate-at 1997-10-01`), so the test window holds only
 purchases the models have never seen. The numbers come from the training run's test window and

@@ -3,7 +3,7 @@
     python -m bench.movielens [--write-docs] [--validate]
 
 Every rating is an interaction (quantity 1, via `pipelines.sources.convert_movielens`, the
-converter behind `pipelines.ingest --format movielens`). Two splits (../shared/DATASETS.md):
+converter behind `pipelines.ingest --format movielens`). Two splits:
 - random: within each user, a seeded random 25% of their items is the test set (the protocol
   of the published Microsoft Recommenders table);
 - temporal: one global cutoff, the timestamp at which 75% of interactions lie before it; the
@@ -234,7 +234,7 @@ def to_markdown(table: pd.DataFrame, notes: dict[str, str]) -> str:
     )
     lines.append("")
     lines.append(
-        "Reference measured here with the same models (DATASETS.md): random split nDCG@10 popularity 0.245, "
+        "Reference measured here with the same models: random split nDCG@10 popularity 0.245, "
         "item-kNN 0.423, EASE 0.477; a per-user temporal split (not this global one) 0.139, 0.215, 0.225."
     )
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Real public data for benchmarks, fetched with pip into a cache folder git ignores.
 
-Two files travel inside registry wheels (see docs in DATASETS.md):
+Two files travel inside registry wheels (README, "Public data"):
 - CDNOW_sample.txt, in the wheel of lifetimes 0.11.3 (2,357 customers, 6,919 purchases);
 - ml-100k.inter, in the wheel of recbole 1.2.1 (MovieLens-100k, 100,000 ratings).
 

@@ -1,4 +1,4 @@
-"""Labels from records after as_of, and training sets stacked over rolling cutoffs.
+"""Labels from records after as_of, and the rolling cutoffs that training stacks.
 
 Label windows are [as_of, as_of + horizon_days): a purchase exactly at as_of counts, one at
 as_of + horizon does not. A purchase is a transaction line with a positive quantity; a return

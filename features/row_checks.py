@@ -2,7 +2,7 @@
 
 Great Expectations takes about a second per batch, however small; the service checks a few rows per
 request and has a few milliseconds. This module evaluates the *same* rule objects
-(`features.expectations.table_rules`) on the same check columns, with the semantics of the Great
+(`features.rules.table_rules`) on the same check columns, with the semantics of the Great
 Expectations expectations they become, so both quarantine the same rows for the same reasons (a
 parity test holds them together):
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.expectations import RowCondition, Rule, SuiteRun, table_rules
+from features.rules import RowCondition, Rule, SuiteRun, table_rules
 from features.schema import Reference, Table
 
 

@@ -11,8 +11,8 @@ same outcome (a parity test holds the two together on random messy batches):
   column on a numpy array; a column of a dtype not read here (datetimes, categoricals, nullable or
   narrow numbers, booleans) is typed by validation's own column reader;
 - the derived check columns (unique-key occurrence, reference status) come from dicts and sets;
-- the rules, generated from the contract like the Great Expectations suites, are evaluated by
-  `features.row_checks.evaluate_rules`;
+- the rules (`features.rules`, the ones the Great Expectations suites are built from) are
+  evaluated by `features.row_checks.evaluate_rules`;
 - the result is the same `ValidationResult`: accepted frames in the accepted dtypes, quarantined raw
   rows with row numbers and reasons, the same report.
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import expectations, row_checks
+from features import row_checks, rules
 from features.schema import TABLES, TIMESTAMP_DTYPE, Column, Reference, Table, accepted_dtypes
 from features.validation import (
     _LARGEST_EXACT_INTEGER,
@@ -253,18 +253,18 @@ def _check_columns(
             if column.dtype == "int"
             else values
         )
-        if column.dtype in expectations.PARSED_DTYPES:
+        if column.dtype in rules.PARSED_DTYPES:
             failed_text = typed[column.name].failed_text
-            columns[expectations.unparsed_column(column.name)] = (
+            columns[rules.unparsed_column(column.name)] = (
                 failed_text if failed_text is not None else np.full(n_rows, None, dtype=object)
             )
     if table.unique_key:
         key_values = [typed[name].values.tolist() for name in table.unique_key]
-        columns[expectations.occurrence_column(table.unique_key)] = _occurrence(list(zip(*key_values, strict=True)))
+        columns[rules.occurrence_column(table.unique_key)] = _occurrence(list(zip(*key_values, strict=True)))
     for ref in checked:
         earlier = ids_by_outcome.get((ref.to_table, ref.to_column), _Outcome(frozenset(), frozenset()))
         known = _KnownIds(reference_ids.get(ref.to_table, ()), earlier.accepted)
-        columns[expectations.reference_column(ref)] = np.array(
+        columns[rules.reference_column(ref)] = np.array(
             [_reference_status(value, known, earlier.quarantined) for value in typed[ref.column].values.tolist()],
             dtype=object,
         )
@@ -299,10 +299,10 @@ def _reference_status(value: str | None, known: _KnownIds, quarantined: frozense
     if value is None:
         return None
     if value in known:
-        return expectations.REFERENCE_KNOWN
+        return rules.REFERENCE_KNOWN
     if value in quarantined:
-        return expectations.REFERENCE_QUARANTINED
-    return expectations.REFERENCE_UNKNOWN
+        return rules.REFERENCE_QUARANTINED
+    return rules.REFERENCE_UNKNOWN
 
 
 # ---------------------------------------------------------------------------

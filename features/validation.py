@@ -1,7 +1,7 @@
 """Validation that loses nothing: raw tables in, typed accepted rows and quarantined rows out.
 
 `validate_tables` types each raw frame to the contract's dtypes, runs the Great Expectations suites
-generated from `features.schema` (see `features.expectations`) and splits every table into
+built from the contract's rules (`features.rules`, `features.expectations`) and splits every table into
 
 - accepted rows: typed per contract (ids and strings `str`, timestamps `datetime64[ns]` naive
   UTC, ints `int64` (`Int64` when optional), floats `float64`, bools `boolean`), contract columns
@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as pdtypes
 
-from features import expectations
+from features import expectations, rules
 from features.schema import (
     PANDAS_DTYPES,
     REASONS,
@@ -141,8 +141,8 @@ def type_table(table: Table, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
         raw_column = raw[column.name].reset_index(drop=True) if column.name in raw.columns else None
         values, failed_text = _type_column(column, raw_column, len(raw))
         typed[column.name] = values
-        if column.dtype in expectations.PARSED_DTYPES:
-            unparsed[expectations.unparsed_column(column.name)] = failed_text
+        if column.dtype in rules.PARSED_DTYPES:
+            unparsed[rules.unparsed_column(column.name)] = failed_text
     index = pd.RangeIndex(len(raw))
     return pd.DataFrame(typed, index=index), pd.DataFrame(unparsed, index=index)
 
@@ -159,7 +159,7 @@ def _checked_call(
     return _naive_utc(now), reference_ids
 
 
-def _failed_any_rule(run: expectations.SuiteRun, n_rows: int) -> np.ndarray:
+def _failed_any_rule(run: rules.SuiteRun, n_rows: int) -> np.ndarray:
     bad = np.zeros(n_rows, dtype=bool)
     for rows in run.failed_rows.values():
         bad[rows] = True
@@ -222,14 +222,14 @@ def _check_frame(
     if table.unique_key:
         # cumcount is NaN for rows with an empty key part: those fail "missing (required)" instead.
         occurrence = typed.groupby(list(table.unique_key), sort=False, dropna=True).cumcount()
-        derived[expectations.occurrence_column(table.unique_key)] = occurrence.reindex(typed.index)
+        derived[rules.occurrence_column(table.unique_key)] = occurrence.reindex(typed.index)
     for ref in checked:
         supplied = reference_ids.get(ref.to_table, ())
         known = supplied if isinstance(supplied, pd.Index) else pd.Index(list(supplied), dtype="str")
         if ref.to_table in accepted:
             known = known.append(pd.Index(accepted[ref.to_table][ref.to_column]))
         dropped = quarantined_ids.get((ref.to_table, ref.to_column), pd.Series([], dtype="str"))
-        derived[expectations.reference_column(ref)] = _reference_status(typed[ref.column], known, dropped)
+        derived[rules.reference_column(ref)] = _reference_status(typed[ref.column], known, dropped)
     # Great Expectations compares numpy int/float and datetime64[ns] columns vectorised but other
     # dtypes row by row, so the suites see nullable ints as float64 (exact below 2**53).
     compared = typed.astype({c.name: "float64" for c in table.columns if c.dtype == "int"})
@@ -241,8 +241,8 @@ def _reference_status(ids: pd.Series, known: pd.Index, quarantined: pd.Series) -
     is_quarantined = ids.isin(quarantined).to_numpy() & ~is_known
     status = np.select(
         [is_known, is_quarantined],
-        [expectations.REFERENCE_KNOWN, expectations.REFERENCE_QUARANTINED],
-        expectations.REFERENCE_UNKNOWN,
+        [rules.REFERENCE_KNOWN, rules.REFERENCE_QUARANTINED],
+        rules.REFERENCE_UNKNOWN,
     )
     return pd.Series(status, index=ids.index, dtype="str").mask(ids.isna())
 
@@ -400,7 +400,7 @@ def _join_reasons(failed_rows: dict[str, np.ndarray], bad: np.ndarray, bad_posit
 def _table_report(
     table: Table,
     raw: pd.DataFrame,
-    run: expectations.SuiteRun,
+    run: rules.SuiteRun,
     checked: tuple[Reference, ...],
     n_accepted: int,
     n_quarantined: int,

@@ -3,8 +3,8 @@
 Estimator conventions (scikit-learn's): no logic in __init__, fitted attributes end in `_`,
 fit returns self, so the fitted object pickles into the logged MLflow model as it is.
 
-Scoring keeps to numpy and the raw Booster: on one row that is ~50 microseconds, where the
-scikit-learn wrapper on a DataFrame costs milliseconds (../shared/NOTES.md).
+Scoring keeps to numpy and the raw Booster: on one row that is 25-60 microseconds here, where the
+scikit-learn wrapper on a one-row DataFrame costs 0.7-4 milliseconds, mostly pandas overhead.
 """
 
 from __future__ import annotations

@@ -23,12 +23,18 @@ SOURCES = ("", "popularity.", "item_knn.")
 
 
 @pytest.fixture(scope="module")
-def store(generated_data, tmp_path_factory) -> Path:
+def trained_store(generated_data, tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("recommender") / "mlruns"
     argv = ["--data", str(generated_data.data_dir), "--mlflow-store", str(store), "--models", "recommender"]
     assert train.main(argv) == 0
-    registry.connect(store)
     return store
+
+
+@pytest.fixture
+def store(trained_store) -> Path:
+    """The trained store, connected: MLflow's tracking URI is process-wide, and other tests move it."""
+    registry.connect(trained_store)
+    return trained_store
 
 
 def _aliases(store: Path) -> dict[str, str]:

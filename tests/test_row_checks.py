@@ -1,6 +1,6 @@
 """features.row_checks and check_rows: the service's validation gives exactly what Great Expectations gives.
 
-Both evaluate the rules of `features.expectations.table_rules` on the same check columns, so on any
+Both evaluate the rules of `features.rules.table_rules` on the same check columns, so on any
 batch they must accept the same rows, typed the same, and quarantine the same rows for the same
 reasons. `check_rows` (cell by cell, `features.small_batches`) is compared with `validate_tables`
 (Great Expectations) on random messy batches and on batches built like the service builds them from
@@ -17,7 +17,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import expectations, row_checks
+from features import row_checks, rules
 from features import schema as s
 from features.small_batches import check_rows
 from features.validation import ValidationResult, type_table, validate_tables
@@ -94,9 +94,9 @@ def test_evaluate_rules_reports_every_rule_in_rule_order_without_a_gx_result():
     table = s.TRANSACTIONS_TABLE
     typed, unparsed = type_table(table, clean_tables()[s.TRANSACTIONS])
     check_frame = pd.concat([typed.astype({s.QUANTITY: "float64"}), unparsed], axis=1)
-    check_frame[expectations.occurrence_column(table.unique_key)] = [0, 0, 0, 1]
+    check_frame[rules.occurrence_column(table.unique_key)] = [0, 0, 0, 1]
     run = row_checks.evaluate_rules(table, check_frame, (), NOW)
-    assert list(run.failed_rows) == [rule.reason for rule in expectations.table_rules(table)]
+    assert list(run.failed_rows) == [rule.reason for rule in rules.table_rules(table)]
     assert run.gx_result is None
     failing = {reason: rows.tolist() for reason, rows in run.failed_rows.items() if len(rows)}
     assert failing == {"order_id+product_id: duplicate order line (first row kept)": [3]}

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import expectations
+from features import rules
 from features import schema as s
 from features.validation import (
     ContractError,
@@ -394,8 +394,8 @@ def test_every_kind_of_bad_row_at_once_loses_nothing(clean_result):
         assert report["failures"] == dict(broken), name
     # every rule of every table (with its references checked) was broken at least once
     for name, table in s.TABLES.items():
-        rules = expectations.table_rules(table, table.references)
-        missed = {r.reason for r in rules} - set(result.report[name]["failures"])
+        table_rules = rules.table_rules(table, table.references)
+        missed = {r.reason for r in table_rules} - set(result.report[name]["failures"])
         assert not missed, (name, missed)
     assert_contract_dtypes(result)
     # the good rows are exactly the clean data set, typed
@@ -448,18 +448,18 @@ def test_typing_parquet_style_values_matches_typing_text():
     typed, unparsed = type_table(s.PRODUCTS_TABLE, raw)
     assert typed[s.PRODUCT_ID].tolist() == ["101", "102"]
     assert typed[s.PRICE].isna().tolist() == [False, True]
-    assert unparsed[expectations.unparsed_column(s.PRICE)].tolist()[1] == "inf"
+    assert unparsed[rules.unparsed_column(s.PRICE)].tolist()[1] == "inf"
 
 
 def test_rules_are_generated_from_the_schema():
-    reasons = [rule.reason for rule in expectations.table_rules(s.TRANSACTIONS_TABLE)]
+    reasons = [rule.reason for rule in rules.table_rules(s.TRANSACTIONS_TABLE)]
     assert "quantity: must not be 0" in reasons
     assert "discount: above maximum 1" in reasons
     assert not any("unknown customer" in reason for reason in reasons)  # no reference checked
-    with_refs = expectations.table_rules(s.TRANSACTIONS_TABLE, s.TRANSACTIONS_TABLE.references)
+    with_refs = rules.table_rules(s.TRANSACTIONS_TABLE, s.TRANSACTIONS_TABLE.references)
     assert len(with_refs) == len(reasons) + 2 * len(s.TRANSACTIONS_TABLE.references)
     # one type rule per parsed column, one missing rule per required column
-    parsed = [c for c in s.TRANSACTIONS_TABLE.columns if c.dtype in expectations.PARSED_DTYPES]
+    parsed = [c for c in s.TRANSACTIONS_TABLE.columns if c.dtype in rules.PARSED_DTYPES]
     assert sum(r.endswith(("valid number", "valid integer", "valid timestamp")) for r in reasons) == len(parsed)
     assert sum(r.endswith("missing (required)") for r in reasons) == len(s.TRANSACTIONS_TABLE.required_columns)
 
@@ -493,7 +493,7 @@ def test_typing_any_text_gives_a_value_or_keeps_the_text_never_neither(cells):
         if column == s.CUSTOMER_ID:  # text is always readable
             assert (value_read == ~blank).all()
             continue
-        kept_as_text = unparsed[expectations.unparsed_column(column)].notna().to_numpy(dtype=bool)
+        kept_as_text = unparsed[rules.unparsed_column(column)].notna().to_numpy(dtype=bool)
         assert not (value_read & kept_as_text).any(), column
         assert ((value_read | kept_as_text) == ~blank).all(), column
     whole = typed[s.BIRTH_YEAR].dropna()
