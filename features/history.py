@@ -64,3 +64,19 @@ def tables_before(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[
         if name in tables:
             restricted[name] = rows_before(tables[name], s.TABLES[name].time_column, as_of)
     return restricted
+
+
+# The tables whose records carry the time of an activity (signup dates are not activity).
+ACTIVITY_TABLES = (s.TRANSACTIONS, s.EVENTS)
+
+
+def first_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The earliest transaction or event (None when there is none)."""
+    times = [tables[name][s.TIMESTAMP].min() for name in ACTIVITY_TABLES if name in tables and len(tables[name])]
+    return min(times) if times else None
+
+
+def last_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The latest transaction or event (None when there is none)."""
+    times = [tables[name][s.TIMESTAMP].max() for name in ACTIVITY_TABLES if name in tables and len(tables[name])]
+    return max(times) if times else None

@@ -21,7 +21,7 @@ DAY = pd.Timedelta(days=1)
 
 def _purchases_between(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     in_window = (transactions[s.TIMESTAMP] >= start) & (transactions[s.TIMESTAMP] < end)
-    return transactions[in_window & (transactions[s.QUANTITY] > 0)]
+    return transactions[in_window & s.is_purchase(transactions[s.QUANTITY])]
 
 
 def make_churn_labels(

@@ -150,7 +150,7 @@ def transaction_lines(
         category=np.where(known, products.product_category_codes[product], products.unknown_category_code),
         replenishment_days=np.where(known, products.product_replenishment_days[product], np.nan),
     )
-    return _select(lines, quantity > 0), _select(lines, quantity < 0)
+    return _select(lines, s.is_purchase(quantity)), _select(lines, s.is_return(quantity))
 
 
 def _select(records, mask: np.ndarray):

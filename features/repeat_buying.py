@@ -113,7 +113,7 @@ def rfm_summary(transactions: pd.DataFrame, as_of, time_unit_days: float = WEEK_
 def summarise_customers(transactions: pd.DataFrame, as_of, time_unit_days: float = WEEK_DAYS) -> pd.DataFrame:
     """`rfm_summary`, empty (not an error) when nobody bought before as_of."""
     as_of = pd.Timestamp(as_of)
-    bought = ((transactions[s.TIMESTAMP] < as_of) & (transactions[s.QUANTITY] > 0)).to_numpy()
+    bought = ((transactions[s.TIMESTAMP] < as_of) & s.is_purchase(transactions[s.QUANTITY])).to_numpy()
     purchases = transactions.loc[bought]
     codes, customer_ids = pd.factorize(purchases[s.CUSTOMER_ID].astype("str"), sort=True)
     days = purchases[s.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)

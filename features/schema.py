@@ -249,6 +249,16 @@ PANDAS_DTYPES: dict[str, str] = {
 }
 
 
+def is_purchase(quantity):
+    """Which transaction lines are purchases: a positive quantity (a negative one is a return)."""
+    return quantity > 0
+
+
+def is_return(quantity):
+    """Which transaction lines are returns: a negative quantity."""
+    return quantity < 0
+
+
 def accepted_dtypes(table: Table) -> dict[str, str]:
     """The dtype of each column of a validated frame (ints are `int64` when required, else `Int64`)."""
     return {

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY
+from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY, is_purchase
 
 WEIGHTINGS = ("binary", "count")
 DEFAULT_BATCH_SIZE = 1024
@@ -56,7 +56,7 @@ def build_interaction_matrix(
     missing = [c for c in (CUSTOMER_ID, PRODUCT_ID, QUANTITY) if c not in transactions.columns]
     if missing:
         raise ValueError(f"transactions lack columns {missing}")
-    positive = transactions.loc[transactions[QUANTITY] > 0, [CUSTOMER_ID, PRODUCT_ID, QUANTITY]]
+    positive = transactions.loc[is_purchase(transactions[QUANTITY]), [CUSTOMER_ID, PRODUCT_ID, QUANTITY]]
     if item_ids is not None:
         items = pd.Index(np.asarray(item_ids, dtype=object))
         if not items.is_unique:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY, REPLENISHMENT_DAYS, TIMESTAMP
+from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY, REPLENISHMENT_DAYS, TIMESTAMP, is_purchase
 from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import (
     RANKING_METRIC_NAMES,
@@ -78,7 +78,7 @@ def make_test_window(
     cutoff = pd.Timestamp(cutoff)
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
-    purchases = transactions.loc[transactions[QUANTITY] > 0, [CUSTOMER_ID, PRODUCT_ID, TIMESTAMP]]
+    purchases = transactions.loc[is_purchase(transactions[QUANTITY]), [CUSTOMER_ID, PRODUCT_ID, TIMESTAMP]]
     history = purchases[purchases[TIMESTAMP] < cutoff]
     if history.empty:
         raise ValueError(f"no purchases before the test cutoff {cutoff.date()}")
@@ -169,7 +169,7 @@ def baseline_lists(
     Items a customer already bought are never recommended (`exclude_seen`); a list is shorter
     than k only when fewer items are eligible.
     """
-    before = transactions[(transactions[TIMESTAMP] < window.cutoff) & (transactions[QUANTITY] > 0)]
+    before = transactions[(transactions[TIMESTAMP] < window.cutoff) & is_purchase(transactions[QUANTITY])]
     built = build_interaction_matrix(before, item_ids=np.sort(products[PRODUCT_ID].astype(object).unique()))
     positions = pd.Index(built.user_ids).get_indexer(list(window.customer_ids))
     if (positions < 0).any():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features import schema as s
+from features.history import last_record
 from pipelines.errors import UserError
 
 DEFAULT_MLFLOW_STORE = Path("mlruns")
@@ -92,9 +92,7 @@ def parse_as_of(text: str | None, tables: dict[str, pd.DataFrame], option: str =
 
 def data_end(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     """The day after the last transaction or event: the exclusive end of the history."""
-    last = [
-        tables[name][s.TIMESTAMP].max() for name in (s.TRANSACTIONS, s.EVENTS) if name in tables and len(tables[name])
-    ]
-    if not last:
+    last = last_record(tables)
+    if last is None:
         raise UserError("no transactions or events to build features from")
-    return max(last).normalize() + pd.Timedelta(days=1)
+    return last.normalize() + pd.Timedelta(days=1)

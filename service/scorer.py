@@ -18,7 +18,6 @@ POST /events is `service.events.EventWriter`'s: the scorer reads what it wrote.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from models.names import CHURN, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
 from pipelines.store import ProfileStore
+from pipelines.store.codec import json_value
 from pipelines.store.state import MaterializedState
 from service.errors import RequestError
 from service.events import EventWriter
@@ -58,19 +58,6 @@ class ServingModels:
     propensity: OutcomeModel
     recommender: TwoStageRecommender | None  # None when no recommender is registered
     versions: dict[str, str] = field(default_factory=dict)
-
-
-def _clean(value: Any) -> Any:
-    """A JSON-safe scalar: NaN and NA become None, numpy numbers plain Python."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
 
 
 class Scorer:
@@ -173,7 +160,12 @@ class Scorer:
                     s.CHURN_PROBABILITY: p,
                     "risk_tier": risk_tier(p),
                     "reasons": [
-                        {"feature": self._descriptions[name], "column": name, "value": _clean(value), "impact": impact}
+                        {
+                            "feature": self._descriptions[name],
+                            "column": name,
+                            "value": json_value(value),
+                            "impact": impact,
+                        }
                         for name, value, impact in reasons[row]
                     ],
                     "known_customer": True,
@@ -276,9 +268,9 @@ class Scorer:
             s.CUSTOMER_ID: customer_id,
             "known_customer": stored is not None,
             s.AS_OF: stored.as_of.isoformat() if stored else None,
-            s.RFM_SEGMENT: _clean(values.get(s.RFM_SEGMENT)),
-            s.LIFECYCLE_STAGE: _clean(values.get(s.LIFECYCLE_STAGE)),
-            "features": {name: _clean(value) for name, value in values.items() if name != s.AS_OF},
+            s.RFM_SEGMENT: json_value(values.get(s.RFM_SEGMENT)),
+            s.LIFECYCLE_STAGE: json_value(values.get(s.LIFECYCLE_STAGE)),
+            "features": {name: json_value(value) for name, value in values.items() if name != s.AS_OF},
             "scores": {
                 s.CHURN_PROBABILITY: churn[s.CHURN_PROBABILITY],
                 "risk_tier": churn["risk_tier"],

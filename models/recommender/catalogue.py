@@ -17,6 +17,7 @@ from features.schema import (
     REPLENISHMENT_DAYS,
     TIMESTAMP,
     UNIT_PRICE,
+    is_purchase,
 )
 
 DAY = pd.Timedelta(days=1)
@@ -84,7 +85,7 @@ class Lines:
 
 def code_lines(transactions: pd.DataFrame, catalogue: Catalogue) -> Lines:
     """The bought lines (quantity > 0) of catalogue products as codes; other products are dropped."""
-    bought = transactions[transactions[QUANTITY] > 0]
+    bought = transactions[is_purchase(transactions[QUANTITY])]
     # Factorise the id columns as they are (Arrow strings factorise in C; converting 20 million ids to
     # Python objects first took minutes) and map only the distinct product ids to catalogue codes.
     product_codes, product_ids = pd.factorize(bought[PRODUCT_ID])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -160,4 +161,17 @@ def decode_value(value: Any, dtype: str) -> Any:
         return np.nan if dtype.startswith("float") else None
     if dtype.startswith("datetime64"):
         return pd.Timestamp(value)
+    return value
+
+
+def json_value(value: Any) -> Any:
+    """A JSON-safe scalar: NaN, NA and NaT become None, numpy numbers plain Python, timestamps ISO text."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
     return value

@@ -20,6 +20,7 @@ from features.customer import FeatureWindows
 from features.reference import ReferenceTables
 from features.repeat_buying import BgNbdParameters
 from pipelines.store.base import ProfileStore
+from pipelines.store.codec import json_value
 
 STATE_VERSION = 1
 STATE_KEY = "materialized_state"
@@ -111,7 +112,7 @@ def _frame_as_data(frame: pd.DataFrame) -> dict[str, Any]:
     return {
         "columns": [str(column) for column in frame.columns],
         "dtypes": [str(dtype) for dtype in frame.dtypes],
-        "values": [[_plain(value) for value in frame[column].tolist()] for column in frame.columns],
+        "values": [[json_value(value) for value in frame[column].tolist()] for column in frame.columns],
     }
 
 
@@ -123,9 +124,3 @@ def _frame_from_data(data: dict[str, Any]) -> pd.DataFrame:
         for name, dtype, values in zip(data["columns"], data["dtypes"], data["values"], strict=True)
     }
     return pd.DataFrame(columns, columns=data["columns"])
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value

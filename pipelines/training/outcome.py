@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from features import schema as s
 from features.customer import feature_columns
+from features.history import first_record
 from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels, plan_cutoffs
 from features.population import churn_population
 from models.baselines import RfmLogisticBaseline, ScoreColumnBaseline, bgnbd_expected_purchases
@@ -27,7 +28,6 @@ from models.outcome import OutcomeModel, fit_outcome_model
 from pipelines.errors import UserError
 from pipelines.settings import BoosterSettings, ChurnSettings, PropensitySettings, Settings
 from pipelines.training.cache import FeatureCache
-from pipelines.training.provenance import first_record
 
 PRIMARY_METRIC = "roc_auc"
 BASELINE_RECENCY = "recency"

@@ -9,19 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features import schema as s
-
-_TIMED_TABLES = (s.TRANSACTIONS, s.EVENTS)
-
-
-def first_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
-    """The earliest transaction or event."""
-    return min(tables[name][s.TIMESTAMP].min() for name in _TIMED_TABLES if name in tables and len(tables[name]))
-
-
-def last_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
-    """The latest transaction or event."""
-    return max(tables[name][s.TIMESTAMP].max() for name in _TIMED_TABLES if name in tables and len(tables[name]))
+from features.history import first_record, last_record
 
 
 def data_fingerprint(tables: dict[str, pd.DataFrame]) -> dict[str, str]:

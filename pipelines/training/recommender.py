@@ -48,7 +48,7 @@ def recommender_tables(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, p
     if s.PRODUCTS not in tables or tables[s.PRODUCTS].empty:
         raise UserError(f"{RECOMMENDER}: needs the products table; train the others with --models churn,propensity")
     transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
-    bought = transactions.loc[transactions[s.QUANTITY] > 0, s.PRODUCT_ID].nunique()
+    bought = transactions.loc[s.is_purchase(transactions[s.QUANTITY]), s.PRODUCT_ID].nunique()
     if bought < 2:
         raise UserError(
             f"{RECOMMENDER}: customers bought {bought} distinct product(s); nothing to recommend "
@@ -68,7 +68,7 @@ def train_recommender(
     config = settings.recommender
     horizon = config.horizon_days
     transactions, products = recommender_tables(tables)
-    first_purchase = transactions.loc[transactions[s.QUANTITY] > 0, s.TIMESTAMP].min()
+    first_purchase = transactions.loc[s.is_purchase(transactions[s.QUANTITY]), s.TIMESTAMP].min()
     try:
         plan = plan_cutoffs(
             as_of, horizon, config.n_cutoffs, horizon, data_start=first_purchase, test_cutoff=evaluate_at
