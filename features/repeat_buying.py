@@ -43,7 +43,6 @@ WEEK_DAYS = 7.0
 FREQUENCY = "frequency"
 RECENCY = "recency"
 AGE = "T"  # the paper's T: age at the end of the observation window
-RFM_SUMMARY_COLUMNS = (FREQUENCY, RECENCY, AGE)
 
 # Near a = 1 the conditional expectation is 0/0; it is evaluated at a = 1 +- this and averaged.
 _A_NUDGE = 1e-5

@@ -398,7 +398,6 @@ RECOMMENDATION_RANK = "recommendation_rank"  # 1 is best
 RECOMMENDATION_SCORE = "recommendation_score"
 RECOMMENDATION_REASON = "recommendation_reason"
 RECOMMENDATIONS = "recommendations"  # in scored output: the top-k product ids, best first
-CANDIDATE_SOURCE = "candidate_source"  # the stage-1 source that proposed a candidate
 ITEM_BUYERS_TOTAL = "item_buyers_total"  # share of customers with history who bought the product before as_of
 ITEM_BUYERS_90D = "item_buyers_90d"  # the same share over the 90 days before as_of
 ITEM_CATEGORY_SHARE = "item_category_share"  # the customer's share of purchase lines in the product's category
