@@ -373,9 +373,6 @@ RFM_M = "rfm_m"
 RFM_SEGMENT = "rfm_segment"
 LIFECYCLE_STAGE = "lifecycle_stage"
 
-# BG/NBD expected purchases in the model's horizon: a baseline score, never a model input.
-BGNBD_EXPECTED_PURCHASES = "bgnbd_expected_purchases"
-
 CHURN_LABEL = "churned"
 CHURN_PROBABILITY = "churn_probability"
 PURCHASE_PROBABILITY = "purchase_probability"

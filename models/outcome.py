@@ -102,3 +102,18 @@ def fit_outcome_model(
 
 def _has_both_classes(labels: pd.Series) -> bool:
     return len(np.unique(labels.to_numpy())) == 2
+
+
+def assemble_outcome_model(
+    name: str, candidates: Mapping[str, OutcomeModel], winners: Mapping[str, str]
+) -> OutcomeModel:
+    """One model from the candidates' classifiers: for each output, the winning candidate's.
+
+    Every candidate reads the same feature rows, so classifiers of different candidates mix in one
+    model (`winners` maps output -> candidate name; its first output is the primary one).
+    """
+    feature_names = next(iter(candidates.values())).feature_names
+    if any(candidate.feature_names != feature_names for candidate in candidates.values()):
+        raise ValueError(f"{name}: the candidates read different feature columns; they cannot be mixed")
+    classifiers = {output: candidates[winner].classifiers[output] for output, winner in winners.items()}
+    return OutcomeModel(name, classifiers, feature_names)

@@ -206,6 +206,42 @@ def plot_grouped_bars(values: Mapping[str, Sequence[float]], groups: Sequence[st
     return fig
 
 
+def plot_intervals(
+    intervals: Mapping[str, Sequence[float]],
+    metric: str,
+    title: str,
+    highlight: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """One row per candidate: the metric (dot) and its interval (line), best at the top; the
+    `highlight`ed candidate (the one served) in bold. `intervals` maps a name to (estimate, low, high)."""
+    rows = sorted(((name, *map(float, values)) for name, values in intervals.items()), key=lambda row: row[1])
+    if not rows:
+        raise ValueError("no intervals to plot")
+    fig, ax = _single_axes(figsize=(6.4, 0.9 + 0.45 * len(rows)))
+    positions = np.arange(len(rows))
+    for position, (name, estimate, low, high) in zip(positions, rows, strict=True):
+        served = name == highlight
+        ax.plot(
+            [low, high],
+            [position, position],
+            color="#1E88E5" if served else "#7F7F7F",
+            linewidth=2.4 if served else 1.4,
+        )
+        ax.plot([estimate], [position], "o", color="#1E88E5" if served else "#3F3F3F", markersize=6)
+        ax.annotate(
+            f"{estimate:.3f}", (estimate, position), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
+        )
+    labels = [f"{row[0]} (served)" if row[0] == highlight else row[0] for row in rows]
+    ax.set_yticks(positions, labels)
+    for label in ax.get_yticklabels():
+        label.set_fontweight("bold" if label.get_text().endswith("(served)") else "normal")
+    ax.set_xlabel(f"{metric} with its {confidence:.0%} interval (bootstrap over customers)")
+    ax.set_title(title)
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
 def plot_shap_summary(
     contributions,
     feature_values,

@@ -92,6 +92,25 @@ def evaluate_ranking(
     return _evaluate(recommended, relevant, tuple(ks))
 
 
+def per_user_scores(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[Collection[str]], k: int, name: str = NDCG
+) -> np.ndarray:
+    """One metric at k for each user, in input order; NaN for a user with no relevant item.
+
+    The mean of the finite values is what `evaluate_ranking` reports; the values themselves are what a
+    paired bootstrap over users resamples.
+    """
+    _check_k(k)
+    if name not in RANKING_METRIC_NAMES:
+        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(RANKING_METRIC_NAMES)}")
+    hits, n_relevant = _hit_matrix(recommended, relevant, k)
+    out = np.full(len(n_relevant), np.nan)
+    evaluated = n_relevant > 0
+    if evaluated.any():
+        out[evaluated] = _scores_at(hits[evaluated], n_relevant[evaluated], k)[name]
+    return out
+
+
 def catalogue_coverage(recommended: Sequence[Sequence[str]], catalogue_size: int, k: int = DEFAULT_K) -> float:
     """Share of the catalogue's `catalogue_size` items that appear in at least one user's top k.
 

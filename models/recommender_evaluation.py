@@ -1,7 +1,7 @@
-"""Out-of-time evaluation of recommendations: the test window, the baselines, the metrics. No I/O.
+"""Out-of-time evaluation of recommendations: the test window and the metrics. No I/O.
 
 The test window is `[cutoff, cutoff + horizon_days)`. Its customers are those who bought
-something before the cutoff and something in the window (every scorer, baselines included, can
+something before the cutoff and something in the window (every candidate, baselines included, can
 rank for them); everything a scorer uses comes from purchases strictly before the cutoff. A
 purchase is a line with a positive quantity.
 
@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY, REPLENISHMENT_DAYS, TIMESTAMP, is_purchase
-from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import (
     RANKING_METRIC_NAMES,
     USERS,
@@ -43,8 +42,6 @@ NEW_ITEMS = "new_items"
 COVERAGE = "coverage"
 NOVELTY = "novelty"
 TEST_CUSTOMERS = "test_customers"
-BASELINE_POPULARITY = "popularity"
-BASELINE_ITEM_KNN = "item_knn"
 
 
 def metric_name(name: str, k: int) -> str:
@@ -159,31 +156,6 @@ def recommend_lists(model, window: EvaluationWindow, k: int) -> list[list[str]]:
     """The top-k lists of a fitted recommender (anything with `recommend(customer_ids, k=...)` returning a
     frame) for the window's customers; it must be fitted, or refreshed, as of `window.cutoff`."""
     return lists_from_frame(model.recommend(list(window.customer_ids), k=k), window.customer_ids)
-
-
-def baseline_lists(
-    transactions: pd.DataFrame, products: pd.DataFrame, window: EvaluationWindow, k: int, knn_neighbours: int = 50
-) -> dict[str, list[list[str]]]:
-    """Top-k lists of the popularity and item-kNN baselines, fitted on the purchases before the cutoff.
-
-    Items a customer already bought are never recommended (`exclude_seen`); a list is shorter
-    than k only when fewer items are eligible.
-    """
-    before = transactions[(transactions[TIMESTAMP] < window.cutoff) & is_purchase(transactions[QUANTITY])]
-    built = build_interaction_matrix(before, item_ids=np.sort(products[PRODUCT_ID].astype(object).unique()))
-    positions = pd.Index(built.user_ids).get_indexer(list(window.customer_ids))
-    if (positions < 0).any():
-        raise ValueError("a test customer has no purchase of a catalogue product before the cutoff")
-    rows = built.matrix[positions]
-    lists = {}
-    for name, model in (
-        (BASELINE_POPULARITY, PopularityRecommender()),
-        (BASELINE_ITEM_KNN, ItemKNNRecommender(n_neighbours=knn_neighbours)),
-    ):
-        model.fit(built.matrix, built.user_ids, built.item_ids)
-        items, _ = model.recommend(rows, k=k)
-        lists[name] = [[item for item in row if item is not None] for row in items]
-    return lists
 
 
 def _replenishment_days(products: pd.DataFrame) -> pd.Series:

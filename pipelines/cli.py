@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.history import last_record
+from models.names import MODEL_NAMES
 from pipelines.errors import UserError
 
 DEFAULT_MLFLOW_STORE = Path("mlruns")
@@ -96,3 +97,20 @@ def data_end(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     if last is None:
         raise UserError("no transactions or events to build features from")
     return last.normalize() + pd.Timedelta(days=1)
+
+
+def parse_models(text: str) -> list[str]:
+    """`--models churn,propensity`: the named model families, in the order given, each once."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown or not names:
+        raise UserError(
+            f"--models {text!r}: unknown model(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(MODEL_NAMES)}"
+        )
+    return names
+
+
+def train_command(names: list[str]) -> str:
+    """The command that trains these model families, as a user would type it."""
+    return f"`python -m pipelines.train --data DIR --models {','.join(names)}`"

@@ -121,13 +121,20 @@ def _client():
 
 
 def version_with_alias(model_name: str, alias: str) -> str | None:
-    """The version holding the alias, or None when there is none (or no such model)."""
+    """The version holding the alias, or None when there is none (or no such model).
+
+    Any other failure (the registry cannot be reached) raises: a model that is missing and a registry
+    that did not answer must not look alike, or a reload would drop a served model.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return str(_client().get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        # MLflow answers a missing alias with INVALID_PARAMETER_VALUE, a missing model with RESOURCE_DOES_NOT_EXIST
+        if error.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            return None
+        raise
 
 
 def champion_version(model_name: str) -> str | None:

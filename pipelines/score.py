@@ -1,10 +1,15 @@
 """`python -m pipelines.score`: the champion models' outputs for every customer known before as_of.
 
     python -m pipelines.score --data data/sample [--as-of 2025-10-01] --out scores.parquet [--k 10]
+                              [--models churn,propensity,recommender]
 
 Columns: customer_id, churn_probability, purchase_probability, purchase_probability_<category>
 for the top categories, rfm_segment, lifecycle_stage. Parquet, or CSV by the file's extension.
 Customers are scored in chunks (memory stays bounded), with a progress bar.
+
+Which models: those named by `--models`, each of which must have a version with `--alias`; by
+default every outcome model that has one (a missing one is noted on stderr and its columns are
+left out), and the recommender when `--k` asks for lists.
 
 With `--k K`, the registered recommender adds `recommendations`: each customer's top K product
 ids, best first (products they own are left out, consumables due for restock kept; customers
@@ -33,7 +38,7 @@ from features import schema as s
 from features.history import History
 from features.parallel import build_customer_features_sharded, shard_positions, take_shard
 from features.population import churn_population
-from models.names import OUTCOME_MODELS, RECOMMENDER
+from models.names import MODEL_NAMES, OUTCOME_MODELS, RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
 from pipelines import registry
 from pipelines.cli import (
@@ -44,6 +49,8 @@ from pipelines.cli import (
     add_profiles_argument,
     now_utc,
     parse_as_of,
+    parse_models,
+    train_command,
 )
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.io import write_table
@@ -122,6 +129,47 @@ def recommend_products(
     return lists
 
 
+def choose_versions(requested: list[str] | None, alias: str, with_lists: bool, uri: str) -> dict[str, str]:
+    """The version holding `alias` of each model to score with (model name -> version).
+
+    Named models (`--models`, and the recommender when `with_lists`) must all have one: UserError
+    naming the missing ones. Otherwise every outcome model that has one is used and each missing one
+    is noted on stderr; UserError when none has one.
+    """
+    wanted = list(requested) if requested is not None else list(OUTCOME_MODELS)
+    required = set(wanted) if requested is not None else set()
+    if with_lists:
+        # --k asks for the recommender by name, whatever --models says
+        wanted = list(dict.fromkeys([*wanted, RECOMMENDER]))
+        required.add(RECOMMENDER)
+    elif RECOMMENDER in wanted:
+        raise UserError(f"--models: {RECOMMENDER} gives lists only with --k K (e.g. --k 10)")
+    found = {name: registry.version_with_alias(name, alias) for name in wanted}
+    missing = [name for name in wanted if found[name] is None]
+    missing_required = [name for name in missing if name in required]
+    if missing_required:
+        model, it = ("model", "it") if len(missing_required) == 1 else ("models", "them")
+        raise UserError(
+            f"no '{alias}' version of {model} {', '.join(map(repr, missing_required))} in {uri}; "
+            f"train {it} with {train_command(missing_required)}"
+        )
+    if len(missing) == len(wanted):
+        # a user who trained only the recommender and forgot --k is told where the lists are
+        lists_hint = ""
+        if not with_lists and registry.version_with_alias(RECOMMENDER, alias) is not None:
+            lists_hint = f"; the registered {RECOMMENDER} gives lists with --k K"
+        raise UserError(
+            f"no '{alias}' version of {' or '.join(wanted)} in {uri}; "
+            f"run `make train` first (or {train_command(wanted)}){lists_hint}"
+        )
+    for name in missing:
+        print(
+            f"note: no {alias} of {name!r}; its columns are left out (train it with {train_command([name])})",
+            file=sys.stderr,
+        )
+    return {name: version for name, version in found.items() if version is not None}
+
+
 @exits_cleanly_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__.split("\n")[0])
@@ -141,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="add a 'recommendations' column: each customer's top K product ids from the recommender",
     )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated: {', '.join(MODEL_NAMES)} (default: every model with an --alias version; "
+        "the recommender with --k)",
+    )
     add_profiles_argument(parser)
     add_config_arguments(parser)
     args = parser.parse_args(argv)
@@ -149,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--out {args.out}: use a .parquet or .csv file name")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k {args.k}: the number of recommendations must be at least 1")
+    requested = parse_models(args.models) if args.models is not None else None
 
     started = time.perf_counter()
-    registry.connect(args.mlflow_store)
-    models = registry.load_models(registry.require_versions(OUTCOME_MODELS, args.alias))
-    recommender = registry.load_model(RECOMMENDER, args.alias) if args.k is not None else None
+    uri = registry.connect(args.mlflow_store)
+    versions = choose_versions(requested, args.alias, args.k is not None, uri)
+    recommender_version = versions.pop(RECOMMENDER, None)
+    models = registry.load_models(versions)
+    recommender = registry.load_version(RECOMMENDER, recommender_version) if recommender_version else None
     tables, _ = load_valid_tables(args.data, now_utc())
     as_of = parse_as_of(args.as_of, tables)
     scores = score_tables(tables, as_of, models, settings, args.chunk_customers)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pipelines.errors import UserError
 
@@ -111,12 +111,18 @@ class RecommenderSettings(_Section):
 
 
 class GateSettings(_Section):
-    """Promotion: a new version becomes champion only by beating the current one by this margin
-    on the same test window (and beating every baseline): ROC-AUC for churn and propensity,
-    NDCG@10 for the recommender."""
+    """Promotion by evidence (ROC-AUC for churn and propensity, NDCG@10 for the recommender).
 
-    min_auc_gain: float = 0.002
-    min_ndcg_gain: float = 0.002
+    Every candidate (the project's model, its baselines, the current champion) is measured on the
+    same test window and customers. A candidate beats another when the lower end of the
+    `confidence` interval of their paired difference (bootstrap over customers, `bootstrap_samples`
+    draws) is above `min_gain`: the model must beat the best baseline so, else the best baseline is
+    served; the run's winner must beat the champion so, else the champion stays.
+    """
+
+    min_gain: float = Field(0.0, ge=0.0)
+    bootstrap_samples: PositiveInt = 1000
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 
 class TrainingSettings(_Section):

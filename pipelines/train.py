@@ -27,8 +27,7 @@ import pandas as pd
 
 from features import schema as s
 from features.history import tables_before
-from models.names import MODEL_NAMES, OUTCOME_MODELS, RECOMMENDER
-from models.recommender_evaluation import BASELINE_ITEM_KNN, BASELINE_POPULARITY
+from models.names import MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from pipelines.cli import (
     add_as_of_argument,
@@ -38,14 +37,14 @@ from pipelines.cli import (
     add_profiles_argument,
     now_utc,
     parse_as_of,
+    parse_models,
 )
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.profiles import fill_profile_store
 from pipelines.settings import Settings, load_settings
-from pipelines.training import outcome
 from pipelines.training.cache import FeatureCache
-from pipelines.training.gate import GateDecision, decide_outcome_model, decide_recommender, gate_metric
-from pipelines.training.outcome import TrainingResult, outcome_families, train_outcome_model
+from pipelines.training.gate import GateDecision, decide_outcome_model, decide_recommender
+from pipelines.training.outcome import MODEL, TrainingResult, outcome_families, plan_family, train_outcome_model
 from pipelines.training.provenance import data_fingerprint, flatten, git_commit
 from pipelines.training.recommender import RecommenderResult, recommender_tables, train_recommender
 from pipelines.training.tracking import log_recommender_result, log_training_result
@@ -71,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         help="start of the test window (default: the latest complete horizon before as_of); "
         "training windows end before it",
     )
+    parser.add_argument(
+        "--replace-unmeasurable",
+        action="store_true",
+        help="let the run's winner replace a champion that cannot be re-measured on the test window "
+        "(kept otherwise, with a warning): the human override, like pipelines.promote",
+    )
     add_mlflow_store_argument(parser)
     add_profiles_argument(parser)
     add_config_arguments(parser)
@@ -86,22 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     as_of = parse_as_of(args.as_of, tables)
     tables = tables_before(tables, as_of)
     evaluate_at = parse_as_of(args.evaluate_at, tables, "--evaluate-at") if args.evaluate_at else None
-    results = run_training(tables, as_of, model_names, settings, args.data, args.mlflow_store, evaluate_at)
+    results = run_training(
+        tables, as_of, model_names, settings, args.data, args.mlflow_store, evaluate_at, args.replace_unmeasurable
+    )
     print_summary(results, as_of, time.perf_counter() - started)
     if args.profiles is not None:
         fill_profile_store(tables, as_of, settings, args.profiles)
     return 0
-
-
-def parse_models(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODEL_NAMES]
-    if unknown or not names:
-        raise UserError(
-            f"--models {text!r}: unknown model(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(MODEL_NAMES)}"
-        )
-    return names
 
 
 def check_quarantine(report: dict, data_dir: Path, max_share: float) -> None:
@@ -125,77 +121,101 @@ def run_training(
     data_dir: Path,
     mlflow_store: Path,
     evaluate_at: pd.Timestamp | None = None,
+    replace_unmeasurable: bool = False,
 ) -> list[LoggedResult]:
-    """Train, evaluate, log and gate each model under one parent MLflow run."""
+    """Train, evaluate, gate and log each model family under one parent MLflow run."""
     if RECOMMENDER in model_names:
         recommender_tables(tables)  # fail before anything is trained when there is nothing to recommend
     registry.use_experiment(mlflow_store)
     cache = FeatureCache(tables, settings)
-    families = {}
-    if any(name in OUTCOME_MODELS for name in model_names):
-        categories = cache.at(as_of - pd.Timedelta(days=1)).reference.top_categories
+    families, plans = {}, {}
+    outcome_names = [name for name in model_names if name in OUTCOME_MODELS]
+    if outcome_names:
+        horizons = {name: family.horizon_days for name, family in outcome_families(settings, tables, ()).items()}
+        plans = {name: plan_family(name, horizons[name], cache, as_of, settings, evaluate_at) for name in outcome_names}
+        # per-category outputs for the categories most bought before the test window (never from inside it)
+        categories = cache.at(plans[PROPENSITY].test).reference.top_categories if PROPENSITY in plans else ()
         families = outcome_families(settings, tables, categories)
     logged = []
     with registry.run(f"train as_of {as_of.date()}: {'+'.join(model_names)}"):
         registry.log_params(flatten(settings.model_dump()))
-        registry.set_tags(
-            {
-                "as_of": str(as_of.date()),
-                "git_commit": git_commit(),
-                "data.path": str(data_dir),
-                **data_fingerprint(tables),
-            }
-        )
+        provenance = {"as_of": str(as_of.date()), "git_commit": git_commit(), "data.path": str(data_dir)}
+        registry.set_tags({**provenance, **data_fingerprint(tables)})
         for name, frame in tables.items():
             registry.log_input_sample(frame, source=str(Path(data_dir) / name), name=name)
         for name in model_names:
             if name == RECOMMENDER:
                 result = train_recommender(tables, as_of, settings, evaluate_at)
-                decision = decide_recommender(result, tables, settings.gate.min_ndcg_gain)
+                decision = decide_recommender(result, tables, settings.gate, replace_unmeasurable)
                 logged.append(LoggedResult(result, log_recommender_result(result, decision, as_of), decision))
-                continue
-            result = train_outcome_model(families[name], cache, as_of, settings, evaluate_at)
-            decision = decide_outcome_model(result, settings.gate.min_auc_gain)
-            logged.append(LoggedResult(result, log_training_result(result, decision, as_of), decision))
+            else:
+                result = train_outcome_model(families[name], plans[name], cache, settings)
+                decision = decide_outcome_model(result, settings.gate, replace_unmeasurable)
+                logged.append(LoggedResult(result, log_training_result(result, decision, as_of), decision))
+            warn_if_champion_kept_unmeasured(logged[-1])
+        log_decisions(logged)
     return logged
+
+
+def warn_if_champion_kept_unmeasured(logged: LoggedResult) -> None:
+    champion = logged.decision.champion
+    if champion.unmeasurable is not None and not logged.decision.promote:
+        print(
+            f"warning: {logged.result.name}: champion v{champion.version} cannot be re-measured "
+            f"({champion.unmeasurable}); it stays champion. Retrain with --replace-unmeasurable to replace it.",
+            file=sys.stderr,
+        )
+
+
+def log_decisions(logged: list[LoggedResult]) -> None:
+    """The decisions, on the parent run: a table, a tag and the served metric per family, so two
+    training runs compare in the MLflow UI without opening the nested runs."""
+    rows = [decision_row(entry) for entry in logged]
+    registry.log_table(pd.DataFrame(rows), "gate_decisions.json")
+    registry.set_tags({f"gate.{row['model']}": row["decision"] for row in rows})
+    registry.log_metrics(
+        {
+            f"{entry.result.name}.served.gate_metric": entry.decision.evidence.metrics[entry.decision.winner].estimate
+            for entry in logged
+        }
+    )
+
+
+def decision_row(logged: LoggedResult) -> dict[str, str]:
+    """One family's decision in words and numbers (the summary table and the parent run's table)."""
+    decision, result = logged.decision, logged.result
+    evidence = decision.evidence
+    best = decision.best_baseline
+    champion = evidence.metrics.get("champion")
+    served = "the model" if decision.winner == MODEL else f"baseline {decision.winner}"
+    verdict = "promoted to champion" if decision.promote else f"challenger; champion v{decision.champion.version} stays"
+    return {
+        "model": result.name,
+        "version": logged.version,
+        "test window": f"{result.plan.test.date()} +{result.horizon_days}d",
+        "metric": decision.metric,
+        "served": decision.winner,
+        "served score": str(evidence.metrics[decision.winner]),
+        "best baseline": f"{best} {evidence.metrics[best].estimate:.4f}",
+        "model - best baseline": str(decision.model_vs_best_baseline()),
+        "champion": f"v{decision.champion.version} {champion.estimate:.4f}" if champion else "-",
+        "decision": f"v{logged.version} serves {served}; {verdict}",
+    }
 
 
 # ---------------------------------------------------------------------------
 # The closing table.
 # ---------------------------------------------------------------------------
-BASELINE_LABELS = {
-    outcome.BASELINE_RECENCY: "recency",
-    outcome.BASELINE_RFM: "RFM logit",
-    outcome.BASELINE_BGNBD: "BG/NBD",
-    BASELINE_POPULARITY: "popularity",
-    BASELINE_ITEM_KNN: "item-kNN",
-}
-
-
-def summary_row(logged: LoggedResult) -> dict[str, str]:
-    """One line of the closing table: the gate metric of the model, its baselines and the champion."""
-    result = logged.result
-    gate = gate_metric(result)
-    champion = logged.decision.champion_score
-    return {
-        "model": f"{result.name} v{logged.version}",
-        "test window": f"{result.plan.test.date()} +{result.horizon_days}d",
-        "metric": gate.label,
-        "score": f"{result.metrics['model'][gate.key]:.3f}",
-        "baselines": ", ".join(f"{BASELINE_LABELS[b]} {result.metrics[b][gate.key]:.3f}" for b in gate.baselines),
-        "champion": f"{champion:.3f}" if champion is not None else "-",
-        "promoted": "yes" if logged.decision.promote else "no",
-    }
-
-
 def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: float) -> None:
     print(f"\nTrained at as_of {as_of.date()} in {elapsed:.0f} s")
-    print(pd.DataFrame([summary_row(logged) for logged in results]).to_string(index=False))
-    for logged in results:
-        print(f"  {logged.result.name}: {logged.decision.reason}")
+    rows = [decision_row(logged) for logged in results]
+    table = pd.DataFrame(rows).drop(columns=["decision"])
+    print(table.to_string(index=False))
+    for logged, row in zip(results, rows, strict=True):
+        print(f"  {row['decision']}: {logged.decision.reason}")
         if isinstance(logged.result, TrainingResult) and not logged.result.trees:
             print(
-                f"  {logged.result.name}: trees off, linear base only: "
+                f"  {logged.result.name}: trees off, the model is its linear base only: "
                 f"{logged.result.share_older_than_training:.0%} of test customers are older than any training row"
             )
 

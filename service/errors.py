@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class RequestError(ValueError):
-    """A request the service refuses (answered as a 4xx body naming the field, never a 5xx)."""
+    """A request the service refuses: a 4xx body naming the field (a 503 when the model it needs is not
+    registered), never a traceback."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(f"{field}: {message}")

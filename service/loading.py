@@ -1,5 +1,6 @@
 """Where the service's parts come from: settings from the environment, champion models from the
-MLflow registry, and the materialised profile store. Nothing here knows about HTTP."""
+MLflow registry (any that exist, at least one), and the materialised profile store. Nothing here
+knows about HTTP."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.names import CHURN, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
+from models.names import CHURN, MODEL_NAMES, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from pipelines.errors import UserError
 from pipelines.store import DEFAULT_STORE_PATH, STORE_PATH_ENV, ProfileStore, SQLiteProfileStore
 from pipelines.store.state import MaterializedState, StaleStateError, read_materialized_state
 from service.scorer import Scorer, ServingModels
-
-REQUIRED_MODELS = OUTCOME_MODELS
-OPTIONAL_MODELS = (RECOMMENDER,)
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,16 @@ class ServiceSettings:
 
 
 def champion_versions(mlflow_store: Path) -> dict[str, str]:
-    """The champion version of each model the service uses (an optional model without one is left out)."""
-    registry.connect(mlflow_store)
-    versions = registry.require_versions(REQUIRED_MODELS)
-    for name in OPTIONAL_MODELS:
-        version = registry.champion_version(name)
-        if version is not None:
-            versions[name] = version
+    """The champion version of each model that has one (its endpoints answer 503 otherwise); UserError
+    when no model has one, since the service would have nothing to answer with."""
+    uri = registry.connect(mlflow_store)
+    found = {name: registry.champion_version(name) for name in MODEL_NAMES}
+    versions = {name: version for name, version in found.items() if version is not None}
+    if not versions:
+        raise UserError(
+            f"no '{registry.CHAMPION}' version of any model ({', '.join(MODEL_NAMES)}) in the registry at {uri}; "
+            "run `make train` first"
+        )
     return versions
 
 
@@ -58,8 +59,12 @@ def load_serving_models(mlflow_store: Path, versions: dict[str, str]) -> Serving
     """The given registered versions, unwrapped to the project's own model objects."""
     registry.connect(mlflow_store)
     loaded = registry.load_models(versions)
+    # a family without a champion is None: its endpoints answer 503, the others serve as usual
     return ServingModels(
-        churn=loaded[CHURN], propensity=loaded[PROPENSITY], recommender=loaded.get(RECOMMENDER), versions=versions
+        churn=loaded.get(CHURN),
+        propensity=loaded.get(PROPENSITY),
+        recommender=loaded.get(RECOMMENDER),
+        versions=versions,
     )
 
 

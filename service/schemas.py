@@ -3,7 +3,8 @@
 Requests are typed by the `@bentoml.api` method parameters in `service.service`, and POST /recommend
 by `RecommendRequest`, which is the recommender's own `RecommendationRules` plus the customer and k,
 so the rules are defined once and reach the model as one value. A refused request answers
-`ErrorAnswer` with a 4xx status instead of the endpoint's model.
+`ErrorAnswer` with a 4xx status instead of the endpoint's model, and so does an endpoint whose model
+has no champion, with 503.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class SimilarItemsAnswer(BaseModel):
 
 
 class ProfileScores(BaseModel):
+    """A model without a champion leaves its scores null and its lists empty (risk tier "not_applicable")."""
+
     churn_probability: float | None
     risk_tier: str
     churn_reasons: list[Reason]
@@ -110,8 +113,8 @@ class ProfileAnswer(BaseModel):
     lifecycle_stage: str | None
     features: dict[str, Any]
     scores: ProfileScores
-    recommendations: list[Item]
-    model_versions: dict[str, str]
+    recommendations: list[Item]  # empty when no recommender is registered
+    model_versions: dict[str, str]  # the served models only
 
 
 class RejectedRow(BaseModel):

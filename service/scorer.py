@@ -12,6 +12,9 @@ Who gets what:
   prediction over the stored profiles (churn: over its population), no reasons, and the
   recommender's cold-start list (most popular products).
 
+Any non-empty subset of the champions can be served: an endpoint whose model has no champion answers
+503 saying how to train it (`missing_model_error`), and /profile leaves that model's scores empty.
+
 POST /events is `service.events.EventWriter`'s: the scorer reads what it wrote.
 """
 
@@ -27,9 +30,10 @@ import pandas as pd
 
 from features import schema as s
 from features.population import POPULATION_COLUMNS, in_churn_population
-from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.names import CHURN, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
+from pipelines.cli import train_command
 from pipelines.store import ProfileStore
 from pipelines.store.codec import json_value
 from pipelines.store.state import MaterializedState
@@ -50,14 +54,32 @@ def risk_tier(probability: float) -> str:
     return next(name for floor, name in RISK_TIERS if probability >= floor)
 
 
+def missing_model_error(model_name: str, field: str) -> RequestError:
+    """The 503 of an endpoint whose model has no champion: which model, and how to get one served."""
+    return RequestError(
+        field,
+        f"no {model_name} model is registered; train it with {train_command([model_name])} and POST /reload",
+        503,
+    )
+
+
 @dataclass(frozen=True)
 class ServingModels:
-    """The models the service answers with, and their registry versions."""
+    """The models the service answers with (None: no champion registered), and their registry versions."""
 
-    churn: OutcomeModel
-    propensity: OutcomeModel
-    recommender: TwoStageRecommender | None  # None when no recommender is registered
+    churn: OutcomeModel | None
+    propensity: OutcomeModel | None
+    recommender: TwoStageRecommender | None
     versions: dict[str, str] = field(default_factory=dict)
+
+    def outcome_models(self) -> dict[str, OutcomeModel]:
+        """The outcome models that are served, by name."""
+        return {name: getattr(self, name) for name in OUTCOME_MODELS if getattr(self, name) is not None}
+
+    @property
+    def missing(self) -> list[str]:
+        """The model families without a champion, in `models.names` order."""
+        return [name for name in MODEL_NAMES if getattr(self, name) is None]
 
 
 class Scorer:
@@ -79,17 +101,19 @@ class Scorer:
         self.event_writer = EventWriter(
             store, state, max_batch, now or (lambda: pd.Timestamp.now("UTC").tz_localize(None))
         )
-        self._columns = list(
-            dict.fromkeys([*models.churn.feature_names, *models.propensity.feature_names, *POPULATION_COLUMNS])
-        )
+        outcome_models = models.outcome_models()
+        feature_names = [name for model in outcome_models.values() for name in model.feature_names]
+        self._columns = list(dict.fromkeys([*feature_names, *POPULATION_COLUMNS]))
         position = {column: i for i, column in enumerate(self._columns)}
-        self._churn_columns = np.array([position[c] for c in models.churn.feature_names])
-        self._propensity_columns = np.array([position[c] for c in models.propensity.feature_names])
+        # each served outcome model's features, as positions in the rows read from the store
+        self._feature_columns = {
+            name: np.array([position[c] for c in model.feature_names]) for name, model in outcome_models.items()
+        }
         self._population_columns = [position[c] for c in POPULATION_COLUMNS]
         self._category_names = {s.category_purchase_probability(name): name for name in state.reference.categories} | {
             s.category_purchase_probability(name): name for name in state.reference.top_categories
         }
-        self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names}
+        self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
         self.base_rates = self._base_rates()
 
     # -- shared pieces --------------------------------------------------------------------------
@@ -106,19 +130,31 @@ class Scorer:
         recency, orders = (matrix[:, column] for column in self._population_columns)
         return in_churn_population(recency, orders, self.state.churn_lookback_days)
 
+    def _model(self, model_name: str, field: str) -> Any:
+        """The served model of this family, or the 503 saying it has no champion."""
+        model = getattr(self.models, model_name)
+        if model is None:
+            raise missing_model_error(model_name, field)
+        return model
+
     def _base_rates(self) -> dict[str, float]:
-        """Mean predictions over (a sample of) the stored profiles: the cold-start answer."""
+        """Mean predictions of the served outcome models over (a sample of) the stored profiles: the
+        cold-start answer."""
+        if not self._feature_columns:
+            return {}  # only a recommender: nothing to average, and no reason to read the store
         _, matrix, _ = self._rows(self.store.profile_ids(limit=COLD_START_SAMPLE))
         if not len(matrix):
             return {}
-        rates = {
-            output: float(np.mean(values))
-            for output, values in self.models.propensity.predict_matrix(matrix[:, self._propensity_columns]).items()
-        }
+        rates = {}
+        propensity = self.models.propensity
+        if propensity is not None:
+            outputs = propensity.predict_matrix(matrix[:, self._feature_columns[PROPENSITY]])
+            rates.update({output: float(np.mean(values)) for output, values in outputs.items()})
+        churn = self.models.churn
         in_population = self._in_churn_population(matrix)
-        if in_population.any():
-            churn = self.models.churn.predict_matrix(matrix[in_population][:, self._churn_columns])
-            rates[s.CHURN_PROBABILITY] = float(np.mean(churn[self.models.churn.primary_output]))
+        if churn is not None and in_population.any():
+            outputs = churn.predict_matrix(matrix[in_population][:, self._feature_columns[CHURN]])
+            rates[s.CHURN_PROBABILITY] = float(np.mean(outputs[churn.primary_output]))
         return rates
 
     def _category_list(self, outputs: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -131,11 +167,11 @@ class Scorer:
 
     # -- endpoints ------------------------------------------------------------------------------
     def churn(self, customer_ids: Sequence[str]) -> dict[str, Any]:
+        model = self._model(CHURN, "customer_ids")
         ids = self._ids(customer_ids)
         row_of, matrix, _ = self._rows(ids)
-        model = self.models.churn
         version = self.models.versions.get(CHURN)
-        features = matrix[:, self._churn_columns]
+        features = matrix[:, self._feature_columns[CHURN]]
         probability = model.predict_matrix(features)[model.primary_output] if len(features) else np.zeros(0)
         in_population = self._in_churn_population(matrix)
         explained_rows = np.flatnonzero(in_population)
@@ -174,10 +210,10 @@ class Scorer:
         return {"results": results}
 
     def propensity(self, customer_ids: Sequence[str]) -> dict[str, Any]:
+        model = self._model(PROPENSITY, "customer_ids")
         ids = self._ids(customer_ids)
         row_of, matrix, _ = self._rows(ids)
-        model = self.models.propensity
-        outputs = model.predict_matrix(matrix[:, self._propensity_columns]) if len(matrix) else {}
+        outputs = model.predict_matrix(matrix[:, self._feature_columns[PROPENSITY]]) if len(matrix) else {}
         version = self.models.versions.get(PROPENSITY)
         results = []
         for customer_id in ids:
@@ -198,9 +234,7 @@ class Scorer:
         return {"results": results}
 
     def recommend(self, customer_id: str, k: int = 10, rules: RecommendationRules | None = None) -> dict[str, Any]:
-        recommender = self.models.recommender
-        if recommender is None:
-            raise RequestError("customer_id", "no recommender model is registered", 503)
+        recommender = self._model(RECOMMENDER, "customer_id")
         if k > self.max_batch:
             raise RequestError("k", f"at most {self.max_batch} items per request, got {k}", 413)
         rules = rules or RecommendationRules()
@@ -233,9 +267,7 @@ class Scorer:
         }
 
     def similar_items(self, product_id: str, k: int = 10) -> dict[str, Any]:
-        recommender = self.models.recommender
-        if recommender is None:
-            raise RequestError("product_id", "no recommender model is registered", 503)
+        recommender = self._model(RECOMMENDER, "product_id")
         if k > self.max_batch:
             raise RequestError("k", f"at most {self.max_batch} items per request, got {k}", 413)
         try:
@@ -256,10 +288,20 @@ class Scorer:
         return self.event_writer.write(tables)
 
     def profile(self, customer_id: str) -> dict[str, Any]:
+        """The stored profile and every served model's answer; a model without a champion leaves its
+        scores null (risk tier "not_applicable") and its lists empty, so the rest is still answered."""
         customer_id = str(customer_id)
         stored = self.store.get_profile(customer_id)
-        churn = self.churn([customer_id])["results"][0]
-        propensity = self.propensity([customer_id])["results"][0]
+        churn = (
+            self.churn([customer_id])["results"][0]
+            if self.models.churn is not None
+            else {s.CHURN_PROBABILITY: None, "risk_tier": NOT_APPLICABLE, "reasons": []}
+        )
+        propensity = (
+            self.propensity([customer_id])["results"][0]
+            if self.models.propensity is not None
+            else {s.PURCHASE_PROBABILITY: None, "top_categories": []}
+        )
         recommendations = (
             self.recommend(customer_id, k=PROFILE_RECOMMENDATIONS)["items"] if self.models.recommender else []
         )
@@ -291,7 +333,7 @@ def predict_on_one_thread(models: ServingModels) -> None:
     recommender's own `_predict` does the same for small inputs). The models are this service's own
     copies, loaded from the registry for it.
     """
-    for model in (models.churn, models.propensity):
+    for model in models.outcome_models().values():
         for classifier in model.classifiers.values():
             booster = getattr(classifier, "booster_", None)
             if booster is not None and not isinstance(booster.predict, functools.partial):

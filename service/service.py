@@ -9,6 +9,9 @@ but /livez, /readyz and /metrics needs the header X-API-Key), SCORING_MAX_BATCH 
 SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this often; default 0, use POST /reload),
 SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests) and
 SCORING_WORKERS (worker processes, default 1; read when this module is imported).
+
+It serves whichever champions exist (at least one): an endpoint whose model has none answers 503
+saying how to train it, and GET /readyz lists such models under `missing_models`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from service.schemas import (
     ReloadAnswer,
     SimilarItemsAnswer,
 )
-from service.scorer import Scorer
+from service.scorer import Scorer, ServingModels
 
 logger = logging.getLogger("bentoml.customer_intelligence")
 
@@ -52,8 +55,13 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 # gen-2 threshold of the garbage collector in the serving process (CPython default 10; see __init__)
 FULL_COLLECTION_THRESHOLD = 1000
 
-# What GET /readyz reports beside BentoML's own check (one service instance per worker process).
-STATUS: dict[str, Any] = {"model_versions": {}, "registry": {"ok": None, "error": None, "checked_at": None}}
+# What GET /readyz reports beside BentoML's own check (one service instance per worker process):
+# the served versions, the model families without a champion (their endpoints answer 503), the registry.
+STATUS: dict[str, Any] = {
+    "model_versions": {},
+    "missing_models": [],
+    "registry": {"ok": None, "error": None, "checked_at": None},
+}
 
 
 class ServiceMiddleware:
@@ -110,6 +118,12 @@ def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
         return JSONResponse(error.as_dict(), status_code=error.status)
 
 
+def report_models(models: ServingModels) -> None:
+    """Put the served versions and the missing model families into what GET /readyz reports."""
+    STATUS["model_versions"] = dict(models.versions)
+    STATUS["missing_models"] = list(models.missing)
+
+
 def workers_from_env(environ: dict[str, str] | None = None) -> int:
     """SCORING_WORKERS as a whole number >= 1 (default 1). The service decorator needs it at import
     time, before `ServiceSettings.from_env` runs, so it is read here."""
@@ -144,9 +158,11 @@ class CustomerIntelligence:
         self.settings = ServiceSettings.from_env()
         self.scorer: Scorer = build_scorer(self.settings)
         self._reload_lock = threading.Lock()
-        STATUS["model_versions"] = dict(self.scorer.models.versions)
+        report_models(self.scorer.models)
         STATUS["registry"] = {"ok": True, "error": None, "checked_at": time.time()}
         logger.info("serving model versions %s from %s", self.scorer.models.versions, self.settings.store_path)
+        if self.scorer.models.missing:
+            logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
         if self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
         # the models, reference tables and imported modules live as long as the process: keep them out of
@@ -216,6 +232,7 @@ class CustomerIntelligence:
             current = dict(self.scorer.models.versions)
             try:
                 versions = champion_versions(self.settings.mlflow_store)
+                # compared as dicts: a newly registered champion of a missing model (a new key) is a change too
                 changed = versions != current
                 if changed:
                     models = load_serving_models(self.settings.mlflow_store, versions)
@@ -227,7 +244,7 @@ class CustomerIntelligence:
                 logger.error("champion reload failed, still serving %s: %s", current, error)
                 STATUS["registry"] = {"ok": False, "error": str(error), "checked_at": time.time()}
                 return {"reloaded": False, "model_versions": current, "error": str(error)}
-            STATUS["model_versions"] = dict(self.scorer.models.versions)
+            report_models(self.scorer.models)
             STATUS["registry"] = {"ok": True, "error": None, "checked_at": time.time()}
             return {"reloaded": changed, "model_versions": dict(self.scorer.models.versions), "error": None}
 

@@ -24,6 +24,9 @@ from features.schema import (
 from models.item_models import ItemKNNRecommender, PopularityRecommender, build_interaction_matrix
 from models.ranking_metrics import NDCG, evaluate_ranking, metric_key
 from models.recommender import (
+    BASELINE_BUY_AGAIN,
+    BASELINE_POPULARITY,
+    BASELINES,
     REASON_RESTOCK,
     SIMILARITY,
     RecommendationRules,
@@ -446,3 +449,39 @@ def test_a_pickled_model_names_its_classes_by_the_package_path(fitted, test_wind
     pd.testing.assert_frame_equal(
         pickle.loads(stored).recommend(customers[:20], k=10), fitted.recommend(customers[:20])
     )
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_every_baseline_obeys_the_same_exclusion_rules_as_the_model(generated_data, fitted, test_window, baseline):
+    history, customers, _ = test_window
+    customers = customers[:40]
+    bought = history.groupby(CUSTOMER_ID)[PRODUCT_ID].agg(set)
+    durables = set(generated_data.products.loc[generated_data.products[REPLENISHMENT_DAYS].isna(), PRODUCT_ID])
+    racer = fitted.as_baseline(baseline)
+    lists = racer.recommend(customers, k=10)
+    # never a durable the customer owns; a consumable they bought only as a restock
+    owned = [
+        product in bought[customer] for customer, product in zip(lists[CUSTOMER_ID], lists[PRODUCT_ID], strict=True)
+    ]
+    assert not any(product in durables for product, mine in zip(lists[PRODUCT_ID], owned, strict=True) if mine)
+    assert (lists.loc[owned, RECOMMENDATION_REASON] == REASON_RESTOCK).all()
+    assert not any(_bought_before(racer.recommend(customers, k=10, include_restock=False), bought))
+    banned = lists[PRODUCT_ID].value_counts().index[:3].tolist()
+    assert not set(racer.recommend(customers, k=10, exclude_product_ids=banned)[PRODUCT_ID]) & set(banned)
+    assert lists.groupby(CUSTOMER_ID).size().eq(10).all()  # full lists, as the model gives
+    # the same candidates and rules, a different order: the model's lists differ from the rule's
+    assert _lists(lists, customers) != _lists(fitted.recommend(customers, k=10), customers)
+
+
+def test_baselines_rank_by_their_rule(generated_data, fitted, test_window):
+    _, customers, _ = test_window
+    customer = customers[:1]
+    popular = fitted.as_baseline(BASELINE_POPULARITY).recommend(customer, k=10)
+    assert popular[RECOMMENDATION_SCORE].is_monotonic_decreasing
+    again = fitted.as_baseline(BASELINE_BUY_AGAIN).recommend(customers[:40], k=10)
+    restocks = again.assign(restock=again[RECOMMENDATION_REASON] == REASON_RESTOCK).groupby(CUSTOMER_ID)["restock"]
+    assert restocks.any().sum() >= 10
+    # own purchases first: in every list the restocks come before anything else
+    assert restocks.apply(lambda flags: list(flags) == sorted(flags, reverse=True)).all()
+    with pytest.raises(ValueError, match="unknown baseline 'oracle'"):
+        fitted.as_baseline("oracle")

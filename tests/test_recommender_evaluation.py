@@ -1,4 +1,4 @@
-"""The recommender's out-of-time evaluation and gate, on tiny hand-made frames with hand-computed answers."""
+"""The recommender's out-of-time evaluation, on tiny hand-made frames with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import pytest
 from features.schema import CATEGORY, CUSTOMER_ID, PRODUCT_ID, QUANTITY, REPLENISHMENT_DAYS, TIMESTAMP
 from models.plots import plot_grouped_bars
 from models.recommender_evaluation import (
-    BASELINE_ITEM_KNN,
-    BASELINE_POPULARITY,
-    baseline_lists,
     evaluate_lists,
     lists_from_frame,
     make_test_window,
@@ -20,7 +17,6 @@ from models.recommender_evaluation import (
 )
 from pipelines.errors import UserError
 from pipelines.settings import load_settings
-from pipelines.training.gate import decide_promotion
 from pipelines.training.recommender import recommender_tables, train_recommender
 
 CUTOFF = pd.Timestamp("2025-01-01")
@@ -110,14 +106,6 @@ def test_lists_must_align_with_the_window(window):
         evaluate_lists([["P2"]], window, ks=(1,))
 
 
-def test_baselines_are_fitted_on_history_only_and_skip_owned_items(window):
-    lists = baseline_lists(_transactions(), _products(), window, k=2)
-    # popularity before the cutoff: P1 and P2 two buyers each, P3 one; ties go to the earlier id
-    assert lists[BASELINE_POPULARITY] == [["P3", "P4"], ["P2", "P3"]]
-    # c2 owns P1, whose only co-bought item is P2 (cosine 0.5)
-    assert lists[BASELINE_ITEM_KNN][1][0] == "P2"
-
-
 def test_lists_from_frame_keeps_the_order_asked_and_fills_unknown_customers():
     frame = pd.DataFrame({CUSTOMER_ID: ["b", "b", "a"], PRODUCT_ID: ["x", "y", "z"]})
     assert lists_from_frame(frame, ["a", "nobody", "b"]) == [["z"], [], ["x", "y"]]
@@ -136,22 +124,6 @@ def test_metric_names_are_mlflow_safe():
     assert metric_name("hit_rate", 5) == "hit_rate_at_5"
 
 
-def test_gate_refuses_a_recommender_that_does_not_beat_a_baseline():
-    baselines = {BASELINE_POPULARITY: 0.06, BASELINE_ITEM_KNN: 0.14}
-    refused = decide_promotion(0.12, baselines, None, None, 0.002, metric="NDCG@10")
-    assert not refused.promote
-    assert "item_knn" in refused.reason and "popularity" not in refused.reason and "NDCG@10" in refused.reason
-    tie = decide_promotion(0.14, baselines, None, None, 0.002, metric="NDCG@10")
-    assert not tie.promote  # a baseline must be beaten, not matched
-    first = decide_promotion(0.50, baselines, None, None, 0.002, metric="NDCG@10")
-    assert first.promote and "first champion" in first.reason
-    assert not decide_promotion(0.50, baselines, 0.499, "3", 0.002, metric="NDCG@10").promote
-    better = decide_promotion(0.51, baselines, 0.50, "3", 0.002, metric="NDCG@10")
-    assert better.promote and better.champion_score == 0.50 and "v3" in better.reason
-    unmeasured = decide_promotion(0.51, baselines, None, "3", 0.002, metric="NDCG@10")
-    assert unmeasured.promote and "cannot be re-measured" in unmeasured.reason
-
-
 def test_too_little_history_for_the_recommender_is_a_user_error():
     tables = {"transactions": _transactions(), "products": _products()}
     with pytest.raises(UserError, match="^recommender: .*too short"):
@@ -165,7 +137,6 @@ def test_recommender_settings_have_defaults_and_refuse_nonsense():
     settings = load_settings()
     assert settings.recommender.horizon_days == 30 and settings.recommender.n_cutoffs == 6
     assert settings.recommender.ks == (5, 10, 20)
-    assert settings.gate.min_ndcg_gain >= 0
     with pytest.raises(UserError, match="recommender.horizon_days"):
         load_settings(None, ["recommender.horizon_days=0"])
 

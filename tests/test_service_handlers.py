@@ -3,12 +3,14 @@
 `service_workspace` (tests/conftest.py, `tests.workspace`; also used by the HTTP and server tiers)
 fits small churn, propensity and recommender models on the generated 1,000-customer data, registers
 them as champions in a temp MLflow store, and materialises the profiles into a temp SQLite store,
-once per session.
+once per session. `register_champions` copies some of those champions into a store of their own: a
+registry where the other models were never trained.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,12 +19,16 @@ import pytest
 from features import schema as s
 from features.customer import build_customer_features
 from features.history import History
+from models.names import CHURN, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
+from pipelines import registry
+from pipelines.errors import UserError
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
 from service.reasons import describe_feature
+from service.schemas import ProfileAnswer
 from service.scorer import RISK_TIERS, risk_tier
-from tests.workspace import in_population, lapsing_customer, purchase
+from tests.workspace import in_population, lapsing_customer, purchase, register_champions, train_hint
 
 
 @pytest.fixture
@@ -30,6 +36,29 @@ def scorer(service_workspace, tmp_path):
     store_path = service_workspace.copy_store(tmp_path / "profiles.sqlite")
     settings = ServiceSettings.from_env(service_workspace.environment(store_path, SCORING_MAX_BATCH="50"))
     scorer = build_scorer(settings)
+    yield scorer
+    scorer.store.close()
+
+
+def scorer_on(workspace, mlflow_store: Path, root: Path):
+    """A Scorer on its own copy of the profile store and on the given MLflow store."""
+    store_path = workspace.copy_store(root / "profiles.sqlite")
+    environment = {**workspace.environment(store_path), "SCORING_MLFLOW_STORE": str(mlflow_store)}
+    return build_scorer(ServiceSettings.from_env(environment))
+
+
+@pytest.fixture(scope="module")
+def recommender_only(service_workspace, tmp_path_factory):
+    root = tmp_path_factory.mktemp("recommender-only")
+    scorer = scorer_on(service_workspace, register_champions(service_workspace, root / "mlruns", [RECOMMENDER]), root)
+    yield scorer
+    scorer.store.close()
+
+
+@pytest.fixture(scope="module")
+def churn_only(service_workspace, tmp_path_factory):
+    root = tmp_path_factory.mktemp("churn-only")
+    scorer = scorer_on(service_workspace, register_champions(service_workspace, root / "mlruns", [CHURN]), root)
     yield scorer
     scorer.store.close()
 
@@ -267,3 +296,67 @@ def test_two_workers_on_one_store_lose_no_event_and_store_a_repeated_line_once(s
     pd.testing.assert_frame_equal(profile, rebuilt[profile.columns])
     for worker in workers:
         worker.store.close()
+
+
+# ---------------------------------------------------------------------------
+# A registry holding only some champions
+# ---------------------------------------------------------------------------
+def test_a_recommender_alone_is_served_and_the_outcome_endpoints_say_how_to_train(recommender_only, service_workspace):
+    scorer = recommender_only
+    assert scorer.models.missing == [CHURN, PROPENSITY]
+    assert scorer.models.versions == {RECOMMENDER: "1"} and scorer.base_rates == {}
+    for call, model_name in ((scorer.churn, CHURN), (scorer.propensity, PROPENSITY)):
+        with pytest.raises(RequestError) as refused:
+            call(["nobody"])
+        assert refused.value.status == 503
+        assert refused.value.as_dict() == {"error": f"customer_ids: {train_hint(model_name)}", "field": "customer_ids"}
+    customer = lapsing_customer(service_workspace)
+    assert len(scorer.recommend(customer, k=3)["items"]) == 3
+
+    profile = scorer.profile(customer)
+    ProfileAnswer.model_validate(profile)  # still the wire contract
+    assert profile["known_customer"] is True and profile[s.RFM_SEGMENT]
+    assert profile["scores"] == {
+        s.CHURN_PROBABILITY: None,
+        "risk_tier": "not_applicable",
+        "churn_reasons": [],
+        s.PURCHASE_PROBABILITY: None,
+        "top_categories": [],
+    }
+    assert len(profile["recommendations"]) == 5
+    assert profile["model_versions"] == {RECOMMENDER: "1"}
+
+
+def test_churn_alone_is_served_with_its_cold_start_and_the_rest_answer_503(churn_only, service_workspace):
+    scorer = churn_only
+    assert scorer.models.missing == [PROPENSITY, RECOMMENDER]
+    assert set(scorer.base_rates) == {s.CHURN_PROBABILITY}
+    customer = lapsing_customer(service_workspace)
+    known, unknown = scorer.churn([customer, "nobody"])["results"]
+    assert known["known_customer"] is True and len(known["reasons"]) == 5
+    assert unknown[s.CHURN_PROBABILITY] == pytest.approx(scorer.base_rates[s.CHURN_PROBABILITY])
+    for call, model_name, field in (
+        (lambda: scorer.propensity([customer]), PROPENSITY, "customer_ids"),
+        (lambda: scorer.recommend(customer), RECOMMENDER, "customer_id"),
+        (lambda: scorer.similar_items("P00001"), RECOMMENDER, "product_id"),
+    ):
+        with pytest.raises(RequestError) as refused:
+            call()
+        assert refused.value.status == 503
+        assert refused.value.as_dict() == {"error": f"{field}: {train_hint(model_name)}", "field": field}
+
+    profile = scorer.profile(customer)
+    ProfileAnswer.model_validate(profile)
+    assert profile["scores"][s.CHURN_PROBABILITY] == pytest.approx(known[s.CHURN_PROBABILITY])
+    assert profile["scores"][s.PURCHASE_PROBABILITY] is None and profile["scores"]["top_categories"] == []
+    assert profile["recommendations"] == []
+
+
+def test_with_no_champion_at_all_the_service_refuses_to_start(service_workspace, tmp_path):
+    empty = tmp_path / "mlruns"
+    registry.use_experiment(empty)
+    with pytest.raises(UserError) as refused:
+        scorer_on(service_workspace, empty, tmp_path)
+    message = str(refused.value)
+    assert "make train" in message and CHURN in message and RECOMMENDER in message
+    assert len(message.splitlines()) == 1

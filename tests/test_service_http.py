@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
+import bentoml
 import pandas as pd
 import pytest
 
@@ -12,10 +14,11 @@ with warnings.catch_warnings():  # Starlette's note about httpx2; BentoML's test
     from starlette.testclient import TestClient
 
 from features import schema as s
+from models.names import CHURN, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from service import service as service_module
 from service.service import CustomerIntelligence
-from tests.workspace import lapsing_customer, purchase
+from tests.workspace import lapsing_customer, purchase, register_champions, train_hint
 
 API_KEY = "test-key"
 
@@ -96,6 +99,7 @@ def test_health_endpoints_and_readiness_detail(client):
     detail = ready.json()
     assert detail["ready"] is True
     assert detail["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1"}
+    assert detail["missing_models"] == []
 
 
 def test_reload_keeps_the_models_when_the_registry_fails(client, monkeypatch):
@@ -145,3 +149,40 @@ def test_reload_picks_up_a_new_champion(client, service_workspace):
     finally:
         registry.set_alias("churn", registry.CHAMPION, "1")
         assert client.post("/reload", json={}).json()["model_versions"]["churn"] == "1"
+
+
+def test_a_partial_registry_is_served_and_readyz_names_the_missing_models(client, service_workspace, tmp_path):
+    # one BentoML app per process (its Prometheus metrics are global), so the running service is
+    # pointed at a registry holding only a recommender and reloaded, then pointed back
+    service = bentoml.get_current_service()
+    full_settings = service.settings
+    mlflow_store = register_champions(service_workspace, tmp_path / "mlruns", [RECOMMENDER])
+    customer = lapsing_customer(service_workspace)
+    try:
+        service.settings = replace(full_settings, mlflow_store=mlflow_store)
+        assert client.post("/reload", json={}).json()["model_versions"] == {RECOMMENDER: "1"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["model_versions"] == {RECOMMENDER: "1"}
+        assert ready.json()["missing_models"] == [CHURN, PROPENSITY]
+        response = client.post("/churn", json={"customer_ids": [customer]})
+        assert response.status_code == 503
+        assert response.json() == {"error": f"customer_ids: {train_hint(CHURN)}", "field": "customer_ids"}
+        response = client.post("/profile", json={"customer_id": customer})
+        assert response.status_code == 200, response.text
+        assert response.json()["scores"]["churn_probability"] is None
+        assert response.json()["scores"]["risk_tier"] == "not_applicable"
+        assert len(response.json()["recommendations"]) == 5
+
+        # a champion registered later for a missing model is served after POST /reload
+        register_champions(service_workspace, mlflow_store, [CHURN])
+        response = client.post("/reload", json={})
+        assert response.status_code == 200, response.text
+        assert response.json()["reloaded"] is True
+        assert response.json()["model_versions"] == {CHURN: "1", RECOMMENDER: "1"}
+        assert client.post("/churn", json={"customer_ids": [customer]}).status_code == 200
+        assert client.get("/readyz").json()["missing_models"] == [PROPENSITY]
+    finally:
+        service.settings = full_settings
+        client.post("/reload", json={})
+    assert client.get("/readyz").json()["missing_models"] == []

@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 
 from features import schema as s
+from models.baselines import RfmLogisticBaseline, ScoreColumnBaseline
+from models.outcome import OutcomeModel
 from pipelines import generate, registry, score, train
 from pipelines.store import SQLiteProfileStore
-from pipelines.training.gate import decide_promotion
+from pipelines.training.outcome import BASELINES
 
 pytestmark = pytest.mark.slow
 N_CUSTOMERS = 2000
@@ -66,35 +68,82 @@ def test_churn_recovers_the_generated_dropout_well_above_recency(workspace):
     assert latest["metrics.test.roc_auc"] > 0.75
 
 
-def test_gate_keeps_the_champion_unless_the_new_model_earns_it(workspace, tmp_path):
+# A model too weak to beat the baselines: one tree of two leaves, no linear base.
+WEAK = [
+    "--set",
+    "churn.booster.num_boost_round=1",
+    "--set",
+    "churn.booster.num_leaves=2",
+    "--set",
+    "churn.base_features=[]",
+]
+
+
+def test_gate_keeps_the_champion_unless_the_winner_beats_it_beyond_the_noise(workspace, tmp_path):
     # a store of its own: this test moves aliases, which the other tests must not see
-    data, store = str(workspace["data"]), str(tmp_path / "mlruns")
-    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn"]) == 0
-    assert aliases(Path(store), "churn") == {"champion": "1"}
-    # same data and config: no gain, so the new version is only a challenger
-    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn"]) == 0
-    assert aliases(Path(store), "churn") == {"champion": "1", "challenger": "2"}
-    # fixed seeds: the same data and config give the same model, metric for metric
-    auc = nested_runs(Path(store), "churn")["metrics.test.roc_auc"]
-    assert auc.iloc[0] == auc.iloc[1]
-    # a deliberately weakened model loses to the champion and gets a reason
-    weak = ["--set", "churn.booster.num_boost_round=1", "--set", "churn.booster.num_leaves=2"]
-    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn", *weak]) == 0
-    assert aliases(Path(store), "churn")["champion"] == "1"
+    data, store = str(workspace["data"]), tmp_path / "mlruns"
+    argv = ["--data", data, "--mlflow-store", str(store), "--models", "churn"]
+    assert train.main(argv) == 0
+    assert aliases(store, "churn") == {"champion": "1"}
+    first = nested_runs(store, "churn").iloc[0]
+    assert first["tags.gate.served"] == "model"  # the generated dropout is learnable well beyond the baselines
+    assert first["metrics.diff.model_vs_bgnbd.gate_metric_low"] > 0
+    # same data and config: the same model, which does not beat itself, so only a challenger
+    assert train.main(argv) == 0
+    assert aliases(store, "churn") == {"champion": "1", "challenger": "2"}
+    runs = nested_runs(store, "churn")
+    assert runs["metrics.test.roc_auc"].iloc[0] == runs["metrics.test.roc_auc"].iloc[1]
+    assert runs["metrics.champion.test.gate_metric"].iloc[0] == runs["metrics.test.gate_metric"].iloc[1]
+    assert "does not beat champion v1 beyond the noise" in runs["tags.gate.reason"].iloc[0]
+    # a model too weak for the baselines: the run serves the best baseline, which loses to the champion
+    assert train.main([*argv, *WEAK]) == 0
+    assert aliases(store, "churn")["champion"] == "1"
     version = mlflow.MlflowClient().get_model_version("churn", "3")
-    assert "does not beat" in version.tags["gate.reason"]
-    # with the margin lowered the gate lets an equal model through: the alias moves
-    lowered = ["--set", "gate.min_auc_gain=-1"]
-    assert train.main(["--data", data, "--mlflow-store", store, "--models", "churn", *lowered]) == 0
-    assert aliases(Path(store), "churn")["champion"] == "4"
+    assert version.tags["gate.served"] in BASELINES and version.tags["gate.decision"] == "challenger"
 
 
-def test_decide_promotion_rules():
-    baselines = {"recency": 0.70, "rfm_logistic": 0.72}
-    assert decide_promotion(0.80, baselines, None, None, 0.01).promote
-    assert not decide_promotion(0.71, baselines, None, None, 0.01).promote
-    assert not decide_promotion(0.80, baselines, 0.795, "1", 0.01).promote
-    assert decide_promotion(0.81, baselines, 0.795, "1", 0.01).promote
+def test_a_model_that_cannot_beat_the_baselines_leaves_the_best_baseline_as_champion(workspace, tmp_path, capsys):
+    data, store = str(workspace["data"]), tmp_path / "mlruns"
+    assert train.main(["--data", data, "--mlflow-store", str(store), "--models", "churn", *WEAK]) == 0
+    assert aliases(store, "churn") == {"champion": "1"}
+    run = nested_runs(store, "churn").iloc[0]
+    served = run["tags.gate.served"]
+    assert served in BASELINES and run["tags.gate.decision"] == "champion"
+    assert f"does not beat {served} beyond the noise" in run["tags.gate.reason"]
+    assert run["metrics.served.test.gate_metric"] == run[f"metrics.{served}.test.gate_metric"]
+    assert f"serves baseline {served}; promoted to champion" in capsys.readouterr().out
+    # the champion is the baseline itself, served and scored like any model
+    champion = registry.load_model("churn")
+    assert all(isinstance(c, RfmLogisticBaseline | ScoreColumnBaseline) for c in champion.classifiers.values())
+    out = tmp_path / "scores.parquet"
+    assert score.main(["--data", data, "--out", str(out), "--mlflow-store", str(store), "--models", "churn"]) == 0
+    assert pd.read_parquet(out)[s.CHURN_PROBABILITY].dropna().between(0, 1).all()
+
+
+def test_a_champion_that_cannot_be_remeasured_is_kept_with_a_warning(workspace, tmp_path, capsys):
+    data, store = str(workspace["data"]), tmp_path / "mlruns"
+    register_unmeasurable_champion(store)
+    argv = ["--data", data, "--mlflow-store", str(store), "--models", "churn"]
+    assert train.main(argv) == 0
+    assert aliases(store, "churn") == {"champion": "1", "challenger": "2"}
+    warning = capsys.readouterr().err
+    assert "warning: churn: champion v1 cannot be re-measured" in warning and "--replace-unmeasurable" in warning
+    version = mlflow.MlflowClient().get_model_version("churn", "2")
+    assert "no_such_feature" in version.tags["gate.champion_unmeasurable"]
+    # the human override replaces it
+    assert train.main([*argv, "--replace-unmeasurable"]) == 0
+    assert aliases(store, "churn")["champion"] == "3"
+
+
+def register_unmeasurable_champion(store: Path) -> None:
+    """A churn champion reading a column the features no longer have."""
+    frame = pd.DataFrame({"no_such_feature": [1.0, 2.0, 3.0, 4.0]})
+    labels = np.array([0, 1, 0, 1])
+    classifier = ScoreColumnBaseline("no_such_feature").fit(frame, labels, frame, labels)
+    model = OutcomeModel("churn", {s.CHURN_PROBABILITY: classifier}, ["no_such_feature"])
+    registry.use_experiment(store)
+    with registry.run("an old champion"):
+        registry.set_alias("churn", registry.CHAMPION, registry.log_model(model, "churn", frame))
 
 
 def test_scores_for_every_known_customer_match_the_registry_models(workspace, tmp_path):

@@ -34,8 +34,8 @@ def test_training_set_stacks_cutoffs_and_labels_only_the_churn_population():
         expected = make_churn_labels(tables[s.TRANSACTIONS], population, as_of, horizon_days=60)
         assert block[s.CHURN_LABEL].tolist() == expected[s.CHURN_LABEL].tolist()
         assert (block[s.ORDERS_COUNT_TOTAL] > 0).all()
-        # the BG/NBD baseline's score rides along, never as a feature column of the cache
-        assert s.BGNBD_EXPECTED_PURCHASES in block and s.BGNBD_EXPECTED_PURCHASES not in features
+        # labels ride along; the cached feature rows stay as they were built
+        assert s.CHURN_LABEL in block and s.CHURN_LABEL not in features
 
 
 def test_propensity_rows_are_every_known_customer_with_one_label_per_output():

@@ -119,3 +119,28 @@ def purchase(customer_id: str, product_id: str, when: pd.Timestamp, order_id: st
         s.TIMESTAMP: when.isoformat(),
         s.CHANNEL: "web",
     }
+
+
+def register_champions(workspace, mlflow_store: Path, model_names: list[str]) -> Path:
+    """Register copies of the workspace's champions of `model_names` (only those) as champions in
+    `mlflow_store`: a registry where the other models were never trained. Returns the store."""
+    registry.connect(workspace.mlflow_store)
+    models = registry.load_models({name: registry.champion_version(name) for name in model_names})
+    registry.use_experiment(mlflow_store)
+    example = workspace.profiles.head(3)
+    with registry.run("some champions"):
+        for name, model in models.items():
+            if name == RECOMMENDER:
+                version = registry.log_recommender(model, name, example[s.CUSTOMER_ID].tolist())
+            else:
+                version = registry.log_model(model, name, example)
+            registry.set_alias(name, registry.CHAMPION, version)
+    return mlflow_store
+
+
+def train_hint(model_name: str) -> str:
+    """What a 503 for a model without a champion says (the same for every endpoint)."""
+    return (
+        f"no {model_name} model is registered; "
+        f"train it with `python -m pipelines.train --data DIR --models {model_name}` and POST /reload"
+    )

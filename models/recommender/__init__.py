@@ -40,14 +40,23 @@ Modules, each importing at run time only modules above it:
 - `rules`: `RecommendationRules`, the query-time rules, and their form as catalogue codes;
 - `training`: labelled candidate groups per cutoff and the LightGBM lambdarank fit;
 - `ranking`: scored candidates to lists (rules, per-category cap, cold start, the result frame);
-- `model`: `TwoStageRecommender`, fit and serve (recommend, similar_items, bought_together);
+- `model`: `TwoStageRecommender`, fit and serve (recommend, similar_items, bought_together), and
+  `BaselineRecommender`: the same with a baseline rule for a ranker;
+- `baselines`: the baseline rules (popularity, item-kNN, EASE, buy-again) over the same candidates;
 - `parallel`: `recommend_in_parallel`, many customers over forked worker processes.
 """
 
+from models.recommender.baselines import (
+    BASELINE_BUY_AGAIN,
+    BASELINE_EASE,
+    BASELINE_ITEM_KNN,
+    BASELINE_POPULARITY,
+    BASELINES,
+)
 from models.recommender.candidates import FEATURES, Candidates, build_candidates
 from models.recommender.catalogue import Catalogue, Lines, build_catalogue, code_lines
 from models.recommender.config import CandidateConfig, RankerConfig
-from models.recommender.model import SIMILARITY, TwoStageRecommender
+from models.recommender.model import SIMILARITY, BaselineRecommender, TwoStageRecommender
 from models.recommender.parallel import recommend_in_parallel
 from models.recommender.reasons import (
     REASON_BOUGHT_BEFORE,
@@ -69,6 +78,12 @@ from models.recommender.sources import (
 from models.recommender.stage1 import ITEM_FEATURES, PairTable, Stage1, fit_stage1
 
 __all__ = [
+    "BASELINES",
+    "BASELINE_BUY_AGAIN",
+    "BASELINE_EASE",
+    "BASELINE_ITEM_KNN",
+    "BASELINE_POPULARITY",
+    "BaselineRecommender",
     "FEATURES",
     "ITEM_FEATURES",
     "REASON_BOUGHT_BEFORE",
@@ -105,6 +120,14 @@ __all__ = [
 # classes a fitted model holds to this package's path keeps those names off the internal layout:
 # models pickled before the split load here, models pickled here load in the code before it, and
 # moving a class between modules later breaks neither.
-PICKLED_CLASSES = (TwoStageRecommender, Stage1, Catalogue, PairTable, CandidateConfig, RankerConfig)
+PICKLED_CLASSES = (
+    TwoStageRecommender,
+    BaselineRecommender,
+    Stage1,
+    Catalogue,
+    PairTable,
+    CandidateConfig,
+    RankerConfig,
+)
 for _pickled in PICKLED_CLASSES:
     _pickled.__module__ = __name__

@@ -48,9 +48,9 @@ FEATURES = (
     ITEM_REPLENISHMENT_DUE_RATIO,
     PRICE_FIT,
 )
-_COLUMN = {name: position for position, name in enumerate(FEATURES)}
-_SCORE_COLUMN = {source: _COLUMN[candidate_score(source)] for source in SOURCES}
-_RANK_COLUMN = {source: _COLUMN[candidate_rank(source)] for source in SOURCES}
+FEATURE_COLUMN = {name: position for position, name in enumerate(FEATURES)}
+_SCORE_COLUMN = {source: FEATURE_COLUMN[candidate_score(source)] for source in SOURCES}
+_RANK_COLUMN = {source: FEATURE_COLUMN[candidate_rank(source)] for source in SOURCES}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Candidates:
         return Candidates(self.owner[mask], self.item[mask], self.features[mask])
 
     def feature(self, name: str) -> np.ndarray:
-        return self.features[:, _COLUMN[name]]
+        return self.features[:, FEATURE_COLUMN[name]]
 
 
 def build_candidates(
@@ -122,14 +122,16 @@ def _fill_item_and_customer_features(features: np.ndarray, stage1: Stage1, code:
     """Write the product's and the (customer, product) pair's columns of `features` in place."""
     category = stage1.catalogue.category[item]
     for position, name in enumerate(ITEM_FEATURES):
-        features[:, _COLUMN[name]] = stage1.item_features[item, position]
+        features[:, FEATURE_COLUMN[name]] = stage1.item_features[item, position]
     pairs, categories = stage1.purchases, stage1.category_pairs
-    features[:, _COLUMN[ITEM_PURCHASES_TOTAL]] = pairs.lookup(code, item, ITEM_PURCHASES_TOTAL, 0.0)
+    features[:, FEATURE_COLUMN[ITEM_PURCHASES_TOTAL]] = pairs.lookup(code, item, ITEM_PURCHASES_TOTAL, 0.0)
     for name in (DAYS_SINCE_ITEM_PURCHASE, ITEM_REPLENISHMENT_DUE_RATIO):
-        features[:, _COLUMN[name]] = pairs.lookup(code, item, name, np.nan)
-    features[:, _COLUMN[ITEM_CATEGORY_SHARE]] = categories.lookup(code, category, ITEM_CATEGORY_SHARE, 0.0)
-    features[:, _COLUMN[DAYS_SINCE_CATEGORY_PURCHASE]] = categories.lookup(
+        features[:, FEATURE_COLUMN[name]] = pairs.lookup(code, item, name, np.nan)
+    features[:, FEATURE_COLUMN[ITEM_CATEGORY_SHARE]] = categories.lookup(code, category, ITEM_CATEGORY_SHARE, 0.0)
+    features[:, FEATURE_COLUMN[DAYS_SINCE_CATEGORY_PURCHASE]] = categories.lookup(
         code, category, DAYS_SINCE_CATEGORY_PURCHASE, np.nan
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        features[:, _COLUMN[PRICE_FIT]] = np.abs(np.log(stage1.catalogue.price[item] / stage1.median_price[code]))
+        features[:, FEATURE_COLUMN[PRICE_FIT]] = np.abs(
+            np.log(stage1.catalogue.price[item] / stage1.median_price[code])
+        )

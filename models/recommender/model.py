@@ -10,10 +10,11 @@ import pandas as pd
 
 from features.labels import make_product_pairs
 from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
+from models.recommender.baselines import BASELINE_SCORES
 from models.recommender.candidates import FEATURES
 from models.recommender.catalogue import DAY, build_catalogue, code_lines, to_days
 from models.recommender.config import CandidateConfig, RankerConfig
-from models.recommender.ranking import build_result_frame, rank_known_customers, recommend_cold_start
+from models.recommender.ranking import build_result_frame, predict_scores, rank_known_customers, recommend_cold_start
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
 from models.recommender.rules import RecommendationRules, make_rules, resolve_rules
 from models.recommender.stage1 import Stage1, fit_stage1
@@ -107,6 +108,20 @@ class TwoStageRecommender:
         self.ranker_, self.training_groups_, self.training_rows_ = fit_ranker(blocks, ranker_config)
         self.feature_names_ = list(FEATURES)
 
+    def _score_candidates(self, features: np.ndarray) -> np.ndarray:
+        """The ranker's score per candidate row (higher first)."""
+        return predict_scores(self.ranker_.booster_, features)
+
+    def as_baseline(self, name: str) -> BaselineRecommender:
+        """A recommender with these candidate sources, rules and reasons, ranked by a baseline rule
+        (`models.recommender.baselines`) instead of the ranker: shares the fitted stage 1, costs nothing."""
+        if name not in BASELINE_SCORES:
+            raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINE_SCORES)}")
+        baseline = BaselineRecommender.__new__(BaselineRecommender)
+        baseline.__dict__.update({key: value for key, value in self.__dict__.items() if key != "ranker_"})
+        baseline.baseline_ = name
+        return baseline
+
     def refresh_candidates(
         self, transactions: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp
     ) -> TwoStageRecommender:
@@ -183,7 +198,7 @@ class TwoStageRecommender:
             batch_stage1 = stage1.restricted_to(codes[positions])
             parts.append(
                 rank_known_customers(
-                    self.ranker_.booster_,
+                    self._score_candidates,
                     self.candidate_config_,
                     batch_stage1,
                     positions,
@@ -248,3 +263,13 @@ def _popular_in_cart_categories(stage1: Stage1, cart: np.ndarray, related: np.nd
     allowed[cart] = False
     allowed[related] = False
     return stage1.popular_order[allowed[stage1.popular_order]][:n]
+
+
+class BaselineRecommender(TwoStageRecommender):
+    """A `TwoStageRecommender` whose candidates are ranked by a baseline rule (`baseline_`), not a ranker.
+
+    Made by `TwoStageRecommender.as_baseline`; served, refreshed and registered like the model.
+    """
+
+    def _score_candidates(self, features: np.ndarray) -> np.ndarray:
+        return BASELINE_SCORES[self.baseline_](features)

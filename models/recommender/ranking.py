@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 
 import lightgbm as lgb
 import numpy as np
@@ -32,7 +33,7 @@ ListPart = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 
 
 def rank_known_customers(
-    booster: lgb.Booster,
+    score: Callable[[np.ndarray], np.ndarray],
     config: CandidateConfig,
     stage1: Stage1,
     positions: np.ndarray,
@@ -41,7 +42,8 @@ def rank_known_customers(
     rules: Rules,
     allowed: np.ndarray,
 ) -> ListPart:
-    """The top k of each known customer (customer `codes`, at `positions` in the query) under the rules."""
+    """The top k of each known customer (customer `codes`, at `positions` in the query) under the rules,
+    ordered by `score` (candidate feature rows -> one number each, higher first)."""
     candidates = build_candidates(
         stage1,
         codes,
@@ -54,7 +56,7 @@ def rank_known_customers(
     if rules.exclude_purchased and not rules.include_restock:
         keep &= candidates.feature(ITEM_PURCHASES_TOTAL) == 0
     candidates = candidates.take(keep)
-    scores = predict_scores(booster, candidates.features)
+    scores = score(candidates.features)
     order = np.lexsort((candidates.item, -scores, candidates.owner))
     owner, item, scores = candidates.owner[order], candidates.item[order], scores[order]
     chosen = select_top_per_owner(owner, item, stage1.catalogue.category, k, rules.max_per_category)

@@ -1,130 +1,241 @@
-"""Promotion by evidence: a new version becomes champion only when it beats every baseline and the
-current champion, re-measured on the same test window, by the configured margin."""
+"""Promotion by evidence: the served champion is the best candidate on the same held-out window.
+
+For each family the run's candidates are the project's model and its baselines, measured on the
+same test window and customers (`models.evidence`: a metric with its interval, paired differences
+from one shared bootstrap over customers). The rule, in two steps:
+
+1. the run's winner: the model when it beats the best baseline by more than the noise (the lower
+   end of the paired difference's interval above `gate.min_gain`), else the best baseline itself;
+2. promotion: with no champion the winner becomes champion; otherwise the champion is re-measured
+   on the same window and customers, and the winner replaces it only when it beats it by the same
+   rule. A champion that cannot be re-measured is kept (the run says why) unless the caller asks
+   to replace it (`--replace-unmeasurable`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from features import schema as s
 from models import recommender_evaluation as evaluation
-from models.metrics import evaluate_binary
+from models.evidence import Evidence, Interval, beats, gather_evidence, mean_draws, roc_auc_draws
+from models.outcome import OutcomeModel, assemble_outcome_model
+from models.recommender import BASELINES as RECOMMENDER_BASELINES
 from pipelines import registry
+from pipelines.settings import GateSettings
 from pipelines.training import outcome, recommender
-from pipelines.training.outcome import TrainingResult
-from pipelines.training.recommender import RecommenderResult
+from pipelines.training.outcome import MODEL, TrainingResult
+from pipelines.training.recommender import ALL_ITEMS, NEW_ITEMS, RecommenderResult, per_user_ndcg
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion, re-measured on this run's window (or why it could not be)."""
+
+    version: str | None
+    scores: object | None = None  # what the family's evidence needs (test-row scores, per-user values)
+    unmeasurable: str | None = None  # why it could not be re-measured
 
 
 @dataclass(frozen=True)
 class GateDecision:
+    """What the run serves and whether it becomes champion, with the evidence behind it."""
+
     promote: bool
+    winner: str  # the candidate the new version serves: MODEL or a baseline's name
     reason: str
-    champion_version: str | None
-    champion_score: float | None  # the champion's gate metric re-measured on the same test window
-
-
-def decide_promotion(
-    new_score: float,
-    baseline_scores: dict[str, float],
-    champion_score: float | None,
-    champion_version: str | None,
-    min_gain: float,
-    metric: str = "ROC-AUC",
-) -> GateDecision:
-    """Champion only by evidence: beat every baseline, and the champion by min_gain, on the same window.
-
-    `metric` names the gate metric (higher is better) in the reason: ROC-AUC, NDCG@10...
-    """
-    beaten_by = [name for name, score in baseline_scores.items() if not new_score > score]
-    if beaten_by:
-        reason = f"does not beat baseline(s) {', '.join(beaten_by)} on the test window ({metric} {new_score:.4f})"
-        return GateDecision(False, reason, champion_version, champion_score)
-    if champion_score is None:
-        first = "first champion" if champion_version is None else f"champion v{champion_version} cannot be re-measured"
-        return GateDecision(True, f"{first}: beats every baseline ({metric} {new_score:.4f})", champion_version, None)
-    if new_score >= champion_score + min_gain:
-        reason = (
-            f"beats champion v{champion_version} by {new_score - champion_score:+.4f} {metric} on the same test window"
-        )
-        return GateDecision(True, reason, champion_version, champion_score)
-    reason = (
-        f"{metric} {new_score:.4f} does not beat champion v{champion_version} ({champion_score:.4f}) "
-        f"by the required margin {min_gain}"
-    )
-    return GateDecision(False, reason, champion_version, champion_score)
-
-
-@dataclass(frozen=True)
-class GateMetric:
-    """What a family is judged on: the metric in words, its key in the result's metrics, the baselines."""
-
-    label: str
-    key: str
+    metric: str  # the gate metric in words: ROC-AUC, NDCG@10
+    evidence: Evidence  # every candidate's gate metric (and the champion's, when re-measured)
     baselines: tuple[str, ...]
+    champion: Champion
+    winners: dict[str, str] = field(default_factory=dict)  # per output, for families with several
+
+    @property
+    def best_baseline(self) -> str:
+        return self.evidence.best(self.baselines)
+
+    def model_vs_best_baseline(self) -> Interval:
+        return self.evidence.difference(MODEL, self.best_baseline)
 
 
-OUTCOME_GATE = GateMetric("ROC-AUC", outcome.PRIMARY_METRIC, outcome.BASELINES)
-RECOMMENDER_GATE = GateMetric(f"NDCG@{recommender.GATE_K}", recommender.PRIMARY_METRIC, recommender.BASELINES)
+def choose_winner(evidence: Evidence, baselines: tuple[str, ...], min_gain: float, extra_ok: bool = True) -> str:
+    """The model when it beats the best baseline beyond the noise (and `extra_ok`), else that baseline."""
+    best = evidence.best(baselines)
+    return MODEL if extra_ok and beats(evidence.difference(MODEL, best), min_gain) else best
 
 
-def gate_metric(result: TrainingResult | RecommenderResult) -> GateMetric:
-    return RECOMMENDER_GATE if isinstance(result, RecommenderResult) else OUTCOME_GATE
-
-
-def decide_outcome_model(result: TrainingResult, min_gain: float) -> GateDecision:
-    """The gate for churn or propensity: ROC-AUC against the baselines and the re-measured champion."""
-    return _decide(result, *_champion_auc_on(result), min_gain)
-
-
-def decide_recommender(result: RecommenderResult, tables: dict[str, pd.DataFrame], min_gain: float) -> GateDecision:
-    """The gate for the recommender: NDCG@10 against the baselines and the re-measured champion."""
-    return _decide(result, *_recommender_champion_on(result, tables), min_gain)
-
-
-def _decide(
-    result: TrainingResult | RecommenderResult,
-    champion_version: str | None,
-    champion_score: float | None,
-    min_gain: float,
+def decide(
+    evidence: Evidence,
+    baselines: tuple[str, ...],
+    metric: str,
+    champion: Champion,
+    gate: GateSettings,
+    replace_unmeasurable: bool = False,
+    extra_ok: bool = True,
+    extra_reason: str = "",
 ) -> GateDecision:
-    gate = gate_metric(result)
-    return decide_promotion(
-        result.metrics["model"][gate.key],
-        {name: result.metrics[name][gate.key] for name in gate.baselines},
-        champion_score,
-        champion_version,
-        min_gain,
-        metric=gate.label,
+    """The two-step rule of the module docstring on one family's evidence."""
+    winner = choose_winner(evidence, baselines, gate.min_gain, extra_ok)
+    best = evidence.best(baselines)
+    versus = evidence.difference(MODEL, best)
+    if winner == MODEL:
+        why = f"the model beats the best baseline {best} by {versus} {metric}"
+    else:
+        why = f"the model does not beat {best} beyond the noise ({versus} {metric}{extra_reason}): {best} is served"
+    promote, verdict = _promotion(evidence, winner, champion, gate.min_gain, metric, replace_unmeasurable)
+    return GateDecision(promote, winner, f"{why}; {verdict}", metric, evidence, baselines, champion)
+
+
+def _promotion(
+    evidence: Evidence, winner: str, champion: Champion, min_gain: float, metric: str, replace: bool
+) -> tuple[bool, str]:
+    if champion.version is None:
+        return True, "first champion"
+    if champion.unmeasurable is not None:
+        if replace:
+            return True, f"replaces champion v{champion.version}, which cannot be re-measured ({champion.unmeasurable})"
+        return False, (
+            f"champion v{champion.version} is kept: it cannot be re-measured ({champion.unmeasurable}); "
+            "--replace-unmeasurable replaces it"
+        )
+    versus = evidence.difference(winner, CHAMPION)
+    if beats(versus, min_gain):
+        return True, f"beats champion v{champion.version} by {versus} {metric} on the same window"
+    return False, f"does not beat champion v{champion.version} beyond the noise ({versus} {metric}): it stays"
+
+
+# ---------------------------------------------------------------------------
+# Churn and propensity: ROC-AUC on the test rows, per output.
+# ---------------------------------------------------------------------------
+OUTCOME_METRIC = "ROC-AUC"
+
+
+def decide_outcome_model(
+    result: TrainingResult, gate: GateSettings, replace_unmeasurable: bool = False
+) -> GateDecision:
+    """The gate for churn or propensity (the primary output decides; other outputs each take their
+    own winner among the model and the baselines, by the same rule)."""
+    champion = remeasure_outcome_champion(result)
+    primary = result.family.primary_output
+    evidence = outcome_evidence(result, primary, gate, champion)
+    decision = decide(evidence, outcome.BASELINES, OUTCOME_METRIC, champion, gate, replace_unmeasurable)
+    winners = {primary: decision.winner}
+    for output in result.model.outputs[1:]:
+        if output in result.labels:
+            winners[output] = choose_winner(outcome_evidence(result, output, gate), outcome.BASELINES, gate.min_gain)
+        else:  # a single class in the test window: nothing to judge by, the model's own output stays
+            winners[output] = MODEL
+    return GateDecision(
+        decision.promote,
+        decision.winner,
+        decision.reason,
+        decision.metric,
+        decision.evidence,
+        decision.baselines,
+        decision.champion,
+        winners,
     )
 
 
-def _champion_auc_on(result: TrainingResult) -> tuple[str | None, float | None]:
-    """The current champion's ROC-AUC re-measured on this run's test window."""
-    version = registry.champion_version(result.name)
-    if version is None:
-        return None, None
-    champion_model = registry.load_version(result.name, version)
-    if not set(champion_model.feature_names) <= set(result.test.columns):
-        return version, None
-    scores = champion_model.predict_frame(result.test)[champion_model.primary_output].to_numpy()
-    labels = result.test[result.family.label_column].to_numpy()
-    return version, float(evaluate_binary(labels, scores)[outcome.PRIMARY_METRIC])
+def outcome_evidence(
+    result: TrainingResult, output: str, gate: GateSettings, champion: Champion | None = None
+) -> Evidence:
+    """ROC-AUC of every candidate (and the re-measured champion) on the test rows, with paired draws."""
+    labels = result.labels[output]
+    scores = {name: by_output[output] for name, by_output in result.scores.items()}
+    if champion is not None and champion.scores is not None:
+        scores[CHAMPION] = champion.scores
+    full = {
+        name: float(roc_auc_draws(labels, score, np.arange(len(labels))[None, :])[0]) for name, score in scores.items()
+    }
+    return gather_evidence(
+        OUTCOME_METRIC,
+        full,
+        lambda name, rows: roc_auc_draws(labels, scores[name], rows),
+        len(labels),
+        gate.bootstrap_samples,
+        gate.confidence,
+    )
 
 
-def _recommender_champion_on(
-    result: RecommenderResult, tables: dict[str, pd.DataFrame]
-) -> tuple[str | None, float | None]:
-    """The current champion's NDCG@10 re-measured on this run's test window (its candidates refreshed
-    on the purchases before the test cutoff); None when there is no champion or it cannot be re-measured."""
+def remeasure_outcome_champion(result: TrainingResult) -> Champion:
+    """The current champion's primary output on this run's test rows (or why it cannot be had)."""
     version = registry.champion_version(result.name)
     if version is None:
-        return None, None
+        return Champion(None)
+    try:
+        champion: OutcomeModel = registry.load_version(result.name, version)
+        missing = [name for name in champion.feature_names if name not in result.test.columns]
+        if missing:
+            return Champion(version, unmeasurable=f"its feature columns are missing: {', '.join(missing[:5])}")
+        scores = champion.predict_frame(result.test)[champion.primary_output].to_numpy()
+    except Exception as error:  # noqa: BLE001 -- a champion pickled by other code may not run on this code
+        return Champion(version, unmeasurable=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    return Champion(version, scores=scores)
+
+
+def served_outcome_model(result: TrainingResult, decision: GateDecision) -> OutcomeModel:
+    """The model the new version holds: each output's winning candidate."""
+    return assemble_outcome_model(result.name, result.candidates, decision.winners)
+
+
+# ---------------------------------------------------------------------------
+# The recommender: NDCG@10 per test-window customer; the model must also not lose on new items.
+# ---------------------------------------------------------------------------
+RECOMMENDER_METRIC = f"NDCG@{recommender.GATE_K}"
+
+
+def decide_recommender(
+    result: RecommenderResult, tables: dict[str, pd.DataFrame], gate: GateSettings, replace_unmeasurable: bool = False
+) -> GateDecision:
+    """The gate for the recommender: NDCG@10 over the window's customers, every candidate on the same
+    candidates and rules; the model wins only if it also does not lose to the best baseline on the
+    items new to each customer."""
+    champion = remeasure_recommender_champion(result, tables)
+    evidence = recommender_evidence(result, ALL_ITEMS, gate, champion)
+    best = evidence.best(RECOMMENDER_BASELINES)
+    new_items = recommender_evidence(result, NEW_ITEMS, gate).difference(MODEL, best)
+    not_losing = bool(np.isfinite(new_items.estimate)) and new_items.estimate >= 0
+    extra = "" if not_losing else f"; on new items it loses to {best} by {new_items}"
+    return decide(
+        evidence, RECOMMENDER_BASELINES, RECOMMENDER_METRIC, champion, gate, replace_unmeasurable, not_losing, extra
+    )
+
+
+def recommender_evidence(
+    result: RecommenderResult, items: str, gate: GateSettings, champion: Champion | None = None
+) -> Evidence:
+    """Mean per-customer NDCG@10 of every candidate, over the customers with relevant `items`."""
+    values = {name: by_items[items] for name, by_items in result.per_user.items()}
+    if champion is not None and champion.scores is not None:
+        values[CHAMPION] = champion.scores
+    scored = np.isfinite(values[MODEL])
+    values = {name: value[scored] for name, value in values.items()}
+    return gather_evidence(
+        RECOMMENDER_METRIC,
+        {name: float(value.mean()) if len(value) else float("nan") for name, value in values.items()},
+        lambda name, rows: mean_draws(values[name], rows),
+        max(int(scored.sum()), 1),
+        gate.bootstrap_samples,
+        gate.confidence,
+    )
+
+
+def remeasure_recommender_champion(result: RecommenderResult, tables: dict[str, pd.DataFrame]) -> Champion:
+    """The champion's per-customer NDCG@10 on this window, its candidate sources refreshed on the history
+    before the test cutoff (or why it cannot be had)."""
+    version = registry.champion_version(result.name)
+    if version is None:
+        return Champion(None)
     try:
         champion = registry.load_version(result.name, version)
         refreshed = champion.refresh_candidates(tables[s.TRANSACTIONS], tables[s.PRODUCTS], result.plan.test)
         lists = evaluation.recommend_lists(refreshed, result.window, recommender.GATE_K)
-    except Exception as error:  # noqa: BLE001 -- a champion pickled by older code may not run on this code
-        print(f"  {result.name}: champion v{version} cannot be re-measured ({type(error).__name__}: {error})")
-        return version, None
-    return version, evaluation.evaluate_lists(lists, result.window, (recommender.GATE_K,))[recommender.PRIMARY_METRIC]
+    except Exception as error:  # noqa: BLE001 -- a champion pickled by other code may not run on this code
+        return Champion(version, unmeasurable=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    return Champion(version, scores=per_user_ndcg(lists, result.window)[ALL_ITEMS])

@@ -2,15 +2,18 @@
 
 For each family the test window is the latest complete horizon before as_of (or `--evaluate-at`);
 training cutoffs step back from it, the latest of them held out for early stopping and calibration.
-Each cutoff's rows are the features at that cutoff joined with the labels of its horizon. The model
-and three baselines (recency alone, logistic regression on RFM, BG/NBD expected purchases under the
-cutoff's reference fit) are scored on the same test rows.
+Each cutoff's rows are the features at that cutoff joined with the labels of its horizon.
+
+The candidates: the project's model and three baselines (recency alone, logistic regression on
+RFM, BG/NBD expected purchases), fitted on the same rows, each an `OutcomeModel` with the same
+outputs that can be registered and served. All are scored on the same test rows; the gate
+(`pipelines.training.gate`) picks what is served.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,7 +24,7 @@ from features.customer import feature_columns
 from features.history import first_record
 from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels, plan_cutoffs
 from features.population import churn_population
-from models.baselines import RfmLogisticBaseline, ScoreColumnBaseline, bgnbd_expected_purchases
+from models.baselines import BGNBD_SCORE, RfmLogisticBaseline, ScoreColumnBaseline
 from models.metrics import evaluate_binary, evaluate_by_segment
 from models.names import CHURN, PROPENSITY
 from models.outcome import OutcomeModel, fit_outcome_model
@@ -30,6 +33,7 @@ from pipelines.settings import BoosterSettings, ChurnSettings, PropensitySetting
 from pipelines.training.cache import FeatureCache
 
 PRIMARY_METRIC = "roc_auc"
+MODEL = "model"
 BASELINE_RECENCY = "recency"
 BASELINE_RFM = "rfm_logistic"
 BASELINE_BGNBD = "bgnbd"
@@ -51,10 +55,16 @@ class OutcomeFamily:
     # +1 when a higher value of the baseline's score means the outcome is more likely
     recency_direction: int
     bgnbd_direction: int
+    # feature columns the RFM baseline adds for an output (a category's share for its propensity)
+    extra_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def label_column(self) -> str:
         return next(iter(self.outputs.values()))
+
+    @property
+    def primary_output(self) -> str:
+        return next(iter(self.outputs))
 
 
 def outcome_families(
@@ -92,23 +102,48 @@ def outcome_families(
             settings=propensity,
             recency_direction=-1,
             bgnbd_direction=1,
+            extra_columns={s.category_purchase_probability(c): (s.category_share(c),) for c in categories},
         ),
     }
+
+
+def plan_family(
+    name: str,
+    horizon_days: int,
+    cache: FeatureCache,
+    as_of: pd.Timestamp,
+    settings: Settings,
+    evaluate_at: pd.Timestamp | None,
+) -> CutoffPlan:
+    """The family's cutoffs: rolling training cutoffs (the last held out) before its test window."""
+    training = settings.training
+    try:
+        plan = plan_cutoffs(
+            as_of,
+            horizon_days,
+            training.n_cutoffs + 1,
+            training.cutoff_step_days,
+            data_start=first_record(cache.tables),
+            test_cutoff=evaluate_at,
+        )
+    except ValueError as error:
+        raise UserError(f"{name}: {error}") from error
+    if len(plan.train) < 2:
+        raise UserError(
+            f"{name}: the history before {as_of.date()} holds only {len(plan.train)} complete training "
+            f"window(s) of {horizon_days} days before the test window; use a shorter horizon or more data"
+        )
+    return plan
 
 
 # ---------------------------------------------------------------------------
 # Training sets: features at each cutoff joined with the labels of its horizon.
 # ---------------------------------------------------------------------------
 def labelled_frame(family: OutcomeFamily, cache: FeatureCache, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Features at as_of joined with the family's labels (only customers with a label), plus the
-    BG/NBD baseline's score in the family's horizon (never a model input)."""
-    cutoff = cache.at(as_of)
-    labels = family.make_labels(cache.transactions, cutoff.features, as_of)
-    frame = cutoff.features.merge(labels, on=s.CUSTOMER_ID, how="inner")
-    frame[s.BGNBD_EXPECTED_PURCHASES] = bgnbd_expected_purchases(
-        cache.transactions, as_of, cutoff.reference.bgnbd, family.horizon_days, frame[s.CUSTOMER_ID]
-    )
-    return frame
+    """Features at as_of joined with the family's labels (only customers with a label)."""
+    features = cache.at(as_of).features
+    labels = family.make_labels(cache.transactions, features, as_of)
+    return features.merge(labels, on=s.CUSTOMER_ID, how="inner")
 
 
 def build_training_set(family: OutcomeFamily, cache: FeatureCache, cutoffs: tuple[pd.Timestamp, ...]) -> pd.DataFrame:
@@ -121,16 +156,18 @@ def build_training_set(family: OutcomeFamily, cache: FeatureCache, cutoffs: tupl
 
 
 # ---------------------------------------------------------------------------
-# One family: fit, baselines, evaluation.
+# One family: the model and its baselines, fitted on the same rows and scored on the same test rows.
 # ---------------------------------------------------------------------------
 @dataclass
 class TrainingResult:
     family: OutcomeFamily
     plan: CutoffPlan
-    model: OutcomeModel
+    candidates: dict[str, OutcomeModel]  # MODEL first, then each baseline
     test: pd.DataFrame
-    scores: dict[str, np.ndarray]  # "model", "model_uncalibrated" and each baseline, on the test rows
-    metrics: dict[str, dict[str, float]]
+    labels: dict[str, np.ndarray]  # output -> the test rows' labels (outputs with both classes there)
+    scores: dict[str, dict[str, np.ndarray]]  # candidate -> output -> probability on the test rows
+    uncalibrated: np.ndarray  # the model's primary output before calibration, on the test rows
+    metrics: dict[str, dict[str, dict[str, float]]]  # candidate -> output -> evaluate_binary
     by_segment: pd.DataFrame
     train_rows: int
     share_older_than_training: float
@@ -144,16 +181,18 @@ class TrainingResult:
     def horizon_days(self) -> int:
         return self.family.horizon_days
 
+    @property
+    def model(self) -> OutcomeModel:
+        return self.candidates[MODEL]
+
 
 def train_outcome_model(
     family: OutcomeFamily,
+    plan: CutoffPlan,
     cache: FeatureCache,
-    as_of: pd.Timestamp,
     settings: Settings,
-    evaluate_at: pd.Timestamp | None = None,
 ) -> TrainingResult:
-    """Fit the family's model on rolling cutoffs before the test window; score it and the baselines on it."""
-    plan = _plan(family, cache, as_of, settings, evaluate_at)
+    """Fit the family's model and baselines on rolling cutoffs before the test window; score all on it."""
     fit_cutoffs, holdout_cutoff = plan.train[:-1], plan.train[-1]
     train = build_training_set(family, cache, fit_cutoffs)
     holdout = labelled_frame(family, cache, holdout_cutoff)
@@ -177,57 +216,58 @@ def train_outcome_model(
         monotone_rules=family.settings.monotone,
         base_features=family.settings.base_features,
     )
-    primary = model.classifiers[model.primary_output]
+    candidates = {MODEL: model, **fit_baselines(family, train, holdout, names, model.outputs)}
+    labels = {
+        output: test[family.outputs[output]].to_numpy()
+        for output in model.outputs
+        if test[family.outputs[output]].nunique() == 2
+    }
+    scores = {name: candidate.predict_frame(test).to_dict("series") for name, candidate in candidates.items()}
     scores = {
-        "model": primary.predict_proba(test[names]),
-        "model_uncalibrated": primary.predict_raw(test[names]),
+        name: {output: column.to_numpy() for output, column in by_output.items()} for name, by_output in scores.items()
     }
-    y_train, y_holdout = train[family.label_column].to_numpy(), holdout[family.label_column].to_numpy()
-    for name, baseline in _baselines(family).items():
-        scores[name] = baseline.fit(train, y_train, holdout, y_holdout).predict_proba(test)
-    y_test = test[family.label_column].to_numpy()
-    metrics = {name: evaluate_binary(y_test, score) for name, score in scores.items()}
-    for output, classifier in list(model.classifiers.items())[1:]:
-        label = family.outputs[output]
-        if label in test and test[label].nunique() == 2:
-            metrics[output] = evaluate_binary(test[label].to_numpy(), classifier.predict_proba(test[names]))
-    by_segment = evaluate_by_segment(y_test, scores["model"], test[s.RFM_SEGMENT])
-    return TrainingResult(family, plan, model, test, scores, metrics, by_segment, len(train), older_share, trees)
-
-
-def _plan(
-    family: OutcomeFamily,
-    cache: FeatureCache,
-    as_of: pd.Timestamp,
-    settings: Settings,
-    evaluate_at: pd.Timestamp | None,
-) -> CutoffPlan:
-    training = settings.training
-    try:
-        plan = plan_cutoffs(
-            as_of,
-            family.horizon_days,
-            training.n_cutoffs + 1,
-            training.cutoff_step_days,
-            data_start=first_record(cache.tables),
-            test_cutoff=evaluate_at,
-        )
-    except ValueError as error:
-        raise UserError(f"{family.name}: {error}") from error
-    if len(plan.train) < 2:
-        raise UserError(
-            f"{family.name}: the history before {as_of.date()} holds only {len(plan.train)} complete training "
-            f"window(s) of {family.horizon_days} days before the test window; use a shorter horizon or more data"
-        )
-    return plan
-
-
-def _baselines(family: OutcomeFamily) -> dict:
-    return {
-        BASELINE_RECENCY: ScoreColumnBaseline(s.DAYS_SINCE_LAST_PURCHASE, family.recency_direction),
-        BASELINE_RFM: RfmLogisticBaseline(),
-        BASELINE_BGNBD: ScoreColumnBaseline(s.BGNBD_EXPECTED_PURCHASES, family.bgnbd_direction),
+    metrics = {
+        name: {output: evaluate_binary(labels[output], by_output[output]) for output in labels}
+        for name, by_output in scores.items()
     }
+    primary = family.primary_output
+    uncalibrated = model.classifiers[primary].predict_raw(test[names])
+    by_segment = evaluate_by_segment(labels[primary], scores[MODEL][primary], test[s.RFM_SEGMENT])
+    return TrainingResult(
+        family,
+        plan,
+        candidates,
+        test,
+        labels,
+        scores,
+        uncalibrated,
+        metrics,
+        by_segment,
+        len(train),
+        older_share,
+        trees,
+    )
+
+
+def fit_baselines(
+    family: OutcomeFamily, train: pd.DataFrame, holdout: pd.DataFrame, names: list[str], outputs: list[str]
+) -> dict[str, OutcomeModel]:
+    """The three baselines as models over the same feature rows, one classifier per output."""
+    makers = {
+        BASELINE_RECENCY: lambda output: ScoreColumnBaseline(s.DAYS_SINCE_LAST_PURCHASE, family.recency_direction),
+        BASELINE_RFM: lambda output: RfmLogisticBaseline(family.extra_columns.get(output, ())),
+        BASELINE_BGNBD: lambda output: ScoreColumnBaseline(BGNBD_SCORE, family.bgnbd_direction),
+    }
+    baselines = {}
+    for name, make in makers.items():
+        classifiers = {}
+        for output in outputs:
+            label = family.outputs[output]
+            classifiers[output] = make(output).fit(
+                train[names], train[label].to_numpy(), holdout[names], holdout[label].to_numpy()
+            )
+        baselines[name] = OutcomeModel(family.name, classifiers, names)
+    return baselines
 
 
 def booster_arguments(booster: BoosterSettings, seed: int, trees: bool = True) -> dict:

@@ -1,9 +1,19 @@
-"""What one trained model logs: a nested run with metrics beside the baselines, plots, per-segment
-tables, the model itself (registered), and the gate's decision as alias and tags. Every MLflow call
-goes through `pipelines.registry`."""
+"""What one trained family logs: a nested run with every candidate's metrics and their intervals,
+the paired differences and the decision, plots, per-segment tables, and the served model itself
+(registered), with the gate's decision as alias and tags. Every MLflow call goes through
+`pipelines.registry`.
+
+Metric names. Per candidate: the model's as `test.<metric>` (churn, propensity) or `<metric>`
+(recommender), a baseline's with its name in front (`rfm_logistic.test.roc_auc`,
+`item_knn.ndcg_at_10`). The same across families, for the gate: `test.gate_metric` (and `_low`,
+`_high`: its interval) for the model, `<candidate>.test.gate_metric` for each baseline and for the
+re-measured `champion`, `served.test.gate_metric` for what the new version serves, and paired
+differences as `diff.<a>_vs_<b>.gate_metric` with their intervals.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -12,22 +22,23 @@ import numpy as np
 import pandas as pd
 
 from models import plots
+from models.evidence import Interval
 from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
 from models.recommender_evaluation import metric_name
 from pipelines import registry
-from pipelines.training.gate import GateDecision
-from pipelines.training.outcome import TrainingResult
+from pipelines.training.gate import CHAMPION, GateDecision, served_outcome_model
+from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import RecommenderResult
 
 SHAP_SAMPLE_ROWS = 2000
+GATE_METRIC = "gate_metric"
 
 
 def log_training_result(result: TrainingResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
-    """Log result under a nested run; register the model; move aliases per the decision.
-
-    Returns the new registered version.
-    """
+    """Log churn or propensity under a nested run; register the served model; move aliases per the
+    decision. Returns the new registered version."""
+    served = served_outcome_model(result, decision)
     holdout = {"holdout_cutoff": str(result.plan.train[-1].date())}
     with _model_run(result, decision, as_of, result.plan.train[:-1], holdout):
         registry.log_params(
@@ -42,53 +53,40 @@ def log_training_result(result: TrainingResult, decision: GateDecision, as_of: p
                 "share_older_than_training": round(result.share_older_than_training, 4),
             }
         )
-        _log_metrics(result)
-        _log_tables(result)
-        _log_plots(result)
-        version = registry.log_model(result.model, result.name, result.test[result.model.feature_names].head(5))
+        _log_outcome_metrics(result)
+        _log_evidence(decision, "test")
+        registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")
+        _log_comparison({name: by_output[result.family.primary_output] for name, by_output in result.metrics.items()})
+        for artifact, figure in _outcome_figures(result, decision).items():
+            registry.log_figure(figure, f"plots/{artifact}.png", plots.SAVE_OPTIONS)
+        version = registry.log_model(served, result.name, result.test[served.feature_names].head(5))
     _apply_decision(result.name, version, decision)
     return version
 
 
-def _log_metrics(result: TrainingResult) -> None:
-    y_test = result.test[result.family.label_column].to_numpy()
-    for source, values in result.metrics.items():
-        prefix = "test" if source == "model" else f"{source}.test"
-        registry.log_metrics({f"{prefix}.{name}": float(value) for name, value in values.items() if np.isfinite(value)})
-    # calibration before and after, on the test window
+def _log_outcome_metrics(result: TrainingResult) -> None:
+    primary = result.family.primary_output
+    for candidate, by_output in result.metrics.items():
+        for output, values in by_output.items():
+            prefix = "test" if output == primary else f"{output}.test"
+            prefix = prefix if candidate == MODEL else f"{candidate}.{prefix}"
+            registry.log_metrics({f"{prefix}.{name}": float(v) for name, v in values.items() if np.isfinite(v)})
+    labels = result.labels[primary]
     registry.log_metrics(
         {
-            "test.ece_before_calibration": expected_calibration_error(y_test, result.scores["model_uncalibrated"]),
-            "test.ece_after_calibration": expected_calibration_error(y_test, result.scores["model"]),
+            "test.ece_before_calibration": expected_calibration_error(labels, result.uncalibrated),
+            "test.ece_after_calibration": expected_calibration_error(labels, result.scores[MODEL][primary]),
         }
     )
 
 
-def _log_tables(result: TrainingResult) -> None:
-    registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")
-    _log_comparison(result.metrics)
-
-
-def _log_comparison(metrics: dict[str, dict[str, float]]) -> None:
-    comparison = pd.DataFrame(metrics).T
-    comparison.index.name = "scorer"
-    registry.log_table(comparison.reset_index(), "evaluation/model_vs_baselines.json")
-
-
-def _log_plots(result: TrainingResult) -> None:
-    for artifact, figure in _figures(result).items():
-        registry.log_figure(figure, f"plots/{artifact}.png", plots.SAVE_OPTIONS)
-
-
-def _figures(result: TrainingResult) -> dict:
-    """The evaluation plots: model beside the baselines, calibration before and after, and why."""
-    y_test = result.test[result.family.label_column].to_numpy()
-    scores = {name: score for name, score in result.scores.items() if name != "model_uncalibrated"}
-    calibration = {
-        "before calibration": result.scores["model_uncalibrated"],
-        "after calibration": result.scores["model"],
-    }
-    classifier = result.model.classifiers[result.model.primary_output]
+def _outcome_figures(result: TrainingResult, decision: GateDecision) -> dict:
+    """The evaluation plots: the candidates side by side, the evidence, calibration, and why."""
+    primary = result.family.primary_output
+    labels = result.labels[primary]
+    scores = {name: by_output[primary] for name, by_output in result.scores.items()}
+    calibration = {"before calibration": result.uncalibrated, "after calibration": scores[MODEL]}
+    classifier = result.model.classifiers[primary]
     importance = classifier.feature_importance()
     sample = (
         result.test[result.model.feature_names]
@@ -96,22 +94,24 @@ def _figures(result: TrainingResult) -> dict:
         .to_numpy(dtype=float)
     )
     return {
-        "roc": plots.plot_roc(y_test, scores),
-        "precision_recall": plots.plot_precision_recall(y_test, scores),
-        "calibration": plots.plot_calibration(y_test, calibration),
-        "gain_and_lift": plots.plot_gain_and_lift(y_test, scores),
+        "evidence": _evidence_figure(result, decision),
+        "roc": plots.plot_roc(labels, scores),
+        "precision_recall": plots.plot_precision_recall(labels, scores),
+        "calibration": plots.plot_calibration(labels, calibration),
+        "gain_and_lift": plots.plot_gain_and_lift(labels, scores),
         "feature_importance": plots.plot_feature_importance(list(importance.index), importance.to_numpy()),
         "shap_summary": plots.plot_shap_summary(classifier.contributions(sample), sample, result.model.feature_names),
     }
 
 
 def log_recommender_result(result: RecommenderResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
-    """Log the recommender under a nested run (its metrics and the baselines' at every k, the
-    configs, an NDCG bar chart); register the served model; move aliases per the decision.
+    """Log the recommender under a nested run (every candidate's metrics at every k, the evidence, the
+    configs, an NDCG bar chart); register the served candidate; move aliases per the decision.
 
-    Metric names: `ndcg_at_10` for the model, `popularity.ndcg_at_10` and `item_knn.ndcg_at_10` for
-    the baselines, `buy_again.` and `new_items.` for the two halves of the relevant set,
-    `coverage_at_10`, `novelty_at_10` (see `models.recommender_evaluation`). Returns the new version.
+    Metric names: `ndcg_at_10` for the model, `popularity.ndcg_at_10`, `item_knn.ndcg_at_10`,
+    `ease.ndcg_at_10` and `buy_again_first.ndcg_at_10` for the baselines, `buy_again.` and
+    `new_items.` for the two halves of the relevant set, `coverage_at_10`, `novelty_at_10` (see
+    `models.recommender_evaluation`). Returns the new version.
     """
     with _model_run(result, decision, as_of, result.plan.train):
         registry.log_params(
@@ -129,25 +129,72 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
             }
         )
         for source, values in result.metrics.items():
-            prefix = "" if source == "model" else f"{source}."
+            prefix = "" if source == MODEL else f"{source}."
             registry.log_metrics({f"{prefix}{name}": float(v) for name, v in values.items() if np.isfinite(v)})
+        _log_evidence(decision, "test")
         _log_comparison(result.metrics)
         figure = plots.plot_grouped_bars(
             {
-                {"model": "two-stage ranker", "popularity": "popularity", "item_knn": "item-kNN"}.get(source, source): [
-                    values[metric_name(NDCG, k)] for k in result.ks
-                ]
+                "two-stage ranker" if source == MODEL else source: [values[metric_name(NDCG, k)] for k in result.ks]
                 for source, values in result.metrics.items()
             },
             [f"k = {k}" for k in result.ks],
             "NDCG@k",
             f"Test window {result.plan.test.date()} +{result.horizon_days}d "
-            f"({int(result.metrics['model']['test_customers'])} customers)",
+            f"({int(result.metrics[MODEL]['test_customers'])} customers)",
         )
         registry.log_figure(figure, "plots/ndcg_at_k.png", plots.SAVE_OPTIONS)
-        version = registry.log_recommender(result.served, result.name, list(result.window.customer_ids[:5]))
+        registry.log_figure(_evidence_figure(result, decision), "plots/evidence.png", plots.SAVE_OPTIONS)
+        served = result.served_candidate(decision.winner)
+        version = registry.log_recommender(served, result.name, list(result.window.customer_ids[:5]))
     _apply_decision(result.name, version, decision)
     return version
+
+
+# ---------------------------------------------------------------------------
+# The evidence, the same for every family.
+# ---------------------------------------------------------------------------
+def _log_evidence(decision: GateDecision, test: str) -> None:
+    """Each candidate's gate metric with its interval, the paired differences behind the decision."""
+    evidence = decision.evidence
+    metrics: dict[str, float] = {}
+    for name, value in evidence.metrics.items():
+        metrics |= _interval_metrics(
+            f"{test}.{GATE_METRIC}" if name == MODEL else f"{name}.{test}.{GATE_METRIC}", value
+        )
+    metrics |= _interval_metrics(f"served.{test}.{GATE_METRIC}", evidence.metrics[decision.winner])
+    for baseline in decision.baselines:
+        metrics |= _interval_metrics(f"diff.{MODEL}_vs_{baseline}.{GATE_METRIC}", evidence.difference(MODEL, baseline))
+    if CHAMPION in evidence.metrics:
+        difference = evidence.difference(decision.winner, CHAMPION)
+        metrics |= _interval_metrics(f"diff.{decision.winner}_vs_{CHAMPION}.{GATE_METRIC}", difference)
+    registry.log_metrics({name: value for name, value in metrics.items() if np.isfinite(value)})
+    rows = [
+        {"candidate": name, decision.metric: value.estimate, "low": value.low, "high": value.high}
+        for name, value in evidence.metrics.items()
+    ]
+    registry.log_table(pd.DataFrame(rows), "evaluation/gate_evidence.json")
+
+
+def _interval_metrics(name: str, value: Interval) -> dict[str, float]:
+    return {name: value.estimate, f"{name}_low": value.low, f"{name}_high": value.high}
+
+
+def _evidence_figure(result: TrainingResult | RecommenderResult, decision: GateDecision):
+    evidence = decision.evidence
+    return plots.plot_intervals(
+        {name: (value.estimate, value.low, value.high) for name, value in evidence.metrics.items()},
+        decision.metric,
+        f"{result.name}: test window {result.plan.test.date()} +{result.horizon_days}d",
+        highlight=decision.winner,
+        confidence=evidence.confidence,
+    )
+
+
+def _log_comparison(metrics: dict[str, dict[str, float]]) -> None:
+    comparison = pd.DataFrame(metrics).T
+    comparison.index.name = "scorer"
+    registry.log_table(comparison.reset_index(), "evaluation/model_vs_baselines.json")
 
 
 @contextmanager
@@ -161,7 +208,8 @@ def _model_run(
     """A nested run named by model, as_of, horizon and gate outcome, tagged with its windows and decision."""
     outcome = _outcome(decision)
     test_end = result.plan.test + pd.Timedelta(days=result.horizon_days)
-    with registry.run(f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome}", nested=True):
+    run_name = f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome} | serves {decision.winner}"
+    with registry.run(run_name, nested=True):
         registry.set_tags(
             {
                 "model": result.name,
@@ -169,11 +217,25 @@ def _model_run(
                 "test_window": f"{result.plan.test.date()}..{test_end.date()}",
                 "train_cutoffs": ",".join(str(c.date()) for c in train_cutoffs),
                 **(extra_tags or {}),
-                "gate.decision": outcome,
-                "gate.reason": decision.reason,
+                **decision_tags(decision),
             }
         )
         yield
+
+
+def decision_tags(decision: GateDecision) -> dict[str, str]:
+    """The decision as run and version tags."""
+    tags = {
+        "gate.decision": _outcome(decision),
+        "gate.reason": decision.reason,
+        "gate.served": decision.winner,
+        "gate.metric": decision.metric,
+    }
+    if decision.winners:
+        tags["gate.served_per_output"] = json.dumps(decision.winners)
+    if decision.champion.unmeasurable:
+        tags["gate.champion_unmeasurable"] = decision.champion.unmeasurable
+    return tags
 
 
 def _outcome(decision: GateDecision) -> str:
@@ -181,6 +243,5 @@ def _outcome(decision: GateDecision) -> str:
 
 
 def _apply_decision(model_name: str, version: str, decision: GateDecision) -> None:
-    alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
-    registry.set_alias(model_name, alias, version)
-    registry.tag_version(model_name, version, {"gate.decision": alias, "gate.reason": decision.reason})
+    registry.set_alias(model_name, _outcome(decision), version)
+    registry.tag_version(model_name, version, decision_tags(decision))
