@@ -51,10 +51,14 @@ def metric_name(name: str, k: int) -> str:
 
 @dataclass(frozen=True)
 class EvaluationWindow:
-    """Who is scored in [cutoff, cutoff + horizon_days), what counts as a hit, and the history's item counts."""
+    """Who is scored, what counts as a hit, and the history's item counts.
+
+    A global time window is [cutoff, cutoff + horizon_days); a per-customer one holds each customer's
+    last purchases out (`horizon_days` None), the candidate sources fitted on the histories as of `cutoff`.
+    """
 
     cutoff: pd.Timestamp
-    horizon_days: int
+    horizon_days: int | None
     customer_ids: tuple[str, ...]  # sorted
     relevant: tuple[frozenset, ...]  # aligned with customer_ids
     buy_again: tuple[frozenset, ...]  # relevant and bought before the cutoff
@@ -67,7 +71,7 @@ class EvaluationWindow:
 def make_test_window(
     transactions: pd.DataFrame, products: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int
 ) -> EvaluationWindow:
-    """The test window at `cutoff` (see the module docstring for who is in it and what is relevant).
+    """The global time window at `cutoff` (see the module docstring for who is in it and what is relevant).
 
     Raises ValueError when no purchase precedes the cutoff or no customer with history buys in
     the window.
@@ -75,23 +79,60 @@ def make_test_window(
     cutoff = pd.Timestamp(cutoff)
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
-    purchases = transactions.loc[is_purchase(transactions[QUANTITY]), [CUSTOMER_ID, PRODUCT_ID, TIMESTAMP]]
+    purchases = _purchases(transactions)
     history = purchases[purchases[TIMESTAMP] < cutoff]
     if history.empty:
         raise ValueError(f"no purchases before the test cutoff {cutoff.date()}")
     end = cutoff + horizon_days * DAY
-    window = purchases[(purchases[TIMESTAMP] >= cutoff) & (purchases[TIMESTAMP] < end)]
-    window = window[window[CUSTOMER_ID].isin(history[CUSTOMER_ID])]
-    if window.empty:
+    future = purchases[(purchases[TIMESTAMP] >= cutoff) & (purchases[TIMESTAMP] < end)]
+    if not future[CUSTOMER_ID].isin(history[CUSTOMER_ID]).any():
         raise ValueError(
             f"no customer with earlier purchases buys in the test window {cutoff.date()} + {horizon_days} days"
         )
+    return window_from(history, future, products, cutoff, horizon_days)
 
+
+def split_last_purchases(transactions: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, held out): each customer's last ceil(`share`) of purchase lines, by (timestamp, product id),
+    held out; customers with a single line keep it in the history. Returns are not purchases and stay
+    with the history, so a customer's history is everything but their held-out purchases."""
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1, got {share}")
+    purchase = is_purchase(transactions[QUANTITY]).to_numpy()
+    lines = transactions[purchase].sort_values([CUSTOMER_ID, TIMESTAMP, PRODUCT_ID], kind="stable")
+    position = lines.groupby(CUSTOMER_ID, sort=False).cumcount().to_numpy()
+    count = lines.groupby(CUSTOMER_ID, sort=False)[PRODUCT_ID].transform("size").to_numpy()
+    held = (count >= 2) & (position >= count - np.ceil(share * count))
+    held_out = lines[held]
+    history = pd.concat([transactions[~purchase], lines[~held]]).sort_index()
+    return history, held_out
+
+
+def make_held_out_window(
+    history: pd.DataFrame, held_out: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp
+) -> EvaluationWindow:
+    """The per-customer test set: each customer's held-out purchases (`split_last_purchases`) against
+    their history, every scorer's candidate sources fitted on the histories as of `as_of`."""
+    purchases = _purchases(history)
+    if purchases.empty or held_out.empty:
+        raise ValueError("no customer has both a history and held-out purchases")
+    return window_from(purchases, _purchases(held_out), products, pd.Timestamp(as_of), None)
+
+
+def window_from(
+    history: pd.DataFrame,
+    future: pd.DataFrame,
+    products: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    horizon_days: int | None,
+) -> EvaluationWindow:
+    """Who is scored (customers with a history who buy in `future`) and what counts as a hit."""
+    future = future[future[CUSTOMER_ID].isin(history[CUSTOMER_ID])]
     consumables = set(products.loc[_replenishment_days(products) > 0, PRODUCT_ID])
     bought_before = history.groupby(CUSTOMER_ID, sort=False)[PRODUCT_ID].agg(frozenset)
-    bought_in_window = window.groupby(CUSTOMER_ID, sort=True)[PRODUCT_ID].agg(frozenset)
+    bought_later = future.groupby(CUSTOMER_ID, sort=True)[PRODUCT_ID].agg(frozenset)
     relevant, buy_again, new_items = [], [], []
-    for customer, products_bought in bought_in_window.items():
+    for customer, products_bought in bought_later.items():
         before = bought_before[customer]
         again = frozenset(p for p in products_bought & before if p in consumables)
         new = products_bought - before
@@ -104,13 +145,60 @@ def make_test_window(
     return EvaluationWindow(
         cutoff=cutoff,
         horizon_days=horizon_days,
-        customer_ids=tuple(bought_in_window.index),
+        customer_ids=tuple(bought_later.index),
         relevant=tuple(relevant),
         buy_again=tuple(buy_again),
         new_items=tuple(new_items),
         item_buyers=item_buyers.astype(np.int64),
         history_customers=int(history[CUSTOMER_ID].nunique()),
         catalogue_size=len(catalogue),
+    )
+
+
+def _purchases(transactions: pd.DataFrame) -> pd.DataFrame:
+    return transactions.loc[is_purchase(transactions[QUANTITY]), [CUSTOMER_ID, PRODUCT_ID, TIMESTAMP]]
+
+
+# ---------------------------------------------------------------------------
+# Which protocol: global time windows when buying is spread over time, else per customer.
+# ---------------------------------------------------------------------------
+TEMPORAL = "temporal"
+PER_CUSTOMER = "per_customer"
+
+
+@dataclass(frozen=True)
+class ProtocolChoice:
+    protocol: str  # TEMPORAL or PER_CUSTOMER
+    reason: str
+
+
+def choose_protocol(
+    transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, min_customers: int, min_share: float
+) -> ProtocolChoice:
+    """The validation protocol the data supports, decided from the history before as_of alone.
+
+    Global time windows when the latest complete window [as_of - horizon, as_of) holds at least
+    `min_customers` customers who bought before it and buy again in it, and they are at least
+    `min_share` of the customers who bought before it (a shop, with customers coming back over
+    time). Otherwise per customer: each customer's last purchases are held out (a ratings log where
+    most people arrive, rate and leave within days, or a young shop).
+    """
+    purchases = _purchases(transactions[transactions[TIMESTAMP] < pd.Timestamp(as_of)])
+    cutoff = pd.Timestamp(as_of) - horizon_days * DAY
+    before = purchases.loc[purchases[TIMESTAMP] < cutoff, CUSTOMER_ID].unique()
+    in_window = purchases.loc[purchases[TIMESTAMP] >= cutoff, CUSTOMER_ID]
+    returning = int(in_window[in_window.isin(before)].nunique())
+    share = returning / max(len(before), 1)
+    facts = (
+        f"{returning:,} of the {len(before):,} customers who bought before {cutoff.date()} "
+        f"({share:.0%}) bought again in the last {horizon_days} days"
+    )
+    if returning >= min_customers and share >= min_share:
+        return ProtocolChoice(TEMPORAL, f"{facts}: enough for a global time window")
+    return ProtocolChoice(
+        PER_CUSTOMER,
+        f"{facts}; a time window needs at least {min_customers:,} and {min_share:.0%}: "
+        "each customer's last purchases are held out instead",
     )
 
 

@@ -8,7 +8,7 @@ Each function receives only the section it needs; the whole resolved config is l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -101,11 +101,23 @@ class PropensitySettings(_Section):
 
 
 class RecommenderSettings(_Section):
-    """Two-stage recommender: label windows of horizon_days, stacked over n_cutoffs training
-    cutoffs that step back by the horizon from the test window (no overlap between windows)."""
+    """Two-stage recommender and how it is validated.
 
+    `protocol` "temporal": label windows of horizon_days, stacked over n_cutoffs training cutoffs
+    that step back by the horizon from the test window (no overlap between windows).
+    "per_customer": each customer's last `held_out_share` of purchases is the test set, the ranker
+    learns from the same split of the rest. "auto" (the default) picks temporal when the latest
+    complete window before as_of holds at least `min_window_customers` returning customers, who are
+    at least `min_window_share` of those who bought before it, and per_customer otherwise (a ratings
+    log, a young shop); `--evaluate-at` asks for a time window, so it means temporal.
+    """
+
+    protocol: Literal["auto", "temporal", "per_customer"] = "auto"
     horizon_days: PositiveInt = 30
     n_cutoffs: PositiveInt = 6
+    min_window_customers: PositiveInt = 100
+    min_window_share: float = Field(0.2, ge=0.0, le=1.0)
+    held_out_share: float = Field(0.25, gt=0.0, lt=1.0)
     # Cutoffs of the logged ranking metrics (NDCG@10, the gate's metric, is always evaluated).
     ks: tuple[PositiveInt, ...] = (5, 10, 20)
 

@@ -192,7 +192,7 @@ def decision_row(logged: LoggedResult) -> dict[str, str]:
     return {
         "model": result.name,
         "version": logged.version,
-        "test window": f"{result.plan.test.date()} +{result.horizon_days}d",
+        "test set": result.test_description,
         "metric": decision.metric,
         "served": decision.winner,
         "served score": str(evidence.metrics[decision.winner]),
@@ -213,6 +213,9 @@ def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: flo
     print(table.to_string(index=False))
     for logged, row in zip(results, rows, strict=True):
         print(f"  {row['decision']}: {logged.decision.reason}")
+        if isinstance(logged.result, RecommenderResult):
+            protocol = logged.result.protocol
+            print(f"  {logged.result.name}: validated {protocol.protocol.replace('_', ' ')}: {protocol.reason}")
         if isinstance(logged.result, TrainingResult) and not logged.result.trees:
             print(
                 f"  {logged.result.name}: trees off, the model is its linear base only: "

@@ -127,7 +127,7 @@ def test_metric_names_are_mlflow_safe():
 def test_too_little_history_for_the_recommender_is_a_user_error():
     tables = {"transactions": _transactions(), "products": _products()}
     with pytest.raises(UserError, match="^recommender: .*too short"):
-        train_recommender(tables, pd.Timestamp("2024-12-31"), load_settings())
+        train_recommender(tables, pd.Timestamp("2024-12-31"), load_settings(None, ["recommender.protocol=temporal"]))
     single = {"transactions": _transactions().assign(**{PRODUCT_ID: "P1"}), "products": _products()}
     with pytest.raises(UserError, match="^recommender: customers bought 1 distinct product"):
         recommender_tables(single)

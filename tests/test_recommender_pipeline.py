@@ -141,3 +141,26 @@ def test_evaluate_at_moves_the_test_window_and_training_windows_end_before_it(ge
     assert result.evaluated.as_of_ == evaluate_at  # metrics measured on history before the test window only
     assert result.served.as_of_ == as_of  # the served model sees everything before as_of
     assert result.ks == KS
+
+
+def test_per_customer_protocol_through_the_command_logs_why_and_re_measures_the_champion(
+    generated_data, tmp_path, capsys
+):
+    store = tmp_path / "mlruns"
+    argv = [
+        "--data", str(generated_data.data_dir), "--mlflow-store", str(store), "--models", "recommender",
+        "--set", "recommender.protocol=per_customer",
+    ]  # fmt: skip
+    assert train.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "recommender: validated per customer: set by recommender.protocol" in printed
+    assert "each customer's last 25% of purchases" in printed
+    assert train.main(argv) == 0
+    runs = registry.recent_runs(RECOMMENDER)
+    latest = runs.iloc[0]
+    assert latest["tags.protocol"] == "per_customer" and latest["params.protocol"] == "per_customer"
+    assert latest["tags.test_set"] == "each customer's last 25% of purchases"
+    assert latest["params.held_out_share"] == "0.25"
+    # the champion, refreshed on the same histories, scores what it scored when it was trained
+    assert latest["metrics.champion.test.gate_metric"] == runs["metrics.served.test.gate_metric"].iloc[1]
+    assert _aliases(store) == {"champion": "1", "challenger": "2"}

@@ -234,7 +234,7 @@ def remeasure_recommender_champion(result: RecommenderResult, tables: dict[str, 
         return Champion(None)
     try:
         champion = registry.load_version(result.name, version)
-        refreshed = champion.refresh_candidates(tables[s.TRANSACTIONS], tables[s.PRODUCTS], result.plan.test)
+        refreshed = champion.refresh_candidates(result.measured_on, tables[s.PRODUCTS], result.window.cutoff)
         lists = evaluation.recommend_lists(refreshed, result.window, recommender.GATE_K)
     except Exception as error:  # noqa: BLE001 -- a champion pickled by other code may not run on this code
         return Champion(version, unmeasurable=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")

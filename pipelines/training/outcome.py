@@ -182,6 +182,10 @@ class TrainingResult:
         return self.family.horizon_days
 
     @property
+    def test_description(self) -> str:
+        return f"test window {self.plan.test.date()} +{self.horizon_days}d"
+
+    @property
     def model(self) -> OutcomeModel:
         return self.candidates[MODEL]
 

@@ -1,12 +1,18 @@
-"""The recommender: a ranker fitted on rolling label windows, judged beside baselines on the test window.
+"""The recommender: a ranker fitted on examples the validation protocol allows, judged beside baselines.
 
-The ranker is fitted on `recommender.n_cutoffs` label windows of `recommender.horizon_days`, a
-horizon apart, all ending at or before the test cutoff. The candidates of the race are the
-two-stage model and the baseline recommenders (`models.recommender.baselines`: popularity,
-item-kNN, EASE, buy-again first), which share its candidate sources, rules and reasons and differ
-only in how they rank; all are scored on the test window's customers, overall and on the items new
-to each customer. The version registered for serving has its candidate sources refitted on every
-purchase before as_of.
+The protocol (`recommender.protocol`, decided from the data when "auto": see
+`models.recommender_evaluation.choose_protocol`):
+- temporal: the ranker is fitted on `recommender.n_cutoffs` label windows of
+  `recommender.horizon_days`, a horizon apart, all ending at or before the test cutoff; the test set
+  is the latest complete window before as_of.
+- per_customer: each customer's last `recommender.held_out_share` of purchases is the test set; the
+  ranker is fitted on the same split applied again to the rest (`n_cutoffs` times, nested), so
+  nothing it learns from is held out.
+The candidates of the race are the two-stage model and the baseline recommenders
+(`models.recommender.baselines`: popularity, item-kNN, EASE, buy-again first), which share its
+candidate sources, rules and reasons and differ only in how they rank; all are scored on the same
+customers, overall and on the items new to each customer. The version registered for serving has
+its candidate sources refitted on every purchase before as_of.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from models.ranking_metrics import per_user_scores
 from models.recommender import BASELINES, CandidateConfig, RankerConfig, TwoStageRecommender
 from models.recommender_evaluation import EvaluationWindow
 from pipelines.errors import UserError
-from pipelines.settings import Settings
+from pipelines.settings import RecommenderSettings, Settings
 
 # The gate's metric: NDCG of the top 10, always evaluated whatever recommender.ks says.
 GATE_K = 10
@@ -32,27 +38,42 @@ PRIMARY_METRIC = evaluation.metric_name("ndcg", GATE_K)
 MODEL = "model"
 ALL_ITEMS = "all"
 NEW_ITEMS = evaluation.NEW_ITEMS
+AUTO = "auto"
 
 
 @dataclass
 class RecommenderResult:
-    """A fitted recommender, its test-window metrics beside the baselines, and the model to serve."""
+    """A fitted recommender, its held-out metrics beside the baselines, and the model to serve."""
 
     name: str
-    plan: CutoffPlan
-    horizon_days: int
+    protocol: evaluation.ProtocolChoice
+    plan: CutoffPlan | None  # the temporal protocol's cutoffs; None per customer
+    horizon_days: int | None  # the temporal test window's length; None per customer
     ks: tuple[int, ...]
-    evaluated: TwoStageRecommender  # stage 1 as of the test cutoff: what the metrics measure
+    evaluated: TwoStageRecommender  # stage 1 as the test set's scorers see it: what the metrics measure
+    measured_on: pd.DataFrame  # the transactions stage 1 sees when measured (a champion is refreshed on them)
     served: TwoStageRecommender  # the same ranker, stage 1 refitted on every purchase before as_of
     window: EvaluationWindow
     metrics: dict[str, dict[str, float]]  # MODEL and each baseline
     per_user: dict[str, dict[str, np.ndarray]]  # candidate -> ALL_ITEMS / NEW_ITEMS -> NDCG@10 per window customer
     candidates: CandidateConfig
     ranker: RankerConfig
+    held_out_share: float | None = None  # per customer: the share of each customer's purchases held out
 
     def served_candidate(self, name: str) -> TwoStageRecommender:
         """What serving the candidate means: the model, or a baseline on the model's refreshed sources."""
         return self.served if name == MODEL else self.served.as_baseline(name)
+
+    @property
+    def test_description(self) -> str:
+        """The test set in words: `test window 2025-09-01 +30d` or `each customer's last 25% of purchases`."""
+        if self.plan is None:
+            return f"each customer's last {self.held_out_share:.0%} of purchases"
+        return f"test window {self.plan.test.date()} +{self.horizon_days}d"
+
+    @property
+    def train_cutoffs(self) -> tuple[pd.Timestamp, ...]:
+        return () if self.plan is None else self.plan.train
 
 
 def recommender_tables(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -69,17 +90,80 @@ def recommender_tables(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, p
     return transactions, products
 
 
+def decide_protocol(
+    transactions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    settings: RecommenderSettings,
+    evaluate_at: pd.Timestamp | None = None,
+) -> evaluation.ProtocolChoice:
+    """The validation protocol: the setting when it names one, a time window when `--evaluate-at` asks
+    for one, else what the data supports (customers coming back in the latest window)."""
+    if settings.protocol != AUTO:
+        return evaluation.ProtocolChoice(settings.protocol, "set by recommender.protocol")
+    if evaluate_at is not None:
+        return evaluation.ProtocolChoice(evaluation.TEMPORAL, "--evaluate-at names a test window")
+    return evaluation.choose_protocol(
+        transactions,
+        as_of,
+        settings.horizon_days,
+        settings.min_window_customers,
+        settings.min_window_share,
+    )
+
+
 def train_recommender(
     tables: dict[str, pd.DataFrame],
     as_of: pd.Timestamp,
     settings: Settings,
     evaluate_at: pd.Timestamp | None = None,
 ) -> RecommenderResult:
-    """Fit the ranker on cutoffs whose label windows end at or before the test cutoff, evaluate it and
-    the baselines on the test window, and refresh its candidates on all history before as_of."""
-    config = settings.recommender
-    horizon = config.horizon_days
+    """Fit the ranker by the chosen protocol, race it against the baselines on the held-out set, and
+    refresh its candidates on all history before as_of for serving."""
     transactions, products = recommender_tables(tables)
+    protocol = decide_protocol(transactions, as_of, settings.recommender, evaluate_at)
+    fit = _fit_temporal if protocol.protocol == evaluation.TEMPORAL else _fit_per_customer
+    fitted = fit(transactions, products, as_of, settings.recommender, evaluate_at)
+    ks = tuple(sorted(set(settings.recommender.ks) | {GATE_K}))
+    evaluated, window = fitted.evaluated, fitted.window
+    racers = {MODEL: evaluated, **{name: evaluated.as_baseline(name) for name in BASELINES}}
+    lists = {name: evaluation.recommend_lists(racer, window, max(ks)) for name, racer in racers.items()}
+    return RecommenderResult(
+        name=RECOMMENDER,
+        protocol=protocol,
+        plan=fitted.plan,
+        horizon_days=fitted.plan.horizon_days if fitted.plan else None,
+        ks=ks,
+        evaluated=evaluated,
+        measured_on=fitted.measured_on,
+        served=evaluated.refresh_candidates(transactions, products, as_of),
+        window=window,
+        metrics={name: evaluation.evaluate_lists(found, window, ks) for name, found in lists.items()},
+        per_user={name: per_user_ndcg(found, window) for name, found in lists.items()},
+        candidates=fitted.candidates,
+        ranker=fitted.ranker,
+        held_out_share=None if fitted.plan else settings.recommender.held_out_share,
+    )
+
+
+@dataclass
+class _Fitted:
+    plan: CutoffPlan | None
+    window: EvaluationWindow
+    evaluated: TwoStageRecommender
+    measured_on: pd.DataFrame
+    candidates: CandidateConfig
+    ranker: RankerConfig
+
+
+def _fit_temporal(
+    transactions: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    config: RecommenderSettings,
+    evaluate_at: pd.Timestamp | None,
+) -> _Fitted:
+    """Label windows a horizon apart, ending at or before the test cutoff; the test set is its window."""
+    horizon = config.horizon_days
     first_purchase = transactions.loc[s.is_purchase(transactions[s.QUANTITY]), s.TIMESTAMP].min()
     try:
         plan = plan_cutoffs(
@@ -94,19 +178,49 @@ def train_recommender(
     except ValueError as error:
         raise UserError(
             f"{RECOMMENDER}: {error}; the history before {plan.test.date()} is too short for its "
-            f"{horizon}-day training windows (got {len(plan.train)})"
+            f"{horizon}-day training windows (got {len(plan.train)}); try --set recommender.protocol=per_customer"
         ) from error
     # the last label window ends at the test cutoff, so stage 1 already sees exactly the history before it
     evaluated = model if model.as_of_ == plan.test else model.refresh_candidates(transactions, products, plan.test)
-    ks = tuple(sorted(set(config.ks) | {GATE_K}))
-    racers = {MODEL: evaluated, **{name: evaluated.as_baseline(name) for name in BASELINES}}
-    lists = {name: evaluation.recommend_lists(racer, window, max(ks)) for name, racer in racers.items()}
-    metrics = {name: evaluation.evaluate_lists(found, window, ks) for name, found in lists.items()}
-    per_user = {name: per_user_ndcg(found, window) for name, found in lists.items()}
-    served = model.refresh_candidates(transactions, products, as_of)
-    return RecommenderResult(
-        RECOMMENDER, plan, horizon, ks, evaluated, served, window, metrics, per_user, candidates, ranker
-    )
+    return _Fitted(plan, window, evaluated, transactions, candidates, ranker)
+
+
+def _fit_per_customer(
+    transactions: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    config: RecommenderSettings,
+    evaluate_at: pd.Timestamp | None,
+) -> _Fitted:
+    """Each customer's last purchases held out; the ranker learns from the same split of what is left."""
+    history, held_out = evaluation.split_last_purchases(transactions, config.held_out_share)
+    try:
+        window = evaluation.make_held_out_window(history, held_out, products, as_of)
+    except ValueError as error:
+        raise UserError(f"{RECOMMENDER}: {error} (every customer bought once?)") from error
+    examples = nested_examples(history, config.held_out_share, config.n_cutoffs)
+    candidates, ranker = CandidateConfig(), RankerConfig()
+    try:
+        evaluated = TwoStageRecommender(candidates, ranker).fit_examples(examples, history, products, as_of)
+    except ValueError as error:
+        raise UserError(
+            f"{RECOMMENDER}: {error}; with each customer's last purchases held out, too few customers "
+            "have enough purchases left to learn from"
+        ) from error
+    return _Fitted(None, window, evaluated, history, candidates, ranker)
+
+
+def nested_examples(history: pd.DataFrame, share: float, depth: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The ranker's (history, bought) examples: `share` of each customer's purchases held out of
+    `history`, then of what is left, `depth` times (or until nobody has two purchases left)."""
+    examples = []
+    rest = history
+    for _ in range(depth):
+        rest, bought = evaluation.split_last_purchases(rest, share)
+        if bought.empty:
+            break
+        examples.append((rest, bought[[s.CUSTOMER_ID, s.PRODUCT_ID]]))
+    return examples
 
 
 def per_user_ndcg(lists: list[list[str]], window: EvaluationWindow) -> dict[str, np.ndarray]:

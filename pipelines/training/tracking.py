@@ -113,12 +113,14 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
     `new_items.` for the two halves of the relevant set, `coverage_at_10`, `novelty_at_10` (see
     `models.recommender_evaluation`). Returns the new version.
     """
-    with _model_run(result, decision, as_of, result.plan.train):
+    with _model_run(result, decision, as_of, result.train_cutoffs, _protocol_tags(result)):
         registry.log_params(
             {
                 "model": result.name,
+                "protocol": result.protocol.protocol,
                 "horizon_days": result.horizon_days,
-                "n_cutoffs": len(result.plan.train),
+                "held_out_share": result.held_out_share,
+                "n_cutoffs": len(result.train_cutoffs),
                 "ks": ",".join(str(k) for k in result.ks),
                 "training_groups": result.evaluated.training_groups_,
                 "training_rows": result.evaluated.training_rows_,
@@ -140,7 +142,7 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
             },
             [f"k = {k}" for k in result.ks],
             "NDCG@k",
-            f"Test window {result.plan.test.date()} +{result.horizon_days}d "
+            f"{result.test_description[:1].upper()}{result.test_description[1:]} "
             f"({int(result.metrics[MODEL]['test_customers'])} customers)",
         )
         registry.log_figure(figure, "plots/ndcg_at_k.png", plots.SAVE_OPTIONS)
@@ -149,6 +151,11 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
         version = registry.log_recommender(served, result.name, list(result.window.customer_ids[:5]))
     _apply_decision(result.name, version, decision)
     return version
+
+
+def _protocol_tags(result: RecommenderResult) -> dict[str, str]:
+    """Which validation protocol was used and why (`recommender.protocol`)."""
+    return {"protocol": result.protocol.protocol, "protocol.reason": result.protocol.reason}
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +192,7 @@ def _evidence_figure(result: TrainingResult | RecommenderResult, decision: GateD
     return plots.plot_intervals(
         {name: (value.estimate, value.low, value.high) for name, value in evidence.metrics.items()},
         decision.metric,
-        f"{result.name}: test window {result.plan.test.date()} +{result.horizon_days}d",
+        f"{result.name}: {result.test_description}",
         highlight=decision.winner,
         confidence=evidence.confidence,
     )
@@ -207,14 +214,14 @@ def _model_run(
 ) -> Iterator[None]:
     """A nested run named by model, as_of, horizon and gate outcome, tagged with its windows and decision."""
     outcome = _outcome(decision)
-    test_end = result.plan.test + pd.Timedelta(days=result.horizon_days)
-    run_name = f"{result.name} | as_of {as_of.date()} | h{result.horizon_days}d | {outcome} | serves {decision.winner}"
+    test_set = "per customer" if result.plan is None else f"h{result.horizon_days}d"
+    run_name = f"{result.name} | as_of {as_of.date()} | {test_set} | {outcome} | serves {decision.winner}"
     with registry.run(run_name, nested=True):
         registry.set_tags(
             {
                 "model": result.name,
                 "as_of": str(as_of.date()),
-                "test_window": f"{result.plan.test.date()}..{test_end.date()}",
+                "test_set": result.test_description,
                 "train_cutoffs": ",".join(str(c.date()) for c in train_cutoffs),
                 **(extra_tags or {}),
                 **decision_tags(decision),
