@@ -405,6 +405,8 @@ IS_REPLENISHABLE = "is_replenishable"
 ITEM_TREND = "item_trend"  # the product's buyers in the last 30 days over a third of its buyers in the last 90
 DAYS_SINCE_CATEGORY_PURCHASE = "days_since_category_purchase"  # empty when the customer never bought the category
 PRICE_FIT = "price_fit"  # |log(product price / the customer's median unit price)|; empty without prices
+# item-kNN similarity to the customer's purchases, the latest weighing most (half-life in purchases)
+RECENT_SIMILARITY = "recent_similarity"
 
 
 def windowed(name: str, days: int) -> str:

@@ -33,6 +33,10 @@ from models.recommender import (
     TwoStageRecommender,
     recommend_in_parallel,
 )
+from models.recommender.catalogue import build_catalogue, code_lines
+from models.recommender.config import CandidateConfig
+from models.recommender.sources import propose_recent, recent_similarity
+from models.recommender.stage1 import fit_stage1
 from pipelines.simulation import TRUTH_GROUP_ID, TRUTH_PREFERRED_CATEGORIES
 
 HORIZON_DAYS = 30
@@ -485,3 +489,27 @@ def test_baselines_rank_by_their_rule(generated_data, fitted, test_window):
     assert restocks.apply(lambda flags: list(flags) == sorted(flags, reverse=True)).all()
     with pytest.raises(ValueError, match="unknown baseline 'oracle'"):
         fitted.as_baseline("oracle")
+
+
+def test_the_recent_source_follows_the_latest_purchase_and_never_proposes_what_is_owned():
+    # others buy A with X and B with Y; customer "c" bought A long ago and B yesterday
+    rows = [(f"o{i}", pair, "2025-01-01") for i in range(10) for pair in ("A", "X")]
+    rows += [(f"p{i}", pair, "2025-01-01") for i in range(10) for pair in ("B", "Y")]
+    rows += [("c", "A", "2025-01-02"), ("c", "B", "2025-03-01")]
+    transactions = pd.DataFrame(rows, columns=[CUSTOMER_ID, PRODUCT_ID, TIMESTAMP]).assign(**{QUANTITY: 1})
+    transactions[TIMESTAMP] = pd.to_datetime(transactions[TIMESTAMP])
+    products = pd.DataFrame({PRODUCT_ID: ["A", "B", "X", "Y"], CATEGORY: "all"})
+    catalogue = build_catalogue(products)
+    stage1 = fit_stage1(code_lines(transactions, catalogue), catalogue, pd.Timestamp("2025-03-02"), CandidateConfig())
+    customer = stage1.codes_of(["c"])
+    code = {product: catalogue.index.get_loc(product) for product in "ABXY"}
+
+    similarity = recent_similarity(stage1, customer, half_life=1.0).toarray()[0]
+    assert similarity[code["Y"]] == pytest.approx(2 * similarity[code["X"]])  # A is one purchase older: half
+    flat = recent_similarity(stage1, customer, half_life=1e9).toarray()[0]
+    assert flat[code["Y"]] == pytest.approx(flat[code["X"]])  # no decay: the two pairs are alike
+
+    owned = stage1.user_items[customer]
+    owner, item, score, rank = propose_recent(recent_similarity(stage1, customer, 1.0), owned, n=5)
+    assert [catalogue.ids[i] for i in item] == ["Y", "X"] and list(rank) == [1.0, 2.0]
+    assert (score > 0).all() and (owner == 0).all()

@@ -50,6 +50,21 @@ def select_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[keep], position[keep], indptr), shape=(matrix.shape[0], len(columns)))
 
 
+def lookup_entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """matrix[rows[i], columns[i]] for each i (0 where nothing is stored), without densifying the matrix."""
+    out = np.zeros(len(rows), dtype=np.float64)
+    if not matrix.nnz:
+        return out
+    stored = get_entry_rows(matrix) * matrix.shape[1] + matrix.indices
+    order = np.argsort(stored, kind="stable")
+    stored, values = stored[order], matrix.data[order]
+    wanted = rows.astype(np.int64) * matrix.shape[1] + columns
+    position = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
+    hit = stored[position] == wanted
+    out[hit] = values[position[hit]]
+    return out
+
+
 def find_nth_largest_per_row(matrix: sp.csr_matrix, n: int) -> np.ndarray:
     """Each row's n-th largest stored value (-inf when the row holds fewer than n values).
 

@@ -18,10 +18,11 @@ from features.schema import (
     ITEM_PURCHASES_TOTAL,
     ITEM_REPLENISHMENT_DUE_RATIO,
     PRICE_FIT,
+    RECENT_SIMILARITY,
     candidate_rank,
     candidate_score,
 )
-from models.recommender.arrays import select_rows
+from models.recommender.arrays import lookup_entries, select_rows
 from models.recommender.config import CandidateConfig
 from models.recommender.sources import (
     SOURCE_BUY_AGAIN,
@@ -29,12 +30,15 @@ from models.recommender.sources import (
     SOURCE_EASE,
     SOURCE_KNN,
     SOURCE_POPULAR,
+    SOURCE_RECENT,
     SOURCES,
     propose_buy_again,
     propose_category_popular,
     propose_ease,
     propose_knn,
     propose_popular,
+    propose_recent,
+    recent_similarity,
 )
 from models.recommender.stage1 import ITEM_FEATURES, Stage1
 
@@ -47,6 +51,7 @@ FEATURES = (
     DAYS_SINCE_ITEM_PURCHASE,
     ITEM_REPLENISHMENT_DUE_RATIO,
     PRICE_FIT,
+    RECENT_SIMILARITY,
 )
 FEATURE_COLUMN = {name: position for position, name in enumerate(FEATURES)}
 _SCORE_COLUMN = {source: FEATURE_COLUMN[candidate_score(source)] for source in SOURCES}
@@ -85,15 +90,18 @@ def build_candidates(
     by rules still finds enough candidates.
     """
     rows = select_rows(stage1.user_items, customers)
+    recent = recent_similarity(stage1, customers, config.recent_half_life)
     proposals = [
         (SOURCE_EASE, *propose_ease(stage1, rows, config.n_per_source)),
         (SOURCE_KNN, *propose_knn(stage1, rows, config.n_per_source)),
+        (SOURCE_RECENT, *propose_recent(recent, rows, config.n_per_source)),
         (SOURCE_CATEGORY_POPULARITY, *propose_category_popular(stage1, customers, config, extra_categories)),
         (SOURCE_POPULAR, *propose_popular(stage1, customers, config.n_per_source, allowed)),
         (SOURCE_BUY_AGAIN, *propose_buy_again(stage1, customers, config, keep_purchased)),
     ]
     owner, item, features = _merge_proposals(proposals, stage1.catalogue.size)
     _fill_item_and_customer_features(features, stage1, customers[owner], item)
+    features[:, FEATURE_COLUMN[RECENT_SIMILARITY]] = lookup_entries(recent, owner, item)
     candidates = Candidates(owner, item, features)
     if keep_purchased:
         return candidates

@@ -18,6 +18,8 @@ class CandidateConfig:
     ease_l2: float = 200.0
     ease_max_items: int = 3_000  # the dense EASE inverse costs O(n^3): 3,000 items ~10 s, 5,000 ~45 s here
     knn_neighbours: int = 50
+    # the `recent` source: a purchase's weight halves with every `recent_half_life` purchases made after it
+    recent_half_life: float = 5.0
     batch_size: int = 1024  # customers scored together; bounds memory of the dense EASE scores
 
 

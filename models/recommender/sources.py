@@ -1,4 +1,4 @@
-"""The five stage-1 candidate sources: what each proposes for a batch of known customers.
+"""The six stage-1 candidate sources: what each proposes for a batch of known customers.
 
 Each `propose_*` returns (owner, product code, score, rank), rank 1 best, where owner indexes the
 batch's customers.
@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from features.schema import ITEM_BUYERS_90D, ITEM_CATEGORY_SHARE, ITEM_PURCHASES_TOTAL, ITEM_REPLENISHMENT_DUE_RATIO
+from features.schema import (
+    DAYS_SINCE_ITEM_PURCHASE,
+    ITEM_BUYERS_90D,
+    ITEM_CATEGORY_SHARE,
+    ITEM_PURCHASES_TOTAL,
+    ITEM_REPLENISHMENT_DUE_RATIO,
+)
 from models.item_models import top_k
 from models.recommender.arrays import find_nth_largest_per_row, get_entry_rows, rank_in_runs, select_columns
 
@@ -21,11 +27,12 @@ if TYPE_CHECKING:  # annotations only: stage1 imports the reasons, which import 
 
 SOURCE_EASE = "ease"
 SOURCE_KNN = "knn"
+SOURCE_RECENT = "recent"
 SOURCE_CATEGORY_POPULARITY = "category_popularity"
 SOURCE_POPULAR = "popular"
 SOURCE_BUY_AGAIN = "buy_again"
-SOURCES = (SOURCE_EASE, SOURCE_KNN, SOURCE_CATEGORY_POPULARITY, SOURCE_POPULAR, SOURCE_BUY_AGAIN)
-SIMILARITY_SOURCES = (SOURCE_EASE, SOURCE_KNN)
+SOURCES = (SOURCE_EASE, SOURCE_KNN, SOURCE_RECENT, SOURCE_CATEGORY_POPULARITY, SOURCE_POPULAR, SOURCE_BUY_AGAIN)
+SIMILARITY_SOURCES = (SOURCE_EASE, SOURCE_KNN, SOURCE_RECENT)
 
 SMALL_PRODUCT = 50_000  # stored scores of a user rows x neighbours product
 
@@ -63,6 +70,36 @@ def propose_knn(stage1: Stage1, rows: sp.csr_matrix, n: int) -> Proposals:
     owner, item, score = get_entry_rows(scores), scores.indices.astype(np.int64), scores.data.astype(np.float64)
     keep = score >= find_nth_largest_per_row(scores, n)[owner]
     return _rank_proposals(owner[keep], item[keep], score[keep], n)
+
+
+def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -> sp.csr_matrix:
+    """customers x products: item-kNN similarity to each customer's purchases, the latest weighing most.
+
+    A product the customer bought weighs 0.5 ** (k / half_life), k the number of distinct products
+    they bought more recently (ties by product code): what someone wants next follows what they
+    just bought more than what they bought years ago. Positive entries only.
+    """
+    pairs = stage1.purchases
+    owner, position = pairs.rows_of(customers)
+    days_since = pairs.values[DAYS_SINCE_ITEM_PURCHASE][position]
+    item = pairs.column(position)
+    order = np.lexsort((item, days_since, owner))
+    owner, item = owner[order], item[order]
+    weight = 0.5 ** (rank_in_runs(owner) / half_life)
+    weighted = sp.csr_matrix((weight, (owner, item)), shape=(len(customers), stage1.catalogue.size))
+    similarity = (weighted @ stage1.neighbours_t).tocsr()
+    similarity.data[similarity.data < 0] = 0.0
+    similarity.eliminate_zeros()
+    return similarity
+
+
+def propose_recent(similarity: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
+    """The top n of `recent_similarity`, never a product the customer already has."""
+    owner, item = get_entry_rows(similarity), similarity.indices.astype(np.int64)
+    n_items = similarity.shape[1]
+    unseen = ~np.isin(owner * n_items + item, get_entry_rows(rows) * n_items + rows.indices)
+    owner, item, score = owner[unseen], item[unseen], similarity.data[unseen].astype(np.float64)
+    return _rank_proposals(owner, item, score, n)
 
 
 def propose_category_popular(
