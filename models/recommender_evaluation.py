@@ -96,10 +96,29 @@ def split_last_purchases(transactions: pd.DataFrame, share: float) -> tuple[pd.D
     """(history, held out): each customer's last ceil(`share`) of purchase lines, by (timestamp, product id),
     held out; customers with a single line keep it in the history. Returns are not purchases and stay
     with the history, so a customer's history is everything but their held-out purchases."""
+    return _hold_out(transactions, share, lambda lines: [lines[PRODUCT_ID].to_numpy(), lines[TIMESTAMP].to_numpy()])
+
+
+def split_random_purchases(
+    transactions: pd.DataFrame, share: float, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`split_last_purchases` with a seeded random ceil(`share`) of each customer's lines held out instead
+    of the last: for a log whose use is filling in what a customer would like, not what comes next."""
+    return _hold_out(transactions, share, lambda lines: [np.random.default_rng(seed).random(len(lines))])
+
+
+HELD_OUT_SPLITS = {"last": split_last_purchases, "random": split_random_purchases}
+
+
+def _hold_out(transactions: pd.DataFrame, share: float, order_keys) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the last ceil(`share`) of each customer's purchase lines in the order `order_keys(lines)` gives
+    (np.lexsort keys, the last key primary) within the customer."""
     if not 0 < share < 1:
         raise ValueError(f"share must be between 0 and 1, got {share}")
     purchase = is_purchase(transactions[QUANTITY]).to_numpy()
-    lines = transactions[purchase].sort_values([CUSTOMER_ID, TIMESTAMP, PRODUCT_ID], kind="stable")
+    lines = transactions[purchase]
+    order = np.lexsort([*order_keys(lines), lines[CUSTOMER_ID].to_numpy()])
+    lines = lines.iloc[order]
     position = lines.groupby(CUSTOMER_ID, sort=False).cumcount().to_numpy()
     count = lines.groupby(CUSTOMER_ID, sort=False)[PRODUCT_ID].transform("size").to_numpy()
     held = (count >= 2) & (position >= count - np.ceil(share * count))

@@ -118,6 +118,9 @@ class RecommenderSettings(_Section):
     min_window_customers: PositiveInt = 100
     min_window_share: float = Field(0.2, ge=0.0, le=1.0)
     held_out_share: float = Field(0.25, gt=0.0, lt=1.0)
+    # per_customer: hold out each customer's "last" purchases (what comes next: the default), or a
+    # seeded "random" share (for a log whose use is filling in what a customer would like)
+    held_out: Literal["last", "random"] = "last"
     # Cutoffs of the logged ranking metrics (NDCG@10, the gate's metric, is always evaluated).
     ks: tuple[PositiveInt, ...] = (5, 10, 20)
 

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from features.schema import CATEGORY, CUSTOMER_ID, PRODUCT_ID, PRODUCTS, QUANTITY, TIMESTAMP, TRANSACTIONS
-from models.recommender_evaluation import PER_CUSTOMER, TEMPORAL, choose_protocol, split_last_purchases
+from models.recommender_evaluation import (
+    PER_CUSTOMER,
+    TEMPORAL,
+    choose_protocol,
+    split_last_purchases,
+    split_random_purchases,
+)
 from pipelines.errors import UserError
 from pipelines.settings import load_settings
 from pipelines.training.recommender import decide_protocol, nested_examples, train_recommender
@@ -65,6 +71,23 @@ def test_each_customer_holds_out_the_ceiling_of_the_share_of_their_last_purchase
     assert (history[QUANTITY] < 0).sum() == 1
     with pytest.raises(ValueError, match="share"):
         split_last_purchases(transactions, 1.0)
+
+
+def test_a_random_hold_out_keeps_the_counts_and_the_seed_and_differs_from_the_last():
+    transactions = bursty_log(100)[TRANSACTIONS]
+    last_history, last = split_last_purchases(transactions, 0.25)
+    history, held_out = split_random_purchases(transactions, 0.25, seed=3)
+    assert len(history) + len(held_out) == len(transactions)
+    pd.testing.assert_series_equal(
+        held_out[CUSTOMER_ID].value_counts().sort_index(), last[CUSTOMER_ID].value_counts().sort_index()
+    )
+    assert split_random_purchases(transactions, 0.25, seed=3)[1].index.equals(held_out.index)
+    assert not set(held_out.index) == set(last.index)
+    with pytest.raises(UserError, match="recommender.held_out"):
+        load_settings(None, ["recommender.held_out=first"])
+    settings = load_settings(None, ["recommender.protocol=per_customer", "recommender.held_out=random"])
+    result = train_recommender(bursty_log(300), _as_of(transactions), settings)
+    assert result.test_description == "a random 25% of each customer's purchases"
 
 
 def test_a_shop_with_customers_coming_back_is_validated_on_a_time_window(generated_data):

@@ -59,6 +59,7 @@ class RecommenderResult:
     candidates: CandidateConfig
     ranker: RankerConfig
     held_out_share: float | None = None  # per customer: the share of each customer's purchases held out
+    held_out: str | None = None  # per customer: "last" or "random" (`recommender.held_out`)
 
     def served_candidate(self, name: str) -> TwoStageRecommender:
         """What serving the candidate means: the model, or a baseline on the model's refreshed sources."""
@@ -67,6 +68,8 @@ class RecommenderResult:
     @property
     def test_description(self) -> str:
         """The test set in words: `test window 2025-09-01 +30d` or `each customer's last 25% of purchases`."""
+        if self.plan is None and self.held_out == "random":
+            return f"a random {self.held_out_share:.0%} of each customer's purchases"
         if self.plan is None:
             return f"each customer's last {self.held_out_share:.0%} of purchases"
         return f"test window {self.plan.test.date()} +{self.horizon_days}d"
@@ -142,6 +145,7 @@ def train_recommender(
         candidates=fitted.candidates,
         ranker=fitted.ranker,
         held_out_share=None if fitted.plan else settings.recommender.held_out_share,
+        held_out=None if fitted.plan else settings.recommender.held_out,
     )
 
 
@@ -192,13 +196,15 @@ def _fit_per_customer(
     config: RecommenderSettings,
     evaluate_at: pd.Timestamp | None,
 ) -> _Fitted:
-    """Each customer's last purchases held out; the ranker learns from the same split of what is left."""
-    history, held_out = evaluation.split_last_purchases(transactions, config.held_out_share)
+    """Each customer's last (or a random share of their) purchases held out; the ranker learns from the
+    same split of what is left."""
+    split = evaluation.HELD_OUT_SPLITS[config.held_out]
+    history, held_out = split(transactions, config.held_out_share)
     try:
         window = evaluation.make_held_out_window(history, held_out, products, as_of)
     except ValueError as error:
         raise UserError(f"{RECOMMENDER}: {error} (every customer bought once?)") from error
-    examples = nested_examples(history, config.held_out_share, config.n_cutoffs)
+    examples = nested_examples(history, config.held_out_share, config.n_cutoffs, split)
     candidates, ranker = CandidateConfig(), RankerConfig()
     try:
         evaluated = TwoStageRecommender(candidates, ranker).fit_examples(examples, history, products, as_of)
@@ -210,13 +216,15 @@ def _fit_per_customer(
     return _Fitted(None, window, evaluated, history, candidates, ranker)
 
 
-def nested_examples(history: pd.DataFrame, share: float, depth: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+def nested_examples(
+    history: pd.DataFrame, share: float, depth: int, split=evaluation.split_last_purchases
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """The ranker's (history, bought) examples: `share` of each customer's purchases held out of
-    `history`, then of what is left, `depth` times (or until nobody has two purchases left)."""
+    `history` by `split`, then of what is left, `depth` times (or until nobody has two purchases left)."""
     examples = []
     rest = history
     for _ in range(depth):
-        rest, bought = evaluation.split_last_purchases(rest, share)
+        rest, bought = split(rest, share)
         if bought.empty:
             break
         examples.append((rest, bought[[s.CUSTOMER_ID, s.PRODUCT_ID]]))
