@@ -1,12 +1,17 @@
 """Real data: the public CDNOW sample through ingest -> train -> score, models beside baselines.
 
-    python -m bench.cdnow [--work data/bench/cdnow] [--write-docs]
+    python -m bench.cdnow [--work data/bench/cdnow] [--write-docs] [--validate] [--set key=value ...]
 
 The standard protocol: history before as_of = 1997-10-01; churn = no
 purchase in the 182 days from as_of, propensity = a purchase in the 91 days from as_of. Training
 cutoffs end before as_of (`train --evaluate-at 1997-10-01`), so the test window holds only
 purchases the models have never seen. The numbers come from the training run's test window and
 are checked against `pipelines.score`'s output on the same customers.
+
+`--validate` is where choices are made without reading the test window: data cut at as_of, the
+propensity window [1997-07-02, as_of) scored, training windows ending before it (a churn window
+of 182 days does not fit before as_of with any training window, so churn has none). `--set`
+passes settings to the training run, as `pipelines.train --set` does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pipelines import ingest, registry, score, train
 from pipelines.io import read_table
 
 AS_OF = "1997-10-01"
+VALIDATION_AT = "1997-07-02"  # as_of - 91 days: the last propensity window before the test one
 DATA_END = "1998-07-01"
 HORIZONS = {"churn": 182, "propensity": 91}
 SETTINGS = [
@@ -46,21 +52,21 @@ SCORERS = ("model", "recency", "rfm_logistic", "bgnbd")
 METRICS = ("pr_auc", "brier", "ece", "lift_at_10", "capture_at_20")
 
 
-def run(work: Path) -> pd.DataFrame:
+def run(work: Path, validate: bool = False, overrides: tuple[str, ...] = ()) -> pd.DataFrame:
     if work.exists():
         shutil.rmtree(work)
     data, store = work / "data", work / "mlruns"
     source = fetch_cdnow_sample()
     assert ingest.main(["--format", "cdnow", "--input", str(source), "--out", str(data)]) == 0
-    assert (
-        train.main(
-            ["--data", str(data), "--mlflow-store", str(store), "--as-of", DATA_END, "--evaluate-at", AS_OF, *SETTINGS]
-        )
-        == 0
-    )
+    as_of, evaluate_at = (AS_OF, VALIDATION_AT) if validate else (DATA_END, AS_OF)
+    window = ["--as-of", as_of, "--evaluate-at", evaluate_at]
+    settings = [*SETTINGS, *(part for setting in overrides for part in ("--set", setting))]
+    if validate:
+        settings[settings.index("churn,propensity")] = "propensity"
+    assert train.main(["--data", str(data), "--mlflow-store", str(store), *window, *settings]) == 0
     registry.connect(store)
     rows = []
-    for model_name in HORIZONS:
+    for model_name in ("propensity",) if validate else HORIZONS:
         run_row = registry.recent_runs(model_name, limit=1).iloc[0]
         for scorer in SCORERS:
             prefix = "metrics.test" if scorer == "model" else f"metrics.{scorer}.test"
@@ -159,8 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("data/bench/cdnow"))
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/BENCHMARKS.md")
+    parser.add_argument("--validate", action="store_true", help="score the window before as_of; the test is not read")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a training setting key=value")
     args = parser.parse_args(argv)
-    table = run(args.work)
+    if args.write_docs and (args.validate or args.overrides):
+        parser.error("the docs hold the default settings on the test window")
+    table = run(args.work, args.validate, tuple(args.overrides))
+    if args.validate:
+        print(table.to_string(index=False))
+        return 0
     scored = check_scores(args.work)
     markdown = to_markdown(table, scored)
     print(markdown)

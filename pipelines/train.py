@@ -9,9 +9,10 @@ MLflow, register, and move the `champion` alias only when the evidence says so.
 Without it, as_of is the day after the last record. For each model, the test window is the
 latest complete horizon before as_of; training cutoffs step back from it, the latest of them held
 out for early stopping and calibration (churn, propensity). The test window is never used to fit
-or tune. The recommender's ranker is fitted on label windows that end at or before the test
-cutoff, compared with popularity and item-kNN on the test window, then registered with its
-candidate sources refitted on all history before as_of. The training itself lives in
+or tune. The recommender is validated on a time window or on each customer's last purchases,
+whichever the data supports (`recommender.protocol`), raced against its baselines (popularity,
+item-kNN, EASE, buy again first) on the same customers, then registered with its candidate
+sources refitted on all history before as_of. The training itself lives in
 `pipelines.training`; this module is the command: options, the loop over models, the summary.
 """
 

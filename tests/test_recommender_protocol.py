@@ -82,7 +82,7 @@ def test_a_random_hold_out_keeps_the_counts_and_the_seed_and_differs_from_the_la
         held_out[CUSTOMER_ID].value_counts().sort_index(), last[CUSTOMER_ID].value_counts().sort_index()
     )
     assert split_random_purchases(transactions, 0.25, seed=3)[1].index.equals(held_out.index)
-    assert not set(held_out.index) == set(last.index)
+    assert set(held_out.index) != set(last.index)
     with pytest.raises(UserError, match="recommender.held_out"):
         load_settings(None, ["recommender.held_out=first"])
     settings = load_settings(None, ["recommender.protocol=per_customer", "recommender.held_out=random"])

@@ -6,7 +6,7 @@ Stage 1 (candidates), fitted on the purchases strictly before a cutoff `as_of`:
 - `knn`: the top items of an `ItemKNNRecommender` (cosine over co-purchases) on the whole catalogue;
 - `recent`: item-kNN again, over the customer's purchases weighted by recency: a purchase counts
   half as much with every `recent_half_life` (5) products bought after it, since what someone
-  wants next follows what they just bought (MovieLens validation split: the ranker 0.167 -> 0.224 NDCG@10);
+  wants next follows what they just bought (MovieLens, a validation split: the ranker 0.167 -> 0.234 NDCG@10);
 - `category_popularity`: the most bought items of the customer's top categories (and of any
   category a query asks for), scored by the customer's share of purchases in the category times
   the item's popularity;

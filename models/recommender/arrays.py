@@ -55,13 +55,13 @@ def lookup_entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray)
     out = np.zeros(len(rows), dtype=np.float64)
     if not matrix.nnz:
         return out
-    stored = get_entry_rows(matrix) * matrix.shape[1] + matrix.indices
-    order = np.argsort(stored, kind="stable")
-    stored, values = stored[order], matrix.data[order]
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()
+    stored = get_entry_rows(matrix) * matrix.shape[1] + matrix.indices  # sorted: rows, then sorted columns
     wanted = rows.astype(np.int64) * matrix.shape[1] + columns
     position = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
     hit = stored[position] == wanted
-    out[hit] = values[position[hit]]
+    out[hit] = matrix.data[position[hit]]
     return out
 
 

@@ -57,10 +57,50 @@ def propose_ease(stage1: Stage1, rows: sp.csr_matrix, n: int) -> Proposals:
 
 def propose_knn(stage1: Stage1, rows: sp.csr_matrix, n: int) -> Proposals:
     """Positive kNN scores only, from the sparse product (no dense row over the whole catalogue)."""
-    scores = rows @ stage1.neighbours_t
+    return _top_unowned(rows @ stage1.neighbours_t, rows, n)
+
+
+def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -> sp.csr_matrix:
+    """customers x products: item-kNN similarity to each customer's purchases, the latest weighing most.
+
+    A product the customer bought weighs 0.5 ** (k / half_life), k the number of distinct products
+    they bought more recently (ties by product code): what someone wants next follows what they
+    just bought more than what they bought years ago. Sorted indices, positive entries only.
+    """
+    pairs = stage1.purchases
+    owner, position = pairs.rows_of(customers)
+    days_since = pairs.values[DAYS_SINCE_ITEM_PURCHASE][position]
+    item = pairs.column(position)
+    order = np.lexsort((item, days_since, owner))  # by owner, latest first: a CSR row per customer
+    owner, item = owner[order], item[order]
+    weight = 0.5 ** (rank_in_runs(owner) / half_life)
+    neighbours = stage1.knn.similarity_
+    # the dtypes of the neighbours: a mismatch makes scipy convert the whole item matrix on every call
+    index_type = neighbours.indices.dtype
+    indptr = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(customers)))].astype(index_type)
+    weighted = sp.csr_matrix(
+        (weight.astype(neighbours.dtype), item.astype(index_type), indptr),
+        shape=(len(customers), stage1.catalogue.size),
+        copy=False,
+    )
+    # each purchase's own nearest neighbours: ~knn_neighbours entries per purchase, cheap at any catalogue size
+    similarity = weighted @ neighbours
+    similarity.data[similarity.data < 0] = 0.0
+    similarity.eliminate_zeros()
+    similarity.sort_indices()
+    return similarity
+
+
+def propose_recent(similarity: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
+    """The top n of `recent_similarity`, never a product the customer already has."""
+    return _top_unowned(similarity.copy(), rows, n)
+
+
+def _top_unowned(scores: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
+    """The n best positive `scores` per row that are not in the customer's `rows` (modified in place)."""
     if scores.nnz < SMALL_PRODUCT:  # a request: drop what the customer has by key
         owner, item = get_entry_rows(scores), scores.indices.astype(np.int64)
-        n_items = stage1.catalogue.size
+        n_items = scores.shape[1]
         seen = np.isin(owner * n_items + item, get_entry_rows(rows) * n_items + rows.indices)
         scores.data[seen] = 0.0
     else:  # a batch: the elementwise product finds what they have without sorting a million keys
@@ -70,36 +110,6 @@ def propose_knn(stage1: Stage1, rows: sp.csr_matrix, n: int) -> Proposals:
     owner, item, score = get_entry_rows(scores), scores.indices.astype(np.int64), scores.data.astype(np.float64)
     keep = score >= find_nth_largest_per_row(scores, n)[owner]
     return _rank_proposals(owner[keep], item[keep], score[keep], n)
-
-
-def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -> sp.csr_matrix:
-    """customers x products: item-kNN similarity to each customer's purchases, the latest weighing most.
-
-    A product the customer bought weighs 0.5 ** (k / half_life), k the number of distinct products
-    they bought more recently (ties by product code): what someone wants next follows what they
-    just bought more than what they bought years ago. Positive entries only.
-    """
-    pairs = stage1.purchases
-    owner, position = pairs.rows_of(customers)
-    days_since = pairs.values[DAYS_SINCE_ITEM_PURCHASE][position]
-    item = pairs.column(position)
-    order = np.lexsort((item, days_since, owner))
-    owner, item = owner[order], item[order]
-    weight = 0.5 ** (rank_in_runs(owner) / half_life)
-    weighted = sp.csr_matrix((weight, (owner, item)), shape=(len(customers), stage1.catalogue.size))
-    similarity = (weighted @ stage1.neighbours_t).tocsr()
-    similarity.data[similarity.data < 0] = 0.0
-    similarity.eliminate_zeros()
-    return similarity
-
-
-def propose_recent(similarity: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
-    """The top n of `recent_similarity`, never a product the customer already has."""
-    owner, item = get_entry_rows(similarity), similarity.indices.astype(np.int64)
-    n_items = similarity.shape[1]
-    unseen = ~np.isin(owner * n_items + item, get_entry_rows(rows) * n_items + rows.indices)
-    owner, item, score = owner[unseen], item[unseen], similarity.data[unseen].astype(np.float64)
-    return _rank_proposals(owner, item, score, n)
 
 
 def propose_category_popular(
