@@ -43,8 +43,6 @@ class BoosterSettings(_Section):
     lambda_l2: float = 10.0
     num_boost_round: int = 500
     early_stopping_rounds: int = 40
-    # Linear models in the leaves: trees that extrapolate past their training range (LightGBM `linear_tree`).
-    linear_tree: bool = False
     # One thread: these fits see tens of thousands of rows, where two OpenMP threads on a
     # 2-core machine that is also building features spin against each other (measured 4x slower).
     num_threads: int = 1
