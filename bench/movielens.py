@@ -259,11 +259,12 @@ def to_markdown(table: pd.DataFrame, facts: dict[str, dict], validate: bool) -> 
             f"{name} {value:.4f}" for name, value in found["internal"].items() if value is not None and value == value
         )
         seconds = ", ".join(f"{step} {value:.0f} s" for step, value in found["seconds"].items())
+        # a variant shares its protocol's baselines, so only the main run names EASE's l2
+        ease = f"; EASE l2 {found['ease_l2']:g} (chosen on a split of the training part)" if "ease_l2" in found else ""
         lines.append(
             f"- {protocol}: the training run validated **{found['protocol'].replace('_', ' ')}** and served "
             f"**{found['served']}** ({found['decision']}); its own held-out NDCG@10: {internal}; "
-            f"{found['training_groups']:,} ranker training groups; {seconds}; EASE l2 {found['ease_l2']:g} "
-            "(chosen on a split of the training part)."
+            f"{found['training_groups']:,} ranker training groups; {seconds}{ease}."
         )
     return "\n".join(lines) + "\n"
 

@@ -125,3 +125,39 @@ def random_tables(seed: int, n_customers: int = 30, start="2023-01-01", days: in
         s.TRANSACTIONS: transactions,
         s.EVENTS: events,
     }
+
+
+BURSTY_START = pd.Timestamp("2024-01-01")
+
+
+def dated_frame(rows) -> pd.DataFrame:
+    """(customer_id, product_id, quantity, timestamp) rows as a transactions frame."""
+    frame = pd.DataFrame(rows, columns=[s.CUSTOMER_ID, s.PRODUCT_ID, s.QUANTITY, s.TIMESTAMP])
+    return frame.assign(**{s.TIMESTAMP: pd.to_datetime(frame[s.TIMESTAMP])})
+
+
+def bursty_log(n_customers: int = 800, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """A ratings-style log: each customer arrives on a day of the year, buys 4-16 products of their
+    two favourite categories within three days, and never comes back."""
+    rng = np.random.default_rng(seed)
+    categories = [f"cat{c}" for c in range(8)]
+    products = pd.DataFrame(
+        {s.PRODUCT_ID: [f"P{i:03d}" for i in range(160)], s.CATEGORY: [categories[i % 8] for i in range(160)]}
+    )
+    popularity = rng.pareto(1.5, len(products)) + 1
+    rows = []
+    for number in range(n_customers):
+        arrival = BURSTY_START + pd.Timedelta(days=int(rng.integers(0, 365)))
+        favourites = rng.choice(8, 2, replace=False)
+        allowed = np.flatnonzero(np.isin(np.arange(len(products)) % 8, favourites))
+        weights = popularity[allowed] / popularity[allowed].sum()
+        bought = rng.choice(allowed, int(rng.integers(4, 17)), replace=False, p=weights)
+        for item in bought:
+            moment = arrival + pd.Timedelta(minutes=int(rng.integers(0, 3 * 24 * 60)))
+            rows.append((f"u{number:04d}", products[s.PRODUCT_ID].iloc[item], 1, moment))
+    return {s.TRANSACTIONS: dated_frame(rows), s.PRODUCTS: products}
+
+
+def as_of_after(transactions: pd.DataFrame) -> pd.Timestamp:
+    """The day after the last record: the as_of a run on this history would use."""
+    return transactions[s.TIMESTAMP].max().normalize() + pd.Timedelta(days=1)

@@ -3,11 +3,10 @@ for a log where people arrive, buy and leave; chosen from the data, or set."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import CATEGORY, CUSTOMER_ID, PRODUCT_ID, PRODUCTS, QUANTITY, TIMESTAMP, TRANSACTIONS
+from features.schema import CATEGORY, CUSTOMER_ID, PRODUCT_ID, PRODUCTS, QUANTITY, TRANSACTIONS
 from models.recommender_evaluation import (
     PER_CUSTOMER,
     TEMPORAL,
@@ -18,43 +17,11 @@ from models.recommender_evaluation import (
 from pipelines.errors import UserError
 from pipelines.settings import load_settings
 from pipelines.training.recommender import decide_protocol, nested_examples, train_recommender
-
-BURSTY_START = pd.Timestamp("2024-01-01")
-
-
-def _frame(rows) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=[CUSTOMER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP])
-    return frame.assign(**{TIMESTAMP: pd.to_datetime(frame[TIMESTAMP])})
-
-
-def bursty_log(n_customers: int = 800, seed: int = 7) -> dict[str, pd.DataFrame]:
-    """A ratings-style log: each customer arrives on a day of the year, buys 4-16 products of their
-    two favourite categories within three days, and never comes back."""
-    rng = np.random.default_rng(seed)
-    categories = [f"cat{c}" for c in range(8)]
-    products = pd.DataFrame(
-        {PRODUCT_ID: [f"P{i:03d}" for i in range(160)], CATEGORY: [categories[i % 8] for i in range(160)]}
-    )
-    popularity = rng.pareto(1.5, len(products)) + 1
-    rows = []
-    for number in range(n_customers):
-        arrival = BURSTY_START + pd.Timedelta(days=int(rng.integers(0, 365)))
-        favourites = rng.choice(8, 2, replace=False)
-        allowed = np.flatnonzero(np.isin(np.arange(len(products)) % 8, favourites))
-        weights = popularity[allowed] / popularity[allowed].sum()
-        bought = rng.choice(allowed, int(rng.integers(4, 17)), replace=False, p=weights)
-        for item in bought:
-            moment = arrival + pd.Timedelta(minutes=int(rng.integers(0, 3 * 24 * 60)))
-            rows.append((f"u{number:04d}", products[PRODUCT_ID].iloc[item], 1, moment))
-    return {TRANSACTIONS: _frame(rows), PRODUCTS: products}
-
-
-def _as_of(transactions: pd.DataFrame) -> pd.Timestamp:
-    return transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+from tests.builders import as_of_after, bursty_log, dated_frame
 
 
 def test_each_customer_holds_out_the_ceiling_of_the_share_of_their_last_purchases():
-    transactions = _frame(
+    transactions = dated_frame(
         [
             *[("a", f"P{i}", 1, f"2025-01-0{i}") for i in range(1, 5)],  # 4 lines: ceil(1.0) = 1 held out
             *[("b", f"P{i}", 1, "2025-02-01") for i in (5, 3, 1, 4, 2)],  # 5 lines, one moment: ceil(1.25) = 2
@@ -86,7 +53,7 @@ def test_a_random_hold_out_keeps_the_counts_and_the_seed_and_differs_from_the_la
     with pytest.raises(UserError, match="recommender.held_out"):
         load_settings(None, ["recommender.held_out=first"])
     settings = load_settings(None, ["recommender.protocol=per_customer", "recommender.held_out=random"])
-    result = train_recommender(bursty_log(300), _as_of(transactions), settings)
+    result = train_recommender(bursty_log(300), as_of_after(transactions), settings)
     assert result.test_description == "a random 25% of each customer's purchases"
 
 
@@ -95,7 +62,7 @@ def test_a_shop_with_customers_coming_back_is_validated_on_a_time_window(generat
     settings = load_settings().recommender
     choice = choose_protocol(
         transactions,
-        _as_of(transactions),
+        as_of_after(transactions),
         settings.horizon_days,
         settings.min_window_customers,
         settings.min_window_share,
@@ -107,7 +74,7 @@ def test_a_shop_with_customers_coming_back_is_validated_on_a_time_window(generat
 def test_a_bursty_log_is_validated_per_customer_and_nothing_held_out_is_learned_from():
     tables = bursty_log()
     transactions = tables[TRANSACTIONS]
-    as_of = _as_of(transactions)
+    as_of = as_of_after(transactions)
     settings = load_settings()
     choice = decide_protocol(transactions, as_of, settings.recommender)
     assert choice.protocol == PER_CUSTOMER
@@ -134,13 +101,13 @@ def test_a_bursty_log_is_validated_per_customer_and_nothing_held_out_is_learned_
 
 def test_the_protocol_can_be_set_and_evaluate_at_means_a_time_window(generated_data):
     transactions = generated_data.transactions
-    as_of = _as_of(transactions)
+    as_of = as_of_after(transactions)
     forced = load_settings(None, ["recommender.protocol=per_customer"]).recommender
     assert decide_protocol(transactions, as_of, forced).protocol == PER_CUSTOMER
     assert decide_protocol(transactions, as_of, forced).reason == "set by recommender.protocol"
     bursty = bursty_log(200)[TRANSACTIONS]
     auto = load_settings().recommender
-    assert decide_protocol(bursty, _as_of(bursty), auto, pd.Timestamp("2024-10-01")).protocol == TEMPORAL
+    assert decide_protocol(bursty, as_of_after(bursty), auto, pd.Timestamp("2024-10-01")).protocol == TEMPORAL
     with pytest.raises(UserError, match="recommender.protocol"):
         load_settings(None, ["recommender.protocol=random"])
     with pytest.raises(UserError, match="recommender.held_out_share"):
@@ -148,7 +115,7 @@ def test_the_protocol_can_be_set_and_evaluate_at_means_a_time_window(generated_d
 
 
 def test_a_log_where_nobody_bought_twice_is_a_clear_error():
-    transactions = _frame([(f"u{i}", f"P{i % 3}", 1, "2025-01-01") for i in range(50)])
+    transactions = dated_frame([(f"u{i}", f"P{i % 3}", 1, "2025-01-01") for i in range(50)])
     tables = {TRANSACTIONS: transactions, PRODUCTS: pd.DataFrame({PRODUCT_ID: ["P0", "P1", "P2"], CATEGORY: "x"})}
     with pytest.raises(UserError, match="^recommender: no customer has both a history and held-out purchases"):
-        train_recommender(tables, _as_of(transactions), load_settings())
+        train_recommender(tables, as_of_after(transactions), load_settings())
