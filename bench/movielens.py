@@ -35,6 +35,7 @@ import pandas as pd
 from bench.public_data import fetch_movielens_100k
 from bench.report import replace_section
 from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY
+from models.evidence import bootstrap_rows, interval, mean_draws
 from models.item_models import EaseRecommender, ItemKNNRecommender, PopularityRecommender
 from models.names import RECOMMENDER
 from models.ranking_metrics import catalogue_coverage, evaluate_ranking, metric_key, per_user_scores
@@ -194,9 +195,12 @@ def score_lists(name: str, lists: list[list[str]], relevant: pd.Series, catalogu
     result = evaluate_ranking(lists, list(relevant), ks=(K,))
     per_user = per_user_scores(lists, list(relevant), K)
     difference = per_user - ease
+    rows = bootstrap_rows(len(per_user))  # the same seeded draws for every list: paired intervals
     return {
         "model": name,
         **{metric: result[metric_key(metric, K)] for metric in METRICS},
+        "ndcg_interval": interval(float(np.mean(per_user)), mean_draws(per_user, rows)),
+        "vs_ease_interval": interval(float(np.mean(difference)), mean_draws(difference, rows)),
         "coverage": catalogue_coverage(lists, catalogue, K),
         "users": int(result["users"]),
         "vs_ease": float(np.mean(difference)),
@@ -243,15 +247,27 @@ def to_markdown(table: pd.DataFrame, facts: dict[str, dict], validate: bool) -> 
         f"id); **random**: a seeded (seed {SEED}) random 25% of each user's ratings. The product row is what "
         "`pipelines.ingest --format movielens` -> `pipelines.train --models recommender` -> `pipelines.score "
         "--k 10` give on the training part, run as subprocesses with the default settings; the baselines are "
-        "fitted on the same part. `vs EASE`: the mean per-user difference of NDCG@10 to EASE, with its "
-        "standard error. Produced by `python -m bench.movielens --write-docs`.",
+        "fitted on the same part. NDCG@10 carries a 95% bootstrap interval over users; `vs EASE` is the mean "
+        "per-user difference of NDCG@10 to EASE, with its paired 95% bootstrap interval (the same draws for "
+        "every list) and its standard error. Produced by `python -m bench.movielens --write-docs`.",
         "",
-        "| protocol | model | " + " | ".join(f"{m}@{K}" for m in METRICS) + " | coverage | users | vs EASE (SE) |",
+        "| protocol | model | "
+        + " | ".join(f"{m}@{K}" for m in METRICS)
+        + " | coverage | users | vs EASE [95%] (SE) |",
         "| --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- | --- | --- |",
     ]
     for row in table.itertuples(index=False):
-        values = " | ".join(f"{getattr(row, m):.4f}" for m in METRICS)
-        versus = "-" if row.model == EASE else f"{row.vs_ease:+.4f} ({row.vs_ease_se:.4f})"
+        ndcg = row.ndcg_interval
+        values = " | ".join(
+            f"{ndcg.estimate:.4f} [{ndcg.low:.4f}, {ndcg.high:.4f}]" if m == "ndcg" else f"{getattr(row, m):.4f}"
+            for m in METRICS
+        )
+        diff = row.vs_ease_interval
+        versus = (
+            "-"
+            if row.model == EASE
+            else f"{diff.estimate:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] ({row.vs_ease_se:.4f})"
+        )
         lines.append(f"| {row.protocol} | {row.model} | {values} | {row.coverage:.3f} | {row.users} | {versus} |")
     lines.append("")
     for protocol, found in _runs(facts):
