@@ -50,10 +50,15 @@ class EventWriter:
 
     def write(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
         """Validate, store and apply contract rows: {"accepted": n, "rejected": [{table, index, reason}]}."""
-        raw = {name: pd.DataFrame.from_records(list(rows)) for name, rows in tables.items() if rows}
-        total = sum(len(frame) for frame in raw.values())
-        if total > self.max_batch:
-            raise RequestError(next(iter(raw)), f"at most {self.max_batch} rows per request, got {total}", 413)
+        if not tables:
+            raise RequestError("body", f"send at least one of {', '.join(HISTORY_TABLES)} (a list of rows)")
+        sizes = {name: len(rows) for name, rows in tables.items() if rows}
+        if sum(sizes.values()) > self.max_batch:
+            counts = ", ".join(f"{name} {size}" for name, size in sizes.items())
+            raise RequestError(
+                "body", f"at most {self.max_batch} rows per request in all, got {sum(sizes.values())} ({counts})", 413
+            )
+        raw = {name: _with_contract_columns(name, rows) for name, rows in tables.items() if rows}
         if not raw:
             return {"accepted": 0, "rejected": [], "customers_updated": []}
         result = self._validate(raw)
@@ -130,6 +135,17 @@ class EventWriter:
             profiles = build_customer_features(records, as_of, self.state.reference, self.state.windows)
             if len(profiles):
                 self.store.put_profiles(profiles, as_of)
+
+
+def _with_contract_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The rows as a frame with every column of the table's contract: a key a row leaves out is a
+    missing value of that row (rejected with the reason, like any other), not a refused request."""
+    rows = list(rows)
+    frame = pd.DataFrame(rows, index=pd.RangeIndex(len(rows)))  # `{}` is a row too (from_records drops it)
+    if name not in s.TABLES:
+        return frame  # refused by name in `_validate`
+    absent = [column.name for column in s.TABLES[name].columns if column.name not in frame.columns]
+    return frame.assign(**dict.fromkeys(absent)) if absent else frame
 
 
 def _customer_ids(tables: Mapping[str, pd.DataFrame]) -> list[str]:

@@ -114,6 +114,8 @@ class Scorer:
             s.category_purchase_probability(name): name for name in state.reference.top_categories
         }
         self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
+        # the products a rule may name (a set built once: tens of thousands of ids)
+        self._product_ids = frozenset(models.recommender.stage1_.catalogue.ids.tolist()) if models.recommender else None
         self.base_rates = self._base_rates()
 
     # -- shared pieces --------------------------------------------------------------------------
@@ -246,6 +248,9 @@ class Scorer:
                     name,
                     f"unknown categories {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known_categories))}",
                 )
+        unknown_products = sorted(set(rules.exclude_product_ids or ()) - self._product_ids)
+        if unknown_products:
+            raise RequestError("exclude_product_ids", f"unknown products {', '.join(map(repr, unknown_products[:10]))}")
         customer_id = str(customer_id)
         known = self.store.get_numbers([customer_id], [s.ORDERS_COUNT_TOTAL])[0] != []
         transactions = self.store.history(customer_id)[s.TRANSACTIONS] if known else None

@@ -4,9 +4,10 @@
 
 Configuration comes from the environment (see `service.loading.ServiceSettings`):
 SCORING_STORE_PATH (profile store, default data/profiles.sqlite), SCORING_MLFLOW_STORE (local MLflow
-folder, default mlruns; MLFLOW_TRACKING_URI overrides it), SCORING_API_KEY (when set, every endpoint
-but /livez, /readyz and /metrics needs the header X-API-Key), SCORING_MAX_BATCH (default 1000) and
-SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this often; default 0, use POST /reload),
+folder, default mlruns; MLFLOW_TRACKING_URI overrides it), SCORING_API_KEY (when set, every scoring
+endpoint needs the header X-API-Key; the health endpoints, /metrics and the API docs stay open),
+SCORING_MAX_BATCH (default 1000) and SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this
+often; default 0, use POST /reload),
 SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests) and
 SCORING_WORKERS (worker processes, default 1; read when this module is imported).
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import hmac
-import json
 import logging
 import os
 import threading
@@ -32,6 +32,8 @@ from starlette.responses import JSONResponse
 from pipelines.errors import UserError
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer, champion_versions, load_serving_models
+from service.logs import install_client_error_filter, log_client_error
+from service.requests import RequestShape, send_error, send_json
 from service.schemas import (
     ChurnAnswer,
     Count,
@@ -50,8 +52,10 @@ logger = logging.getLogger("bentoml.customer_intelligence")
 API_KEY_ENV = "SCORING_API_KEY"
 WORKERS_ENV = "SCORING_WORKERS"
 API_KEY_HEADER = "x-api-key"
-# Paths that never need the API key: BentoML's health and metrics endpoints.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+# Paths that never need the API key: BentoML's health and metrics endpoints, and the API's own
+# documentation (the OpenAPI page, its document and the page's static files), which hold no data.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json"})
+OPEN_PREFIXES = ("/static_content/", "/assets/")
 # gen-2 threshold of the garbage collector in the serving process (CPython default 10; see __init__)
 FULL_COLLECTION_THRESHOLD = 1000
 
@@ -76,12 +80,12 @@ class ServiceMiddleware:
             return
         path = scope["path"]
         api_key = os.environ.get(API_KEY_ENV)  # read per request (microseconds): one app per process
-        if api_key and path not in OPEN_PATHS:
+        if api_key and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
             headers = dict(scope.get("headers") or [])
             if not hmac.compare_digest(headers.get(API_KEY_HEADER.encode(), b""), api_key.encode()):
-                await _send_json(
-                    send, 401, {"error": f"missing or wrong {API_KEY_HEADER} header", "field": "X-API-Key"}
-                )
+                error = RequestError("X-API-Key", f"missing or wrong {API_KEY_HEADER} header", 401)
+                log_client_error(error.status, f"{scope.get('method')} {path}", "-", str(error))
+                await send_error(send, error)
                 return
         if path == "/readyz":
             await self._readyz(scope, receive, send)
@@ -97,14 +101,7 @@ class ServiceMiddleware:
 
         await self.app(scope, receive, capture)
         code = status.get("code", 503)
-        await _send_json(send, code, {"ready": code == 200, **STATUS})
-
-
-async def _send_json(send, status: int, body: dict) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+        await send_json(send, code, {"ready": code == 200, **STATUS})
 
 
 def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
@@ -155,6 +152,7 @@ class CustomerIntelligence:
     """Churn, purchase propensity, recommendations and live customer profiles."""
 
     def __init__(self) -> None:
+        install_client_error_filter()
         self.settings = ServiceSettings.from_env()
         self.scorer: Scorer = build_scorer(self.settings)
         self._reload_lock = threading.Lock()
@@ -215,7 +213,8 @@ class CustomerIntelligence:
         self, transactions: Rows | None = None, events: Rows | None = None, customers: Rows | None = None
     ) -> EventsAnswer:
         """Validate and store contract rows; the affected customers' profiles are rebuilt at once."""
-        tables = {"customers": customers or [], "transactions": transactions or [], "events": events or []}
+        sent = {"customers": customers, "transactions": transactions, "events": events}
+        tables = {name: rows for name, rows in sent.items() if rows is not None}
         return _answer(EventsAnswer, lambda: self.scorer.events(tables))
 
     @bentoml.api
@@ -254,4 +253,11 @@ class CustomerIntelligence:
             self.reload_champions()
 
 
+def endpoint_fields(service) -> dict[str, frozenset[str]]:
+    """Each endpoint's path and the top-level keys its body may have."""
+    return {api.route: frozenset(api.input_spec.model_fields) for api in service.apis.values()}
+
+
+# the first added wraps the others: the key is checked before anything about the body is said
 CustomerIntelligence.add_asgi_middleware(ServiceMiddleware)
+CustomerIntelligence.add_asgi_middleware(RequestShape, fields_by_path=endpoint_fields(CustomerIntelligence))

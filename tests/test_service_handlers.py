@@ -209,9 +209,13 @@ def test_events_reject_bad_rows_with_reasons_and_keep_the_good_ones(scorer, serv
     assert set(rejected) == {(s.EVENTS, 1), (s.TRANSACTIONS, 0)}
     assert s.EVENT_TYPE in rejected[(s.EVENTS, 1)]
     assert s.PRODUCT_ID in rejected[(s.TRANSACTIONS, 0)]
+    # a row alone that lacks columns is rejected like a row beside good ones, not a refused request
+    alone = scorer.events({"events": [{s.CUSTOMER_ID: customer}]})
+    assert alone["accepted"] == 0 and alone["rejected"][0]["index"] == 0
+    assert f"{s.TIMESTAMP}: missing" in alone["rejected"][0]["reason"]
     with pytest.raises(RequestError) as refused:
-        scorer.events({"events": [{s.CUSTOMER_ID: customer}]})
-    assert refused.value.field == s.EVENTS
+        scorer.events({})
+    assert refused.value.field == "body"
 
 
 def test_a_new_customer_becomes_known_through_events(scorer, service_workspace):

@@ -69,14 +69,61 @@ def test_recommend_similar_items_and_profile_over_http(client, service_workspace
         ("/recommend", {"customer_id": "c1", "k": 0}, 400, "k"),
         ("/recommend", {"customer_id": "c1", "include_categories": ["nope"]}, 400, "include_categories"),
         ("/similar_items", {"product_id": "nope"}, 404, "product_id"),
-        ("/events", {"events": [{"customer_id": "c1"}]}, 400, "events"),
         ("/events", {"transactions": "not rows"}, 400, "transactions"),
+        ("/events", {}, 400, "body"),
+        ("/events", {"transaction": []}, 400, "transaction"),
+        ("/churn", {"customer_ids": ["c1"], "customer_id": "c1"}, 400, "customer_id"),
+        ("/churn", {"customer_ids": [1]}, 400, "customer_ids[0]"),
+        ("/churn", [1, 2], 400, "body"),
+        ("/recommend", {"customer_id": "c1", "exclude_product_ids": ["nope"]}, 400, "exclude_product_ids"),
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_field(client, path, body, status, field):
     response = client.post(path, json=body)
     assert response.status_code == status, response.text
-    assert field in response.text
+    assert response.json() == {"error": response.json()["error"], "field": field}  # one error shape
+    assert response.json()["error"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "content_type", "status", "field"),
+    [
+        ("/churn", b'{"customer_ids": ["c1"]}', "multipart/form-data", 415, "Content-Type"),
+        ("/events", b'{"events": []}', "text/plain", 415, "Content-Type"),
+        ("/events", b'{"events": [', "application/json", 400, "body"),
+        ("/profile", b"", "application/json", 400, "body"),
+        ("/recommend", b"\xff\xfe", "application/json", 400, "body"),
+    ],
+)
+def test_bodies_that_are_not_a_json_object_get_a_4xx_not_a_500(client, path, content, content_type, status, field):
+    response = client.post(path, content=content, headers={"content-type": content_type})
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field
+
+
+def test_rows_missing_a_column_are_rejected_one_by_one_alone_or_beside_good_rows(client, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
+    good = purchase(customer, product, service_workspace.as_of - pd.Timedelta(hours=2), "http-missing-column")
+    incomplete = {key: value for key, value in good.items() if key != s.CUSTOMER_ID} | {s.ORDER_ID: "other-order"}
+    for rows, accepted in (([incomplete], 0), ([incomplete, good], 1), ([{}], 0)):
+        response = client.post("/events", json={"transactions": rows})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["accepted"] + len(body["rejected"]) == len(rows) and body["accepted"] == accepted
+        assert body["rejected"][0]["index"] == 0 and "customer_id: missing" in body["rejected"][0]["reason"]
+    response = client.post("/events", json={"customers": [{}]})
+    assert response.status_code == 200 and "customer_id: missing" in response.json()["rejected"][0]["reason"]
+
+
+def test_an_oversized_batch_names_every_table_and_the_total(client):
+    rows = [{"customer_id": "c1"}] * 60
+    response = client.post("/events", json={"events": rows, "transactions": rows})
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "body: at most 100 rows per request in all, got 120 (transactions 60, events 60)",
+        "field": "body",
+    }
 
 
 def test_an_event_over_http_changes_the_next_churn_answer(client, service_workspace):
@@ -130,8 +177,11 @@ def test_the_api_key_guards_every_endpoint_but_health(client, monkeypatch):
     right = client.post("/churn", json={"customer_ids": ["nobody"]}, headers={"X-API-Key": API_KEY})
     assert right.status_code == 200
     assert client.post("/events", json={}).status_code == 401
-    assert client.get("/livez").status_code == 200
-    assert client.get("/readyz").status_code == 200
+    # the key is checked before the body: a stranger learns nothing about what a request should hold
+    assert client.post("/events", content=b"{", headers={"content-type": "text/plain"}).status_code == 401
+    for path in ("/livez", "/readyz", "/healthz", "/", "/docs.json"):
+        assert client.get(path).status_code == 200, path
+    assert "/churn" in client.get("/docs.json").json()["paths"]
 
 
 def test_reload_picks_up_a_new_champion(client, service_workspace):

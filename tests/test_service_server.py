@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,10 +76,31 @@ def test_unknown_customer_and_bad_inputs(server):
         ("/churn", {"customer_ids": [str(i) for i in range(201)]}, 413, "customer_ids"),
         ("/recommend", {"k": 3}, 400, "customer_id"),
         ("/similar_items", {"product_id": "no-such-product"}, 404, "product_id"),
-        ("/events", {"transactions": [{"order_id": "x"}]}, 400, "transactions"),
+        ("/events", {"transaction": [{"order_id": "x"}]}, 400, "transaction"),
     ):
         status, body = server.post(path, payload, KEY)
-        assert status == expected and field in str(body), (path, status, body)
+        assert status == expected and body["field"] == field, (path, status, body)
+    # a row that lacks columns is a rejected row, not a refused request
+    status, body = server.post("/events", {"transactions": [{"order_id": "x"}]}, KEY)
+    assert status == 200 and body["accepted"] == 0 and "customer_id: missing" in body["rejected"][0]["reason"]
+
+
+def test_client_errors_are_one_info_line_each_with_the_request_id(server):
+    request = urllib.request.Request(
+        f"{server.url}/churn",
+        data=b'{"customer_ids": [7]}',
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Request-ID": "client-abc-1", **KEY},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400 and refused.value.headers["x-request-id"] == "client-abc-1"
+    status, _ = server.post("/churn", {"customer_ids": ["a"]}, {**KEY, "Content-Type": "multipart/form-data"})
+    assert status == 415
+    log = server.log_path.read_text()
+    assert "400 POST /churn [client-abc-1] customer_ids[0]: input should be a valid string" in log
+    assert "415 POST /churn [" in log and "Content-Type: send the body as application/json" in log
+    assert "Traceback" not in log and "ValidationError" not in log
 
 
 def test_the_api_key_is_required(server):
