@@ -253,7 +253,7 @@ def _category_mix(purchases: Lines, reference: ReferenceTables, n: int) -> dict:
     columns = {}
     for name in reference.categories:
         in_category = purchases.category == reference.categories.index(name)
-        columns[s.category_share(name)] = _ratio(sum_by(purchases.code[in_category], n), lines)
+        columns[s.category_share(name, reference.categories)] = _ratio(sum_by(purchases.code[in_category], n), lines)
     pair_code, _, pair_count = pair_counts(purchases.code, purchases.category)
     columns[s.CATEGORY_COUNT] = sum_by(pair_code, n)
     share = pair_count / lines[pair_code] if len(pair_code) else np.zeros(0)

@@ -82,6 +82,7 @@ def build_reference_tables(
     as_of = pd.Timestamp(as_of)
     transactions = rows_before(History.from_tables(tables).transactions, s.TIMESTAMP, as_of)
     products = ProductLookup(build_products_table(tables.get(s.PRODUCTS), transactions))
+    _check_category_columns(products.categories)
     customer_codes, customer_ids = pd.factorize(transactions[s.CUSTOMER_ID])
     purchases, _ = transaction_lines(transactions, customer_codes.astype(np.int64), products, as_of)
     n = len(customer_ids)
@@ -93,6 +94,14 @@ def build_reference_tables(
         rfm_breakpoints=_rfm_breakpoints(orders_of(purchases), n),
         bgnbd=fit_repeat_buying(summary) if fit_repeat_buying is not None else None,
     )
+
+
+def _check_category_columns(categories: list[str]) -> None:
+    """Fail here, naming the table, if two categories cannot get distinct feature columns."""
+    try:
+        s.column_parts(categories)
+    except ValueError as error:
+        raise ValueError(f"{s.PRODUCTS} table, column {s.CATEGORY}: {error}") from None
 
 
 def _top_categories(category_codes: np.ndarray, categories: list[str], top: int) -> tuple[str, ...]:

@@ -13,7 +13,12 @@ Conventions
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Literal
 
 # ---------------------------------------------------------------------------
@@ -278,6 +283,16 @@ TABLES: dict[str, Table] = {
     table.name: table for table in (CUSTOMERS_TABLE, PRODUCTS_TABLE, TRANSACTIONS_TABLE, EVENTS_TABLE)
 }
 
+# What makes two history rows one row, so that a repeat (a retried request) is recognised: an order
+# line by its unique key; a behaviour event, which has no key, by everything it says; a customer row
+# by all its columns (the same customer with other values is an update, not a repeat).
+EVENT_IDENTITY: tuple[str, ...] = (CUSTOMER_ID, TIMESTAMP, EVENT_TYPE, PRODUCT_ID, VALUE)
+ROW_IDENTITY: dict[str, tuple[str, ...]] = {
+    TRANSACTIONS: TRANSACTIONS_TABLE.unique_key,
+    EVENTS: EVENT_IDENTITY,
+    CUSTOMERS: CUSTOMERS_TABLE.column_names,
+}
+
 # Value ranges that hold only for some event types: (event_type, min, max).
 EVENT_VALUE_RANGES: tuple[tuple[str, float, float], ...] = (
     (EVENT_NPS_RESPONSE, NPS_MIN, NPS_MAX),
@@ -422,21 +437,67 @@ def spend_sum(days: int) -> str:
     return windowed("spend_sum", days)
 
 
-def category_share(category: str) -> str:
-    """Share of a customer's purchase lines in one category, e.g. 'category_share_pet_food'."""
-    return f"category_share_{_slug(category)}"
+def category_share(category: str, categories: Collection[str] = ()) -> str:
+    """Share of a customer's purchase lines in one category, e.g. 'category_share_pet_food'.
+
+    `categories` is the whole catalogue (`ReferenceTables.categories`), so that two categories
+    with the same slug get two columns (see `column_parts`).
+    """
+    return f"category_share_{_column_part(category, categories)}"
 
 
 def channel_share(channel: str) -> str:
-    return f"channel_share_{_slug(channel)}"
+    return f"channel_share_{_column_part(channel, CHANNELS)}"
 
 
-def category_purchase_label(category: str) -> str:
-    return f"purchased_{_slug(category)}"
+def category_purchase_label(category: str, categories: Collection[str] = ()) -> str:
+    """`categories` as in `category_share`: the whole catalogue, not only the labelled ones."""
+    return f"purchased_{_column_part(category, categories)}"
 
 
-def category_purchase_probability(category: str) -> str:
-    return f"purchase_probability_{_slug(category)}"
+def category_purchase_probability(category: str, categories: Collection[str] = ()) -> str:
+    """`categories` as in `category_share`: the whole catalogue, not only the scored ones."""
+    return f"purchase_probability_{_column_part(category, categories)}"
+
+
+def column_parts(names: Iterable[str]) -> dict[str, str]:
+    """Each name's part in a column name, distinct across `names` and independent of their order.
+
+    A name gets its slug ('Pet Food' -> 'pet_food'). Where several names share a slug ('Pet Food',
+    'pet-food'), each one not spelled exactly as the slug also gets the first 6 hex digits of the
+    SHA-256 of its name ('pet_food_e714ce'): only clashing names change, so every other category
+    keeps the column that trained models know. Raises ValueError, naming both, if two names would
+    still share a part (a name spelled like another's suffixed part, or a suffix collision).
+    """
+    unique = set(names)
+    slug_counts = Counter(_slug(name) for name in unique)
+    parts = {name: _clash_free_part(name, slug_counts[_slug(name)] > 1) for name in unique}
+    owner: dict[str, str] = {}
+    for name in sorted(unique, key=str):
+        part = parts[name]
+        if part in owner:
+            raise ValueError(
+                f"names {owner[part]!r} and {name!r} would share the column name part {part!r}; rename one"
+            )
+        owner[part] = name
+    return parts
+
+
+def _column_part(name: str, among: Collection[str]) -> str:
+    return _cached_column_parts(frozenset(among) | {name})[name]
+
+
+# Each column name is asked for with the whole catalogue: map it once, not once per category.
+@lru_cache(maxsize=64)
+def _cached_column_parts(names: frozenset[str]) -> Mapping[str, str]:
+    return MappingProxyType(column_parts(names))
+
+
+def _clash_free_part(name: str, slug_is_shared: bool) -> str:
+    slug = _slug(name)
+    if not slug_is_shared or str(name) == slug:
+        return slug
+    return f"{slug}_{hashlib.sha256(str(name).encode()).hexdigest()[:6]}"
 
 
 def _slug(text: str) -> str:
@@ -446,9 +507,9 @@ def _slug(text: str) -> str:
 
 def candidate_score(source: str) -> str:
     """The ranker feature holding one candidate source's score, e.g. 'candidate_score_ease'."""
-    return f"candidate_score_{_slug(source)}"
+    return f"candidate_score_{_column_part(source, ())}"
 
 
 def candidate_rank(source: str) -> str:
     """The ranker feature holding one candidate source's rank (1 is best), e.g. 'candidate_rank_ease'."""
-    return f"candidate_rank_{_slug(source)}"
+    return f"candidate_rank_{_column_part(source, ())}"

@@ -2,8 +2,9 @@
 
 Rows pass `features.small_batches.check_rows`: the batch pipeline's rules and reasons, evaluated
 cell by cell. A customer id first seen in transactions or events becomes a customer (a `customers`
-row may come with it, and then must pass validation too, or its rows are rejected with it). An
-order line already stored is rejected, so a retried call adds nothing. Accepted rows are appended to
+row may come with it, and then must pass validation too, or its rows are rejected with it). A row
+already stored, or repeated in the same call, is counted as a duplicate and not stored again
+(`schema.ROW_IDENTITY`), so a retried call adds nothing. Accepted rows are appended to
 the store and the affected customers' profiles are rebuilt with `build_customer_features`, from
 their full stored history, at `as_of` = the materialised as_of, or just after their latest record
 when that is later.
@@ -49,7 +50,8 @@ class EventWriter:
         self._lock = threading.Lock()
 
     def write(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
-        """Validate, store and apply contract rows: {"accepted": n, "rejected": [{table, index, reason}]}."""
+        """Validate, store and apply contract rows: {"accepted": n, "rejected": [{table, index, reason}],
+        "duplicates": n, "customers_updated": [...]}; every row sent is counted in exactly one of the three."""
         if not tables:
             raise RequestError("body", f"send at least one of {', '.join(HISTORY_TABLES)} (a list of rows)")
         sizes = {name: len(rows) for name, rows in tables.items() if rows}
@@ -60,7 +62,7 @@ class EventWriter:
             )
         raw = {name: _with_contract_columns(name, rows) for name, rows in tables.items() if rows}
         if not raw:
-            return {"accepted": 0, "rejected": [], "customers_updated": []}
+            return {"accepted": 0, "rejected": [], "duplicates": 0, "customers_updated": []}
         result = self._validate(raw)
         rejected = [
             {"table": name, "index": int(index), "reason": str(reason)}
@@ -69,14 +71,14 @@ class EventWriter:
         ]
         accepted = {name: frame for name, frame in result.accepted.items() if len(frame)}
         affected = _customer_ids(accepted)
+        duplicates = 0
         if affected:
             # from reading their history to writing their profiles no other worker touches these
             # customers (no lost update, no order line stored twice); the append and the profiles
             # commit together, or not at all
             with self._lock, self.store.guarded(affected):
                 stored = self.store.histories(affected)
-                accepted, repeated = _drop_stored_order_lines(accepted, stored)
-                rejected += repeated
+                accepted, duplicates = _drop_repeats(accepted, stored)
                 if accepted:
                     self.store.append_rows(accepted)
                     self._rebuild(affected, stored, accepted)
@@ -84,6 +86,7 @@ class EventWriter:
         return {
             "accepted": sum(len(frame) for frame in accepted.values()),
             "rejected": rejected,
+            "duplicates": duplicates,
             "customers_updated": affected if accepted else [],
         }
 
@@ -155,36 +158,36 @@ def _customer_ids(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     return sorted(ids)
 
 
-def _drop_stored_order_lines(
+def _drop_repeats(
     accepted: dict[str, pd.DataFrame], stored: Mapping[str, pd.DataFrame]
-) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
-    """Order lines whose (order_id, product_id) is already stored are rejected: a retried call adds nothing."""
-    lines = accepted.get(s.TRANSACTIONS)
-    before = stored.get(s.TRANSACTIONS)
-    if lines is None or before is None or before.empty:
-        return accepted, []
-    key = s.TRANSACTIONS_TABLE.unique_key
-    # plain sets of string tuples: a customer's history is small, and pandas index builds cost milliseconds
-    seen = set(_key_tuples(before, key))
-    repeated = [line in seen for line in _key_tuples(lines, key)]
-    if not any(repeated):
-        return accepted, []
-    # accepted frames keep the input's row positions as their index
-    rejected = [
-        {"table": s.TRANSACTIONS, "index": int(index), "reason": f"{', '.join(key)}: this order line is already stored"}
-        for index, is_repeated in zip(lines.index.tolist(), repeated, strict=True)
-        if is_repeated
-    ]
-    kept = dict(accepted)
-    kept[s.TRANSACTIONS] = lines[~np.array(repeated)]
-    if kept[s.TRANSACTIONS].empty:
-        del kept[s.TRANSACTIONS]
-    return kept, rejected
+) -> tuple[dict[str, pd.DataFrame], int]:
+    """(the accepted rows that are new, how many were repeats): a row is a repeat when a row with
+    its identity (`schema.ROW_IDENTITY`) is stored or came earlier in this batch, so a retried call
+    adds nothing and answers how many of its rows were already there."""
+    kept, repeats = {}, 0
+    for name, rows in accepted.items():
+        key = s.ROW_IDENTITY[name]
+        seen = set(_key_tuples(stored[name], key)) if name in stored else set()
+        is_new = []
+        for identity in _key_tuples(rows, key):
+            is_new.append(identity not in seen)
+            seen.add(identity)
+        new_rows = rows[np.array(is_new, dtype=bool)]
+        repeats += len(rows) - len(new_rows)
+        if len(new_rows):
+            kept[name] = new_rows
+    return kept, repeats
 
 
-def _key_tuples(frame: pd.DataFrame, key: Sequence[str]) -> Iterator[tuple[str, ...]]:
-    """The frame's values of the key columns, row by row, as strings."""
-    return zip(*([str(value) for value in frame[column].tolist()] for column in key), strict=True)
+def _key_tuples(frame: pd.DataFrame, key: Sequence[str]) -> Iterator[tuple[str | None, ...]]:
+    """The frame's values of the key columns, row by row, as strings (None for a missing value)."""
+    # plain tuples of strings: a customer's history is small, and pandas index builds cost milliseconds
+    columns = ([None if _is_missing(value) else str(value) for value in frame[column].tolist()] for column in key)
+    return zip(*columns, strict=True)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT or value is pd.NA
 
 
 def _stored_and_accepted(stored: pd.DataFrame | None, accepted: pd.DataFrame | None) -> pd.DataFrame:

@@ -126,6 +126,7 @@ class RejectedRow(BaseModel):
 class EventsAnswer(BaseModel):
     accepted: int
     rejected: list[RejectedRow]
+    duplicates: int  # rows already stored (or repeated in the request): not stored again
     customers_updated: list[str]
 
 

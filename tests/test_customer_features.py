@@ -183,3 +183,62 @@ def test_feature_columns_do_not_depend_on_which_categories_were_popular_at_the_c
         columns.append(list(build_customer_features(History.from_tables(tables), as_of, reference).columns))
     assert columns[0] == columns[1]
     assert s.category_share("lenses") in columns[0]
+
+
+def _tables_with_categories(categories: list[str], purchases: list[tuple[str, str]]) -> dict[str, pd.DataFrame]:
+    """products_table() with its four products recategorised; purchases: (customer_id, product_id)."""
+    products = products_table().assign(**{s.CATEGORY: pd.array(categories, dtype="str")})
+    customer_ids = sorted({customer_id for customer_id, _ in purchases})
+    return {
+        s.CUSTOMERS: customers_table(customer_ids, ["2024-01-01"] * len(customer_ids)),
+        s.PRODUCTS: products,
+        s.TRANSACTIONS: transactions_table(
+            (f"o{i}", customer_id, product_id, 1, 10.0, "2024-05-01")
+            for i, (customer_id, product_id) in enumerate(purchases)
+        ),
+        s.EVENTS: events_table([]),
+    }
+
+
+def test_categories_with_the_same_slug_get_their_own_share_columns():
+    """'Pet Food' and 'pet-food' both slug to 'pet_food': neither share may overwrite the other."""
+    tables = _tables_with_categories(
+        ["Pet Food", "pet-food", "shoes", "lenses"],
+        [("only_pet_food", "p1"), ("only_pet_dash_food", "p2"), ("both", "p1"), ("both", "p2"), ("both", "p2")],
+    )
+    reference = build_reference(tables, AS_OF, TOP_CATEGORIES)
+    features = build_customer_features(History.from_tables(tables), AS_OF, reference).set_index(s.CUSTOMER_ID)
+    assert len(features.filter(regex=r"^category_share_pet_food").columns) == 2
+    pet_food = s.category_share("Pet Food", reference.categories)
+    pet_dash_food = s.category_share("pet-food", reference.categories)
+
+    assert pet_food != pet_dash_food
+    assert {pet_food, pet_dash_food} <= set(features.columns)
+    assert features.loc["only_pet_food", [pet_food, pet_dash_food]].tolist() == [1.0, 0.0]
+    assert features.loc["only_pet_dash_food", [pet_food, pet_dash_food]].tolist() == [0.0, 1.0]
+    assert features.loc["both", pet_food] == pytest.approx(1 / 3)
+    assert features.loc["both", pet_dash_food] == pytest.approx(2 / 3)
+    # categories that clash with nothing keep the names trained models were fitted on
+    assert {"category_share_shoes", "category_share_lenses", "category_share_unknown"} <= set(features.columns)
+
+
+def test_column_parts_change_only_clashing_names_whatever_their_order():
+    names = ["Pet Food", "pet-food", "pet_food", "Shoes", "lenses"]
+    parts = s.column_parts(names)
+
+    assert parts == s.column_parts(reversed(names))
+    assert len(set(parts.values())) == len(names)
+    # the name spelled as its slug keeps the slug; a non-clashing name keeps its slug however spelled
+    assert parts["pet_food"] == "pet_food" and parts["Shoes"] == "shoes" and parts["lenses"] == "lenses"
+    assert parts["Pet Food"].startswith("pet_food_") and parts["pet-food"].startswith("pet_food_")
+    # labels and probabilities of a category use the same part as its share column
+    assert s.category_purchase_probability("Pet Food", names) == f"purchase_probability_{parts['Pet Food']}"
+    assert s.category_purchase_label("pet-food", names) == f"purchased_{parts['pet-food']}"
+    assert s.category_share("Shoes") == s.category_share("Shoes", names) == "category_share_shoes"
+
+
+def test_categories_that_cannot_be_told_apart_fail_the_reference_build_naming_both():
+    spelled_like_a_suffixed_part = s.column_parts(["Pet Food", "pet-food"])["Pet Food"]
+    tables = _tables_with_categories(["Pet Food", "pet-food", spelled_like_a_suffixed_part, "lenses"], [("a", "p1")])
+    with pytest.raises(ValueError, match=rf"products table.*'Pet Food'.*'{spelled_like_a_suffixed_part}'"):
+        build_reference(tables, AS_OF, TOP_CATEGORIES)

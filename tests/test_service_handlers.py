@@ -192,9 +192,9 @@ def test_an_accepted_purchase_rebuilds_the_profile_and_lowers_churn(scorer, serv
     profile_after = scorer.profile(customer)
     assert profile_after["features"][s.ORDERS_COUNT_TOTAL] == profile_before["features"][s.ORDERS_COUNT_TOTAL] + 1
     assert profile_after["features"][s.DAYS_SINCE_LAST_PURCHASE] < 1
-    # the same order line again is refused: a retried call adds nothing
+    # the same order line again is a duplicate: a retried call adds nothing
     again = scorer.events({"transactions": [purchase(customer, product, when)]})
-    assert again["accepted"] == 0 and again["rejected"][0]["table"] == s.TRANSACTIONS
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 1, [])
 
 
 def test_events_reject_bad_rows_with_reasons_and_keep_the_good_ones(scorer, service_workspace):
@@ -286,7 +286,8 @@ def test_two_workers_on_one_store_lose_no_event_and_store_a_repeated_line_once(s
 
     assert [answer["accepted"] for answer in answers[:6]] == [1] * 6
     assert sorted(answer["accepted"] for answer in answers[6:]) == [0, 1]
-    assert "already stored" in next(a for a in answers[6:] if a["rejected"])["rejected"][0]["reason"]
+    assert sorted(answer["duplicates"] for answer in answers[6:]) == [0, 1]
+    assert not any(answer["rejected"] for answer in answers)
     store = workers[0].store
     stored = store.history(customer)[s.TRANSACTIONS]
     sent = {f"two-{n}" for n in range(6)} | {"retried"}
@@ -364,3 +365,29 @@ def test_with_no_champion_at_all_the_service_refuses_to_start(service_workspace,
     message = str(refused.value)
     assert "make train" in message and CHURN in message and RECOMMENDER in message
     assert len(message.splitlines()) == 1
+
+
+def test_a_retried_body_stores_nothing_new_and_counts_its_rows_as_duplicates(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[4])
+    when = service_workspace.as_of - pd.Timedelta(hours=5)
+    session = {s.CUSTOMER_ID: customer, s.TIMESTAMP: when.isoformat(), s.EVENT_TYPE: "session_start"}
+    cart = {s.CUSTOMER_ID: customer, s.TIMESTAMP: when.isoformat(), s.EVENT_TYPE: "add_to_cart", s.PRODUCT_ID: product}
+    nps = {s.CUSTOMER_ID: customer, s.TIMESTAMP: when.isoformat(), s.EVENT_TYPE: "nps_response", s.VALUE: 9}
+    body = {"events": [session, cart, nps], "transactions": [purchase(customer, product, when, "retry-order")]}
+
+    first = scorer.events(body)
+    assert (first["accepted"], first["duplicates"], first["rejected"]) == (4, 0, [])
+    stored_before = {name: len(frame) for name, frame in scorer.store.history(customer).items()}
+    profile_before = scorer.profile(customer)
+    churn_before = scorer.churn([customer])["results"][0][s.CHURN_PROBABILITY]
+
+    again = scorer.events(body)
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 4, [])
+    assert {name: len(frame) for name, frame in scorer.store.history(customer).items()} == stored_before
+    assert scorer.profile(customer)["features"] == profile_before["features"]
+    assert scorer.churn([customer])["results"][0][s.CHURN_PROBABILITY] == churn_before
+    # a repeat inside one body counts once; a changed value is a new event
+    changed = {**nps, s.VALUE: 3}
+    mixed = scorer.events({"events": [changed, changed, session]})
+    assert (mixed["accepted"], mixed["duplicates"]) == (1, 2)
