@@ -16,14 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.recommender import RULE_NAMES, RecommendationRules
 
 MAX_K = 100
-Count = Annotated[int, Field(ge=1, le=MAX_K, description="how many items")]
+Count = Annotated[int, Field(ge=1, le=MAX_K, strict=True, description="how many items")]
 
 
 class RecommendRequest(RecommendationRules):
     """POST /recommend: whose list, how long, and the rules it must follow."""
 
-    # fields the service does not know are ignored, as on the other endpoints
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # strict: a JSON value of another type is refused, not coerced (`"k": "5"`, `"exclude_purchased": 0`);
+    # unknown top-level keys never get here (`service.requests` refuses them)
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     customer_id: str
     k: Count = 10

@@ -247,10 +247,12 @@ class Scorer:
                 raise RequestError(
                     name,
                     f"unknown categories {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known_categories))}",
+                    404,
                 )
         unknown_products = sorted(set(rules.exclude_product_ids or ()) - self._product_ids)
         if unknown_products:
-            raise RequestError("exclude_product_ids", f"unknown products {', '.join(map(repr, unknown_products[:10]))}")
+            shown = ", ".join(map(repr, unknown_products[:10]))
+            raise RequestError("exclude_product_ids", f"unknown products {shown}", 404)
         customer_id = str(customer_id)
         known = self.store.get_numbers([customer_id], [s.ORDERS_COUNT_TOTAL])[0] != []
         transactions = self.store.history(customer_id)[s.TRANSACTIONS] if known else None

@@ -67,7 +67,7 @@ def test_recommend_similar_items_and_profile_over_http(client, service_workspace
         ("/churn", {}, 400, "customer_ids"),
         ("/churn", {"customer_ids": [f"c{i}" for i in range(101)]}, 413, "customer_ids"),
         ("/recommend", {"customer_id": "c1", "k": 0}, 400, "k"),
-        ("/recommend", {"customer_id": "c1", "include_categories": ["nope"]}, 400, "include_categories"),
+        ("/recommend", {"customer_id": "c1", "include_categories": ["nope"]}, 404, "include_categories"),
         ("/similar_items", {"product_id": "nope"}, 404, "product_id"),
         ("/events", {"transactions": "not rows"}, 400, "transactions"),
         ("/events", {}, 400, "body"),
@@ -75,7 +75,9 @@ def test_recommend_similar_items_and_profile_over_http(client, service_workspace
         ("/churn", {"customer_ids": ["c1"], "customer_id": "c1"}, 400, "customer_id"),
         ("/churn", {"customer_ids": [1]}, 400, "customer_ids[0]"),
         ("/churn", [1, 2], 400, "body"),
-        ("/recommend", {"customer_id": "c1", "exclude_product_ids": ["nope"]}, 400, "exclude_product_ids"),
+        ("/recommend", {"customer_id": "c1", "exclude_product_ids": ["nope"]}, 404, "exclude_product_ids"),
+        ("/recommend", {"customer_id": "c1", "k": "5"}, 400, "k"),
+        ("/recommend", {"customer_id": "c1", "exclude_purchased": 0}, 400, "exclude_purchased"),
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_field(client, path, body, status, field):

@@ -35,7 +35,7 @@ class RecommendationRules(BaseModel):
         None, description="Never products of these categories (unknown names are an error; empty: none)."
     )
     exclude_product_ids: tuple[str, ...] | None = Field(
-        None, description="Never these products (ids outside the catalogue are ignored; empty: none)."
+        None, description="Never these products (the service refuses unknown ids; empty: none)."
     )
     max_per_category: int | None = Field(
         None, ge=1, description="At most this many products of one category per list (diversity)."
