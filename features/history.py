@@ -80,3 +80,13 @@ def last_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
     """The latest transaction or event (None when there is none)."""
     times = [tables[name][s.TIMESTAMP].max() for name in ACTIVITY_TABLES if name in tables and len(tables[name])]
     return max(times) if times else None
+
+
+def first_purchase(transactions: pd.DataFrame) -> pd.Timestamp | None:
+    """The time of the earliest purchase (a line with a positive quantity; None when there is none).
+
+    Where a training history starts: before it, features hold no purchase to learn from, however
+    early the events begin.
+    """
+    purchases = transactions.loc[s.is_purchase(transactions[s.QUANTITY]), s.TIMESTAMP]
+    return purchases.min() if len(purchases) else None

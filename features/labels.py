@@ -80,11 +80,40 @@ def make_product_sets(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_d
 
 @dataclass(frozen=True)
 class CutoffPlan:
-    """Training cutoffs (oldest first) and the test cutoff whose window is the latest complete one."""
+    """Training cutoffs (oldest first) and the test cutoff whose window is the latest complete one.
+
+    skipped: the training cutoffs asked for but dropped (oldest first), because no purchase comes
+    before them.
+    """
 
     train: tuple[pd.Timestamp, ...]
     test: pd.Timestamp
     horizon_days: int
+    skipped: tuple[pd.Timestamp, ...] = ()
+
+
+def history_days_needed(horizon_days: int, n_cutoffs: int, step_days: int) -> int:
+    """Days from the day of the first purchase to the end of the test window that n_cutoffs training
+    cutoffs step_days apart need: the test window, the label window of the latest training cutoff,
+    the steps back to the oldest, and one day before it (its features need a purchase before it)."""
+    return 2 * horizon_days + (n_cutoffs - 1) * step_days + 1
+
+
+class ShortHistoryError(ValueError):
+    """Fewer training cutoffs fit between the first purchase and the test window than are needed."""
+
+    def __init__(
+        self, first_purchase: pd.Timestamp, test_end: pd.Timestamp, horizon_days: int, min_cutoffs: int, step_days: int
+    ):
+        self.days_needed = history_days_needed(horizon_days, min_cutoffs, step_days)
+        self.days_available = (test_end - first_purchase.normalize()).days
+        steps = f" + {min_cutoffs - 1} x {step_days} between {min_cutoffs} training cutoffs" if min_cutoffs > 1 else ""
+        super().__init__(
+            f"the history is too short for {horizon_days}-day windows: {self.days_needed} days are needed "
+            f"from the first purchase to the end of the test window ({horizon_days} test + {horizon_days} label"
+            f"{steps} + 1 before them), there are {self.days_available} "
+            f"({first_purchase.date()} to {test_end.date()})"
+        )
 
 
 def plan_cutoffs(
@@ -92,15 +121,21 @@ def plan_cutoffs(
     horizon_days: int,
     n_cutoffs: int = 6,
     step_days: int = 30,
-    data_start: pd.Timestamp | None = None,
+    first_purchase: pd.Timestamp | None = None,
     test_cutoff: pd.Timestamp | None = None,
+    min_cutoffs: int = 1,
 ) -> CutoffPlan:
     """Rolling cutoffs: no label window reaches past data_end and none overlaps the test window.
 
     data_end is exclusive (the day after the last record). The test window is
     [test_cutoff, test_cutoff + horizon), by default the latest complete one,
-    [data_end - horizon, data_end). Training windows end at or before the test cutoff.
+    [data_end - horizon, data_end). Training windows end at or before the test cutoff. A training
+    cutoff needs a purchase strictly before it (at first_purchase or earlier its features have
+    nothing to learn from): such cutoffs are skipped, and fewer than min_cutoffs left raises
+    ShortHistoryError.
     """
+    if n_cutoffs < min_cutoffs:
+        raise ValueError(f"{n_cutoffs} training cutoff(s) asked for, at least {min_cutoffs} needed")
     data_end = pd.Timestamp(data_end).normalize()
     test = data_end - horizon_days * DAY if test_cutoff is None else pd.Timestamp(test_cutoff)
     if test + horizon_days * DAY > data_end:
@@ -108,12 +143,9 @@ def plan_cutoffs(
             f"the test window {test.date()} + {horizon_days} days reaches past the end of the data ({data_end.date()})"
         )
     last_train = test - horizon_days * DAY
-    train = [last_train - i * step_days * DAY for i in range(n_cutoffs)]
-    if data_start is not None:
-        train = [cutoff for cutoff in train if cutoff > pd.Timestamp(data_start)]
-    if not train:
-        raise ValueError(
-            f"no training cutoff fits: data ends {data_end.date()}, horizon {horizon_days} days; "
-            "the history is too short for this horizon"
-        )
-    return CutoffPlan(train=tuple(sorted(train)), test=test, horizon_days=horizon_days)
+    asked = sorted(last_train - i * step_days * DAY for i in range(n_cutoffs))
+    train = [cutoff for cutoff in asked if first_purchase is None or cutoff > first_purchase]
+    if len(train) < min_cutoffs:
+        raise ShortHistoryError(first_purchase, test + horizon_days * DAY, horizon_days, min_cutoffs, step_days)
+    skipped = tuple(cutoff for cutoff in asked if cutoff not in train)
+    return CutoffPlan(train=tuple(train), test=test, horizon_days=horizon_days, skipped=skipped)

@@ -147,8 +147,8 @@ class TrainingSettings(_Section):
     is the latest complete horizon before as_of and is never used for fitting or tuning.
     """
 
-    n_cutoffs: int = 6
-    cutoff_step_days: int = 30
+    n_cutoffs: PositiveInt = 6
+    cutoff_step_days: PositiveInt = 30
     seed: int = 42
     # Refuse to train when more than this share of any table's rows failed validation.
     max_quarantined_share: float = 0.05

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.labels import make_churn_labels, make_product_sets, make_purchase_labels, plan_cutoffs
+from features.labels import (
+    ShortHistoryError,
+    history_days_needed,
+    make_churn_labels,
+    make_product_sets,
+    make_purchase_labels,
+    plan_cutoffs,
+)
 from tests.builders import random_tables, transactions_table
 
 AS_OF = pd.Timestamp("2024-06-01")
@@ -68,5 +75,32 @@ def test_cutoffs_never_reach_past_the_data_or_into_the_test_window():
 
 
 def test_cutoffs_raise_when_history_is_too_short():
-    with pytest.raises(ValueError, match="too short"):
-        plan_cutoffs(pd.Timestamp("2024-03-01"), 90, data_start=pd.Timestamp("2024-01-01"))
+    with pytest.raises(ShortHistoryError, match="too short") as raised:
+        plan_cutoffs(pd.Timestamp("2024-03-01"), 90, first_purchase=pd.Timestamp("2024-01-01 10:00"))
+    assert raised.value.days_needed == 2 * 90 + 1 and raised.value.days_available == 60
+    assert "181 days are needed" in str(raised.value) and "there are 60" in str(raised.value)
+
+
+def test_cutoffs_without_a_purchase_before_them_are_skipped():
+    first_purchase = pd.Timestamp("2025-03-01 10:00")
+    plan = plan_cutoffs(pd.Timestamp("2025-12-31"), 90, n_cutoffs=7, step_days=30, first_purchase=first_purchase)
+    # asked for 2025-01-05 .. 2025-07-04, 30 days apart; the two before the first purchase have nothing to learn from
+    assert plan.skipped == (pd.Timestamp("2025-01-05"), pd.Timestamp("2025-02-04"))
+    assert len(plan.train) == 5 and all(cutoff > first_purchase for cutoff in plan.train)
+    # a purchase at the very instant of a cutoff is not before it (features use records strictly before)
+    at_a_cutoff = plan_cutoffs(pd.Timestamp("2025-12-31"), 90, 7, 30, first_purchase=pd.Timestamp("2025-03-06"))
+    assert pd.Timestamp("2025-03-06") in at_a_cutoff.skipped
+
+
+@pytest.mark.parametrize(("horizon_days", "min_cutoffs", "step_days"), [(90, 2, 30), (30, 1, 30), (34, 2, 30)])
+def test_days_needed_is_exactly_the_history_at_which_the_plan_starts_to_fit(horizon_days, min_cutoffs, step_days):
+    needed = history_days_needed(horizon_days, min_cutoffs, step_days)
+    first_purchase = pd.Timestamp("2024-01-01 10:00")
+    for days, fits in ((needed, True), (needed - 1, False)):
+        data_end = first_purchase.normalize() + pd.Timedelta(days=days)
+        try:
+            plan = plan_cutoffs(data_end, horizon_days, 7, step_days, first_purchase, min_cutoffs=min_cutoffs)
+        except ShortHistoryError as error:
+            assert not fits and (error.days_needed, error.days_available) == (needed, days)
+        else:
+            assert fits and len(plan.train) == min_cutoffs

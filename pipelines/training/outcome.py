@@ -21,8 +21,7 @@ from tqdm import tqdm
 
 from features import schema as s
 from features.customer import feature_columns
-from features.history import first_record
-from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels, plan_cutoffs
+from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels
 from features.population import churn_population
 from models.baselines import BGNBD_SCORE, RfmLogisticBaseline, ScoreColumnBaseline
 from models.metrics import evaluate_binary, evaluate_by_segment
@@ -31,6 +30,7 @@ from models.outcome import OutcomeModel, fit_outcome_model
 from pipelines.errors import UserError
 from pipelines.settings import BoosterSettings, ChurnSettings, PropensitySettings, Settings
 from pipelines.training.cache import FeatureCache
+from pipelines.training.cutoffs import CutoffRequest, plan_training_cutoffs
 
 PRIMARY_METRIC = "roc_auc"
 MODEL = "model"
@@ -117,23 +117,16 @@ def plan_family(
 ) -> CutoffPlan:
     """The family's cutoffs: rolling training cutoffs (the last held out) before its test window."""
     training = settings.training
-    try:
-        plan = plan_cutoffs(
-            as_of,
-            horizon_days,
-            training.n_cutoffs + 1,
-            training.cutoff_step_days,
-            data_start=first_record(cache.tables),
-            test_cutoff=evaluate_at,
-        )
-    except ValueError as error:
-        raise UserError(f"{name}: {error}") from error
-    if len(plan.train) < 2:
-        raise UserError(
-            f"{name}: the history before {as_of.date()} holds only {len(plan.train)} complete training "
-            f"window(s) of {horizon_days} days before the test window; use a shorter horizon or more data"
-        )
-    return plan
+    request = CutoffRequest(
+        model=name,
+        horizon_days=horizon_days,
+        n_cutoffs=training.n_cutoffs + 1,
+        step_days=training.cutoff_step_days,
+        min_cutoffs=2,  # one to fit on, and the latest held out for early stopping and calibration
+        horizon_key=f"{name}.horizon_days",
+        step_key="training.cutoff_step_days",
+    )
+    return plan_training_cutoffs(request, cache.transactions, as_of, evaluate_at)
 
 
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from features.labels import CutoffPlan, plan_cutoffs
+from features.labels import CutoffPlan
 from models import recommender_evaluation as evaluation
 from models.names import RECOMMENDER
 from models.ranking_metrics import per_user_scores
@@ -31,6 +31,7 @@ from models.recommender import BASELINES, CandidateConfig, RankerConfig, TwoStag
 from models.recommender_evaluation import EvaluationWindow
 from pipelines.errors import UserError
 from pipelines.settings import RecommenderSettings, Settings
+from pipelines.training.cutoffs import CutoffRequest, plan_training_cutoffs
 
 # The gate's metric: NDCG of the top 10, always evaluated whatever recommender.ks says.
 GATE_K = 10
@@ -39,6 +40,8 @@ MODEL = "model"
 ALL_ITEMS = "all"
 NEW_ITEMS = evaluation.NEW_ITEMS
 AUTO = "auto"
+# the way out when the history holds too few time windows
+PER_CUSTOMER = "--set recommender.protocol=per_customer"
 
 
 @dataclass
@@ -168,11 +171,17 @@ def _fit_temporal(
 ) -> _Fitted:
     """Label windows a horizon apart, ending at or before the test cutoff; the test set is its window."""
     horizon = config.horizon_days
-    first_purchase = transactions.loc[s.is_purchase(transactions[s.QUANTITY]), s.TIMESTAMP].min()
+    request = CutoffRequest(
+        model=RECOMMENDER,
+        horizon_days=horizon,
+        n_cutoffs=config.n_cutoffs,
+        step_days=None,
+        min_cutoffs=1,
+        horizon_key="recommender.horizon_days",
+        alternatives=(PER_CUSTOMER,),
+    )
+    plan = plan_training_cutoffs(request, transactions, as_of, evaluate_at)
     try:
-        plan = plan_cutoffs(
-            as_of, horizon, config.n_cutoffs, horizon, data_start=first_purchase, test_cutoff=evaluate_at
-        )
         window = evaluation.make_test_window(transactions, products, plan.test, horizon)
     except ValueError as error:
         raise UserError(f"{RECOMMENDER}: {error}") from error
@@ -182,7 +191,7 @@ def _fit_temporal(
     except ValueError as error:
         raise UserError(
             f"{RECOMMENDER}: {error}; the history before {plan.test.date()} is too short for its "
-            f"{horizon}-day training windows (got {len(plan.train)}); try --set recommender.protocol=per_customer"
+            f"{horizon}-day training windows (got {len(plan.train)}); try {PER_CUSTOMER}"
         ) from error
     # the last label window ends at the test cutoff, so stage 1 already sees exactly the history before it
     evaluated = model if model.as_of_ == plan.test else model.refresh_candidates(transactions, products, plan.test)
