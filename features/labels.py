@@ -57,10 +57,17 @@ def make_purchase_labels(
         future_category = future[s.PRODUCT_ID].map(
             category_of.drop_duplicates(s.PRODUCT_ID).set_index(s.PRODUCT_ID)[s.CATEGORY]
         )
+        catalogue = product_categories(category_of)
         for category in categories:
             buyers = future.loc[(future_category == category).to_numpy(), s.CUSTOMER_ID]
-            labels[s.category_purchase_label(category)] = ids.isin(buyers).astype(np.int64)
+            labels[s.category_purchase_label(category, catalogue)] = ids.isin(buyers).astype(np.int64)
     return labels
+
+
+def product_categories(products: pd.DataFrame) -> tuple[str, ...]:
+    """The categories of the products table: the catalogue that fixes each category's column names
+    (`schema.column_parts`), the same one the reference tables hold."""
+    return tuple(sorted(products[s.CATEGORY].dropna().astype(str).unique()))
 
 
 def make_product_pairs(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int = 30) -> pd.DataFrame:

@@ -443,7 +443,7 @@ def category_share(category: str, categories: Collection[str] = ()) -> str:
     `categories` is the whole catalogue (`ReferenceTables.categories`), so that two categories
     with the same slug get two columns (see `column_parts`).
     """
-    return f"category_share_{_column_part(category, categories)}"
+    return f"category_share_{_category_part(category, categories)}"
 
 
 def channel_share(channel: str) -> str:
@@ -452,12 +452,12 @@ def channel_share(channel: str) -> str:
 
 def category_purchase_label(category: str, categories: Collection[str] = ()) -> str:
     """`categories` as in `category_share`: the whole catalogue, not only the labelled ones."""
-    return f"purchased_{_column_part(category, categories)}"
+    return f"purchased_{_category_part(category, categories)}"
 
 
 def category_purchase_probability(category: str, categories: Collection[str] = ()) -> str:
     """`categories` as in `category_share`: the whole catalogue, not only the scored ones."""
-    return f"purchase_probability_{_column_part(category, categories)}"
+    return f"purchase_probability_{_category_part(category, categories)}"
 
 
 def column_parts(names: Iterable[str]) -> dict[str, str]:
@@ -481,6 +481,12 @@ def column_parts(names: Iterable[str]) -> dict[str, str]:
             )
         owner[part] = name
     return parts
+
+
+def _category_part(category: str, categories: Collection[str]) -> str:
+    # "unknown" (products missing from the products table) is in every catalogue, whether or not it
+    # occurs, so the products table alone fixes every category's column
+    return _column_part(category, (*categories, UNKNOWN))
 
 
 def _column_part(name: str, among: Collection[str]) -> str:

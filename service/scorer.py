@@ -110,8 +110,10 @@ class Scorer:
             name: np.array([position[c] for c in model.feature_names]) for name, model in outcome_models.items()
         }
         self._population_columns = [position[c] for c in POPULATION_COLUMNS]
-        self._category_names = {s.category_purchase_probability(name): name for name in state.reference.categories} | {
-            s.category_purchase_probability(name): name for name in state.reference.top_categories
+        catalogue = state.reference.categories
+        self._category_names = {
+            s.category_purchase_probability(name, catalogue): name
+            for name in (*state.reference.categories, *state.reference.top_categories)
         }
         self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
         # the products a rule may name (a set built once: tens of thousands of ids)

@@ -11,8 +11,12 @@ from hypothesis import strategies as st
 from features import schema as s
 from features.customer import FEATURE_DEFAULTS, build_customer_features, feature_columns
 from features.history import History
+from features.labels import make_purchase_labels
 from features.parallel import build_customer_features_sharded
+from models.names import PROPENSITY
 from pipelines.profiles import build_reference
+from pipelines.settings import load_settings
+from pipelines.training.outcome import outcome_families
 from tests.builders import customers_table, events_table, products_table, random_tables, transactions_table
 
 TOP_CATEGORIES = 5
@@ -220,6 +224,29 @@ def test_categories_with_the_same_slug_get_their_own_share_columns():
     assert features.loc["both", pet_dash_food] == pytest.approx(2 / 3)
     # categories that clash with nothing keep the names trained models were fitted on
     assert {"category_share_shoes", "category_share_lenses", "category_share_unknown"} <= set(features.columns)
+
+
+def test_clashing_categories_get_their_own_propensity_labels_outputs_and_share_inputs():
+    tables = _tables_with_categories(
+        ["Pet Food", "pet-food", "shoes", "lenses"], [("only_pet_food", "p1"), ("only_pet_dash_food", "p2")]
+    )
+    reference = build_reference(tables, AS_OF, TOP_CATEGORIES)
+    features = build_customer_features(History.from_tables(tables), AS_OF, reference)
+    family = outcome_families(load_settings(), tables, ("Pet Food", "pet-food"))[PROPENSITY]
+    # two outputs, each with its own label, each fed by its own category's share column
+    assert len(family.outputs) == 3 and len(set(family.outputs.values())) == 3
+    for output in family.outputs:
+        assert set(family.extra_columns.get(output, ())) <= set(features.columns)
+    before = pd.Timestamp("2024-04-15")  # the purchases are on 2024-05-01
+    labels = make_purchase_labels(
+        tables[s.TRANSACTIONS], features[s.CUSTOMER_ID], before, 60, ("Pet Food", "pet-food"), tables[s.PRODUCTS]
+    ).set_index(s.CUSTOMER_ID)
+    pet_food, pet_dash_food = (s.category_purchase_label(c, reference.categories) for c in ("Pet Food", "pet-food"))
+    assert pet_food != pet_dash_food and {pet_food, pet_dash_food} <= set(labels.columns)
+    assert labels.loc["only_pet_food", [pet_food, pet_dash_food]].tolist() == [1, 0]
+    assert labels.loc["only_pet_dash_food", [pet_food, pet_dash_food]].tolist() == [0, 1]
+    # the service names the outputs the same way from the stored reference tables
+    assert s.category_purchase_probability("pet-food", reference.categories) in family.outputs
 
 
 def test_column_parts_change_only_clashing_names_whatever_their_order():

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from features import schema as s
 from features.customer import feature_columns
-from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels
+from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels, product_categories
 from features.population import churn_population
 from models.baselines import BGNBD_SCORE, RfmLogisticBaseline, ScoreColumnBaseline
 from models.metrics import evaluate_binary, evaluate_by_segment
@@ -83,7 +83,10 @@ def outcome_families(
             transactions, features[s.CUSTOMER_ID], as_of, propensity.horizon_days, categories, products
         )
 
-    category_outputs = {s.category_purchase_probability(c): s.category_purchase_label(c) for c in categories}
+    catalogue = product_categories(products)
+    category_outputs = {
+        s.category_purchase_probability(c, catalogue): s.category_purchase_label(c, catalogue) for c in categories
+    }
     return {
         CHURN: OutcomeFamily(
             name=CHURN,
@@ -102,7 +105,9 @@ def outcome_families(
             settings=propensity,
             recency_direction=-1,
             bgnbd_direction=1,
-            extra_columns={s.category_purchase_probability(c): (s.category_share(c),) for c in categories},
+            extra_columns={
+                s.category_purchase_probability(c, catalogue): (s.category_share(c, catalogue),) for c in categories
+            },
         ),
     }
 
