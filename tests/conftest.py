@@ -80,3 +80,25 @@ def service_workspace(generated_data, tmp_path_factory):
     from tests.workspace import build_service_workspace
 
     return build_service_workspace(tmp_path_factory.mktemp("service"), generated_data.tables)
+
+
+@pytest.fixture(scope="session")
+def client(service_workspace, tmp_path_factory):
+    """The service's ASGI app in process, over HTTP, on a private copy of the store (SCORING_MAX_BATCH
+    100, no API key). One per session: a second app in one process would register BentoML's
+    Prometheus metrics twice."""
+    import warnings
+
+    from service.service import CustomerIntelligence
+
+    with warnings.catch_warnings():  # Starlette's note about httpx2; BentoML's testing guide uses this client
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    store_path = service_workspace.copy_store(tmp_path_factory.mktemp("http") / "profiles.sqlite")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in service_workspace.environment(store_path, SCORING_MAX_BATCH="100").items():
+            patch.setenv(key, value)
+        patch.delenv("SCORING_API_KEY", raising=False)
+        with TestClient(CustomerIntelligence.to_asgi()) as test_client:
+            yield test_client

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import schema as s
-from tests.test_service_http import client  # noqa: F401  (the in-process HTTP client fixture)
 
 _serial = itertools.count()
 ANY_JSON = st.recursive(
@@ -62,7 +61,7 @@ def _rows(body: dict) -> int:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies())
-def test_random_event_bodies_never_fail_the_server_and_a_retry_adds_nothing(client, body):  # noqa: F811
+def test_random_event_bodies_never_fail_the_server_and_a_retry_adds_nothing(client, body):
     first = client.post("/events", json=body)
     assert first.status_code < 500, first.text
     if first.status_code != 200:

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import bentoml
 import pandas as pd
 import pytest
 
-with warnings.catch_warnings():  # Starlette's note about httpx2; BentoML's testing guide uses this client
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
 from features import schema as s
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from service import service as service_module
-from service.service import CustomerIntelligence
 from tests.workspace import lapsing_customer, purchase, register_champions, train_hint
 
 API_KEY = "test-key"
-
-
-@pytest.fixture(scope="module")
-def client(service_workspace, tmp_path_factory):
-    store_path = service_workspace.copy_store(tmp_path_factory.mktemp("http") / "profiles.sqlite")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in service_workspace.environment(store_path, SCORING_MAX_BATCH="100").items():
-            patch.setenv(key, value)
-        patch.delenv("SCORING_API_KEY", raising=False)
-        with TestClient(CustomerIntelligence.to_asgi()) as test_client:
-            yield test_client
 
 
 def test_churn_and_propensity_over_http(client, service_workspace):

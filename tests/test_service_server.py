@@ -121,7 +121,8 @@ def test_an_event_changes_the_score_and_survives_a_restart(service_workspace, tm
         product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
         row = purchase(customer, product, service_workspace.as_of - pd.Timedelta(minutes=30), "server-order")
         status, body = server.post("/events", {"transactions": [row]}, KEY)
-        assert status == 200 and body == {"accepted": 1, "rejected": [], "customers_updated": [customer]}
+        assert status == 200
+        assert body == {"accepted": 1, "rejected": [], "duplicates": 0, "customers_updated": [customer]}
         after = server.post("/churn", {"customer_ids": [customer]}, KEY)[1]["results"][0]["churn_probability"]
         assert after < before
         new_customer = {s.CUSTOMER_ID: "server-new", s.SIGNUP_DATE: "2025-06-01"}
