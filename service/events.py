@@ -125,9 +125,7 @@ class EventWriter:
         latest = _latest_record(history)
         floor = self.state.as_of
         as_of_by_customer = {
-            customer_id: max(floor, latest[customer_id] + pd.Timedelta(nanoseconds=1))
-            if customer_id in latest
-            else floor
+            customer_id: max(floor, just_after(latest[customer_id])) if customer_id in latest else floor
             for customer_id in customer_ids
         }
         as_ofs = sorted(set(as_of_by_customer.values()))
@@ -149,6 +147,12 @@ def _with_contract_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.D
         return frame  # refused by name in `_validate`
     absent = [column.name for column in s.TABLES[name].columns if column.name not in frame.columns]
     return frame.assign(**dict.fromkeys(absent)) if absent else frame
+
+
+def just_after(moment: pd.Timestamp) -> pd.Timestamp:
+    """The next whole second after `moment`: an as_of that includes it (records strictly before as_of
+    count) and reads as a time, not as `10:00:00.000000001`."""
+    return moment.floor("s") + pd.Timedelta(seconds=1)
 
 
 def _customer_ids(tables: Mapping[str, pd.DataFrame]) -> list[str]:

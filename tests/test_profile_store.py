@@ -149,10 +149,13 @@ def test_profiles_are_overwritten_and_other_columns_need_replace(store):
     assert store.get_profile(profiles[s.CUSTOMER_ID][0]).values[s.TENURE_DAYS] == 999.0
     assert store.get_profile(profiles[s.CUSTOMER_ID][0]).as_of == later
     assert store.get_profile(profiles[s.CUSTOMER_ID][1]).as_of == AS_OF
+    # one customer's rebuild keeps its own as_of; the store's stays that of the full write
+    assert store.get_meta(PROFILES_AS_OF_KEY) == AS_OF.isoformat()
     with pytest.raises(ValueError, match="replace=True"):
         store.put_profiles(profiles.drop(columns=[s.TENURE_DAYS]), later)
     store.put_profiles(profiles.drop(columns=[s.TENURE_DAYS]).iloc[:3], later, replace=True)
     assert len(store.get_profiles(profiles[s.CUSTOMER_ID])) == 3
+    assert store.get_meta(PROFILES_AS_OF_KEY) == later.isoformat()
     with pytest.raises(ValueError, match="repeated customer_id"):
         store.put_profiles(pd.concat([profiles.iloc[:2]] * 2), later, replace=True)
 

@@ -23,6 +23,7 @@ from models.names import CHURN, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
 from pipelines import registry
 from pipelines.errors import UserError
+from pipelines.store.base import PROFILES_AS_OF_KEY
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
 from service.reasons import describe_feature
@@ -391,3 +392,17 @@ def test_a_retried_body_stores_nothing_new_and_counts_its_rows_as_duplicates(sco
     changed = {**nps, s.VALUE: 3}
     mixed = scorer.events({"events": [changed, changed, session]})
     assert (mixed["accepted"], mixed["duplicates"]) == (1, 2)
+
+
+def test_a_purchase_after_as_of_gives_its_customer_a_readable_as_of_and_leaves_the_stores(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[3])
+    store_as_of = scorer.store.get_meta(PROFILES_AS_OF_KEY)
+    when = scorer.state.as_of + pd.Timedelta(hours=10, milliseconds=250)  # after the materialised as_of
+    answer = scorer.events({"transactions": [purchase(customer, product, when, "after-as-of")]})
+    assert answer["accepted"] == 1
+    # just after the purchase, to the whole second: it counts, and the time reads as a time
+    expected = scorer.state.as_of + pd.Timedelta(hours=10, seconds=1)
+    assert scorer.store.get_profile(customer).as_of == expected
+    assert scorer.profile(customer)["as_of"] == expected.isoformat()
+    assert scorer.store.get_meta(PROFILES_AS_OF_KEY) == store_as_of  # one customer does not move the store's

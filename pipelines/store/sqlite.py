@@ -285,7 +285,13 @@ class SQLiteProfileStore(ProfileStore):
                 "VALUES (?, ?, ?, ?)",
                 rows,
             )
-            _upsert_meta(connection, {PROFILE_COLUMNS_KEY: layout, PROFILES_AS_OF_KEY: as_of_text, **(metadata or {})})
+            meta = {PROFILE_COLUMNS_KEY: layout, **(metadata or {})}
+            # the store's as_of is that of a full write (or the first): a customer's rebuild after an
+            # event has an as_of of its own, kept on that customer's row
+            has_as_of = connection.execute("SELECT 1 FROM meta WHERE key = ?", (PROFILES_AS_OF_KEY,)).fetchone()
+            if replace or has_as_of is None:
+                meta[PROFILES_AS_OF_KEY] = as_of_text
+            _upsert_meta(connection, meta)
         return len(rows)
 
     def get_profile(self, customer_id: str) -> Profile | None:
