@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.public_data import fetch_cdnow_sample
-from bench.report import replace_section
+from bench.report import logged_interval, replace_section, served_label
 from features import schema as s
 from features.labels import make_churn_labels, make_purchase_labels
 from models.metrics import evaluate_binary
@@ -76,25 +76,15 @@ def run(work: Path, validate: bool = False, overrides: tuple[str, ...] = ()) -> 
                 {
                     "model": model_name,
                     "candidate": scorer,
-                    "roc_auc": _interval(run_row, gate),
+                    "roc_auc": logged_interval(run_row, gate),
                     **{m: run_row.get(f"{prefix}.{m}") for m in METRICS},
-                    "model_minus_candidate": "" if scorer == "model" else _interval(run_row, difference, signed=True),
-                    "served": _served(run_row, scorer),
+                    "model_minus_candidate": ""
+                    if scorer == "model"
+                    else logged_interval(run_row, difference, signed=True),
+                    "served": served_label(run_row, scorer),
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _interval(row: pd.Series, name: str, signed: bool = False) -> str:
-    low, estimate, high = (row.get(f"{name}{end}") for end in ("_low", "", "_high"))
-    number = "{:+.4f}" if signed else "{:.4f}"
-    return f"{number.format(estimate)} [{number.format(low)}, {number.format(high)}]"
-
-
-def _served(row: pd.Series, scorer: str) -> str:
-    if row["tags.gate.served"] != scorer:
-        return ""
-    return "champion" if row["tags.gate.decision"] == "champion" else "challenger"
 
 
 def check_scores(work: Path) -> dict[str, float]:

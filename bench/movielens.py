@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.public_data import fetch_movielens_100k
-from bench.report import replace_section
+from bench.report import interval_text, replace_section, run_command
 from features.schema import CUSTOMER_ID, PRODUCT_ID, QUANTITY
 from models.evidence import bootstrap_rows, interval, mean_draws
 from models.item_models import EaseRecommender, ItemKNNRecommender, PopularityRecommender
@@ -111,8 +108,8 @@ def run_product(
     ratings, data, store, out = work / "ratings.csv", work / "data", work / "mlruns", work / "lists.parquet"
     train.to_csv(ratings, index=False)
     seconds = {
-        "ingest": _command("pipelines.ingest", "--format", "movielens", "--input", ratings, "--out", data),
-        "train": _command(
+        "ingest": run_command("pipelines.ingest", "--format", "movielens", "--input", ratings, "--out", data),
+        "train": run_command(
             "pipelines.train",
             "--data",
             data,
@@ -122,7 +119,7 @@ def run_product(
             RECOMMENDER,
             *(part for setting in overrides for part in ("--set", setting)),
         ),  # fmt: skip
-        "score": _command("pipelines.score", "--data", data, "--mlflow-store", store, "--k", str(K), "--out", out),
+        "score": run_command("pipelines.score", "--data", data, "--mlflow-store", store, "--k", str(K), "--out", out),
     }
     scored = pd.read_parquet(out)
     lists = pd.Series([list(found) for found in scored["recommendations"]], index=scored["customer_id"].astype(str))
@@ -140,15 +137,6 @@ def run_product(
         "seconds": seconds,
     }
     return lists, facts
-
-
-def _command(module: str, *args) -> float:
-    """Run `python -m module args` like a user would; its seconds. A failure stops the bench with its output."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"python -m {module} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - started
 
 
 # ---------------------------------------------------------------------------
@@ -259,14 +247,14 @@ def to_markdown(table: pd.DataFrame, facts: dict[str, dict], validate: bool) -> 
     for row in table.itertuples(index=False):
         ndcg = row.ndcg_interval
         values = " | ".join(
-            f"{ndcg.estimate:.4f} [{ndcg.low:.4f}, {ndcg.high:.4f}]" if m == "ndcg" else f"{getattr(row, m):.4f}"
+            interval_text(ndcg.estimate, ndcg.low, ndcg.high) if m == "ndcg" else f"{getattr(row, m):.4f}"
             for m in METRICS
         )
         diff = row.vs_ease_interval
         versus = (
             "-"
             if row.model == EASE
-            else f"{diff.estimate:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] ({row.vs_ease_se:.4f})"
+            else f"{interval_text(diff.estimate, diff.low, diff.high, signed=True)} ({row.vs_ease_se:.4f})"
         )
         lines.append(f"| {row.protocol} | {row.model} | {values} | {row.coverage:.3f} | {row.users} | {versus} |")
     lines.append("")

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from bench.report import replace_section
+from bench.report import logged_interval, replace_section, run_command, served_label
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from pipelines import registry
 
@@ -40,8 +37,8 @@ def run(work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
         shutil.rmtree(work)
     data, store = work / "data", work / "mlruns"
     seconds = {
-        "generate": _command("pipelines.generate", "--customers", CUSTOMERS, "--seed", SEED, "--out", data),
-        "train": _command("pipelines.train", "--data", data, "--mlflow-store", store),
+        "generate": run_command("pipelines.generate", "--customers", CUSTOMERS, "--seed", SEED, "--out", data),
+        "train": run_command("pipelines.train", "--data", data, "--mlflow-store", store),
     }
     registry.connect(store)
     rows = []
@@ -53,11 +50,11 @@ def run(work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
                 "model": model_name,
                 "test set": run_row["tags.test_set"],
                 "candidate": candidate,
-                "gate metric [95%]": _interval(run_row, f"{prefix}.gate_metric"),
+                "gate metric [95%]": logged_interval(run_row, f"{prefix}.gate_metric"),
                 "model - candidate [95%]": ""
                 if candidate == "model"
-                else _interval(run_row, f"metrics.diff.model_vs_{candidate}.gate_metric", signed=True),
-                "served": _served(run_row, candidate),
+                else logged_interval(run_row, f"metrics.diff.model_vs_{candidate}.gate_metric", signed=True),
+                "served": served_label(run_row, candidate),
             }
             if model_name == RECOMMENDER:
                 name = "" if candidate == "model" else f"{candidate}."
@@ -65,26 +62,6 @@ def run(work: Path) -> tuple[pd.DataFrame, dict[str, float]]:
                 row["buy again"] = f"{run_row[f'metrics.{name}buy_again.ndcg_at_10']:.4f}"
             rows.append(row)
     return pd.DataFrame(rows), seconds
-
-
-def _command(module: str, *args) -> float:
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"python -m {module} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - started
-
-
-def _interval(row: pd.Series, name: str, signed: bool = False) -> str:
-    low, estimate, high = (row.get(f"{name}{end}") for end in ("_low", "", "_high"))
-    number = "{:+.4f}" if signed else "{:.4f}"
-    return f"{number.format(estimate)} [{number.format(low)}, {number.format(high)}]"
-
-
-def _served(row: pd.Series, candidate: str) -> str:
-    if row["tags.gate.served"] != candidate:
-        return ""
-    return "champion" if row["tags.gate.decision"] == "champion" else "challenger"
 
 
 def to_markdown(table: pd.DataFrame, seconds: dict[str, float]) -> str:

@@ -251,9 +251,10 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _category_mix(purchases: Lines, reference: ReferenceTables, n: int) -> dict:
     lines = sum_by(purchases.code, n)
     columns = {}
-    for name in reference.categories:
-        in_category = purchases.category == reference.categories.index(name)
-        columns[s.category_share(name, reference.categories)] = _ratio(sum_by(purchases.code[in_category], n), lines)
+    share_columns = s.category_share_columns(reference.categories)
+    for code, name in enumerate(reference.categories):
+        in_category = purchases.category == code
+        columns[share_columns[name]] = _ratio(sum_by(purchases.code[in_category], n), lines)
     pair_code, _, pair_count = pair_counts(purchases.code, purchases.category)
     columns[s.CATEGORY_COUNT] = sum_by(pair_code, n)
     share = pair_count / lines[pair_code] if len(pair_code) else np.zeros(0)

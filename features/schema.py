@@ -483,10 +483,21 @@ def column_parts(names: Iterable[str]) -> dict[str, str]:
     return parts
 
 
+def category_share_columns(categories: Collection[str]) -> dict[str, str]:
+    """`category_share` of every category of the catalogue, the catalogue mapped once (a customer's
+    rebuild on the service's event path asks for all of them)."""
+    parts = _category_parts((*categories,))
+    return {category: f"category_share_{parts[category]}" for category in categories}
+
+
 def _category_part(category: str, categories: Collection[str]) -> str:
+    return _category_parts((*categories, category))[category]
+
+
+def _category_parts(categories: tuple[str, ...]) -> Mapping[str, str]:
     # "unknown" (products missing from the products table) is in every catalogue, whether or not it
     # occurs, so the products table alone fixes every category's column
-    return _column_part(category, (*categories, UNKNOWN))
+    return _cached_column_parts(frozenset((*categories, UNKNOWN)))
 
 
 def _column_part(name: str, among: Collection[str]) -> str:

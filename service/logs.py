@@ -12,6 +12,7 @@ import logging
 
 from pydantic import ValidationError
 
+# the service's logger: a child of "bentoml", so it goes where BentoML's logging config sends it
 logger = logging.getLogger("bentoml.customer_intelligence")
 
 # the logger BentoML's `log_exception` writes to

@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import hmac
 import json
-import logging
 import os
 import threading
 import time
@@ -33,7 +32,7 @@ from starlette.responses import JSONResponse
 from pipelines.errors import UserError
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer, champion_versions, load_serving_models
-from service.logs import install_client_error_filter, log_client_error
+from service.logs import install_client_error_filter, log_client_error, logger
 from service.openapi import describe_api
 from service.requests import RequestShape, send_error, send_json
 from service.schemas import (
@@ -48,8 +47,6 @@ from service.schemas import (
     SimilarItemsAnswer,
 )
 from service.scorer import Scorer, ServingModels
-
-logger = logging.getLogger("bentoml.customer_intelligence")
 
 API_KEY_ENV = "SCORING_API_KEY"
 WORKERS_ENV = "SCORING_WORKERS"
