@@ -20,6 +20,7 @@ import mlflow
 import pandas as pd
 
 from features.schema import CUSTOMER_ID
+from pipelines.cli import train_command
 from pipelines.errors import UserError
 
 DEFAULT_STORE_DIR = Path("mlruns")
@@ -164,8 +165,22 @@ def load_model(model_name: str, alias: str = CHAMPION) -> Any:
     return load_models(require_versions([model_name], alias))[model_name]
 
 
+class StaleModelError(UserError):
+    """A registered model that this version of the code cannot run: retrain it."""
+
+
 def load_version(model_name: str, version: str) -> Any:
-    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}").unwrap_python_model().model
+    """The fitted model object of this version; StaleModelError when it was fitted by code it no longer
+    matches (a model object may say why with `stale_reason()`)."""
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}").unwrap_python_model().model
+    stale_reason = getattr(model, "stale_reason", None)
+    reason = stale_reason() if stale_reason is not None else None
+    if reason:
+        raise StaleModelError(
+            f"models:/{model_name}/{version} cannot run on this code ({reason}); "
+            f"retrain it with {train_command([model_name])} (or `make train`)"
+        )
+    return model
 
 
 def set_alias(model_name: str, alias: str, version: str) -> None:

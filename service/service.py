@@ -200,9 +200,11 @@ class CustomerIntelligence:
     def __is_ready__(self) -> bool:
         return self.scorer is not None
 
-    # The scoring endpoints are async: they take about a millisecond of CPU, less than a hop to a
-    # worker thread costs. /events and /reload do more (validation, feature builds, model loads) and
-    # run on BentoML's thread pool.
+    # /churn, /propensity and /similar_items are async: they take about a millisecond of CPU, less than
+    # a hop to a worker thread costs. /recommend and /profile read a customer's history and build the
+    # recommender's candidates (tens of milliseconds for a long history), and /events and /reload do
+    # more (validation, feature builds, model loads): they run on BentoML's thread pool, so that one
+    # slow call does not stall the event loop and every other request of the worker with it.
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
         """Churn probability, risk tier and the top 5 reasons (SHAP contributions) per customer."""
@@ -214,7 +216,7 @@ class CustomerIntelligence:
         return _answer(PropensityAnswer, lambda: self.scorer.propensity(customer_ids))
 
     @bentoml.api(input_spec=RecommendRequest)
-    async def recommend(self, **request: Any) -> RecommendAnswer:
+    def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
         rules = RecommendRequest.rules_of(request)
         return _answer(
@@ -227,7 +229,7 @@ class CustomerIntelligence:
         return _answer(SimilarItemsAnswer, lambda: self.scorer.similar_items(product_id, k))
 
     @bentoml.api
-    async def profile(self, customer_id: str) -> ProfileAnswer:
+    def profile(self, customer_id: str) -> ProfileAnswer:
         """The customer's feature snapshot, segment, lifecycle stage, every score and top recommendations."""
         return _answer(ProfileAnswer, lambda: self.scorer.profile(customer_id))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import bentoml
@@ -12,6 +14,7 @@ from features import schema as s
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from service import service as service_module
+from service.scorer import Scorer
 from tests.workspace import lapsing_customer, purchase, register_champions, train_hint
 
 API_KEY = "test-key"
@@ -41,6 +44,32 @@ def test_recommend_similar_items_and_profile_over_http(client, service_workspace
     response = client.post("/profile", json={"customer_id": customer})
     assert response.status_code == 200
     assert response.json()[s.RFM_SEGMENT]
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/profile"])
+def test_a_slow_history_read_does_not_stall_the_other_requests(client, service_workspace, monkeypatch, path):
+    """A /recommend or /profile call that takes long (a long history, a busy disk) holds its own
+    request only: a /churn sent meanwhile is answered while it is still running."""
+    customer = lapsing_customer(service_workspace)
+    entered, churn_answered = threading.Event(), threading.Event()
+    waited: list[bool] = []
+    method = path.strip("/")
+    original = getattr(Scorer, method)
+
+    def slow(self, *args, **kwargs):
+        entered.set()
+        # on the event loop this wait would hold /churn back too, and time out
+        waited.append(churn_answered.wait(timeout=5))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Scorer, method, slow)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_call = pool.submit(client.post, path, json={"customer_id": customer})
+        assert entered.wait(timeout=30)
+        assert client.post("/churn", json={"customer_ids": [customer]}).status_code == 200
+        churn_answered.set()
+        assert slow_call.result().status_code == 200
+    assert waited == [True]
 
 
 @pytest.mark.parametrize(
@@ -184,6 +213,27 @@ def test_reload_picks_up_a_new_champion(client, service_workspace):
     finally:
         registry.set_alias("churn", registry.CHAMPION, "1")
         assert client.post("/reload", json={}).json()["model_versions"]["churn"] == "1"
+
+
+def test_a_champion_fitted_by_older_code_is_refused_and_the_last_good_one_kept(client, service_workspace):
+    registry.connect(service_workspace.mlflow_store)
+    model = registry.load_version(RECOMMENDER, "1")
+    model.feature_names_ = model.feature_names_[:-3]  # what a pickle of a version with fewer features holds
+    customers = service_workspace.profiles[s.CUSTOMER_ID].head(3).tolist()
+    stale_version = registry.log_recommender(model, RECOMMENDER, customers)
+    registry.set_alias(RECOMMENDER, registry.CHAMPION, stale_version)
+    try:
+        with pytest.raises(registry.StaleModelError, match=f"models:/{RECOMMENDER}/{stale_version} cannot run"):
+            registry.load_version(RECOMMENDER, stale_version)
+        response = client.post("/reload", json={})
+        assert response.status_code == 503
+        assert "cannot run on this code" in response.json()["error"]
+        assert "\n" not in response.json()["error"]
+        answer = client.post("/recommend", json={"customer_id": customers[0]})
+        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+    finally:
+        registry.set_alias(RECOMMENDER, registry.CHAMPION, "1")
+        assert client.post("/reload", json={}).json()["error"] is None
 
 
 def test_a_partial_registry_is_served_and_readyz_names_the_missing_models(client, service_workspace, tmp_path):

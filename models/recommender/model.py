@@ -108,6 +108,15 @@ class TwoStageRecommender:
         self.ranker_, self.training_groups_, self.training_rows_ = fit_ranker(blocks, ranker_config)
         self.feature_names_ = list(FEATURES)
 
+    def stale_reason(self) -> str | None:
+        """Why this fitted model cannot run on this code (None: it can). A model pickled by an older
+        version keeps its ranker, fitted on that version's candidate features: scoring this version's
+        rows with it would fail at the first request."""
+        fitted = getattr(self, "feature_names_", None)
+        if fitted is None or list(fitted) == list(FEATURES):
+            return None
+        return f"its ranker was fitted on {len(fitted)} candidate features and this code builds {len(FEATURES)}"
+
     def _score_candidates(self, features: np.ndarray) -> np.ndarray:
         """The ranker's score per candidate row (higher first)."""
         return predict_scores(self.ranker_.booster_, features)

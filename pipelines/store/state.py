@@ -26,7 +26,7 @@ STATE_VERSION = 1
 STATE_KEY = "materialized_state"
 # Earlier stores kept the reference tables as a pickle under this key.
 PICKLED_STATE_KEY = "reference_tables"
-REMATERIALIZE = "re-run `python -m pipelines.materialize` (or `make train`) to rebuild it"
+REMATERIALIZE = "re-run `python -m pipelines.materialize --data DATA_FOLDER` (or `make train`) to rebuild it"
 
 
 class StaleStateError(RuntimeError):
