@@ -9,7 +9,7 @@ PORT ?= 3000
 PROFILES ?= data/profiles.sqlite
 
 .DEFAULT_GOAL := help
-.PHONY: help install data validate train score serve test test-fast ui lint bench
+.PHONY: help install data validate train score serve test test-fast ui lint bench soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test-fast: install ## the test suite without the slow end-to-end tests
 
 bench: install ## the scoring service load test (about a minute; the other benchmarks: docs/BENCHMARKS.md)
 	$(PY) -m bench.load_test
+
+soak: install ## ten minutes of a realistic request mix at 200 req/s, against the targets (JSON, plot: data/bench)
+	$(PY) -m bench.soak --json data/bench/soak.json
 
 lint: install ## ruff over the code, and the layer contract (import-linter; see [tool.importlinter] in pyproject.toml)
 	$(PY) -m ruff check features models pipelines service tests bench

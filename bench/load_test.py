@@ -5,7 +5,8 @@
 Starts a real server (one worker, 127.0.0.1, free port) on a private copy of the profile store.
 Without --profiles it first builds a small workspace like the service tests do (generated customers,
 small fitted models registered in a temp MLflow store, profiles materialised). The load generator
-runs on the same 2-core machine, with a small thread pool and one keep-alive connection per thread.
+runs on the same 2-core machine, with a small thread pool and one keep-alive connection per thread
+(`bench.serving`, shared with the soak, `bench.soak`).
 
 Measured:
 - /churn for one customer at a paced 200 requests/s (p50, p99; latency counts from the scheduled
@@ -24,13 +25,10 @@ Targets (issue): one customer p50 < 5 ms, p99 < 15 ms; 100 customers p99 < 50 ms
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import random
 import shutil
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,62 +36,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import schema as s
+from bench.serving import (
+    THREADS,
+    Client,
+    add_workspace_arguments,
+    prepare_store,
+    purchase_row,
+    read_targets,
+    run_paced,
+    server_environment,
+)
 from pipelines.store import SQLiteProfileStore
-from pipelines.store.state import read_materialized_state
 from service.loading import champion_versions, load_serving_models
 from service.scorer import predict_on_one_thread
 from tests.server_process import ServerProcess
 
-THREADS = 4
-
-
-class Client:
-    """One keep-alive HTTP connection per thread."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.local = threading.local()
-
-    def post(self, path: str, body: dict) -> tuple[int, dict]:
-        payload = json.dumps(body)
-        for attempt in (1, 2):
-            connection = getattr(self.local, "connection", None)
-            if connection is None:
-                connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                connection.request("POST", path, payload, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                return response.status, json.loads(response.read())
-            except (ConnectionError, http.client.HTTPException):
-                # the server closed an idle keep-alive connection: reconnect once
-                connection.close()
-                self.local.connection = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
 
 def paced(client: Client, path: str, bodies: list[dict], rate: float) -> np.ndarray:
     """Send the bodies at `rate` per second from a thread pool; latencies in ms from the scheduled time."""
-    start = time.perf_counter() + 0.2
-    latencies = np.zeros(len(bodies))
-    errors = []
-
-    def one(i: int) -> None:
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        status, _ = client.post(path, bodies[i])
-        latencies[i] = (time.perf_counter() - scheduled) * 1000
-        if status != 200:
-            errors.append(status)
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(one, range(len(bodies))))
-    if errors:
-        raise RuntimeError(f"{len(errors)} requests failed, e.g. HTTP {errors[0]}")
+    latencies, statuses = run_paced(len(bodies), rate, lambda i: client.post(path, bodies[i])[0])
+    errors = statuses[statuses != 200]
+    if errors.size:
+        raise RuntimeError(f"{errors.size} requests failed, e.g. HTTP {errors[0]}")
     return latencies
 
 
@@ -107,15 +71,7 @@ def events_burst(client: Client, ids: list[str], products: list[str], when: str,
     def send(thread: int) -> None:
         rng = random.Random(thread)
         while time.perf_counter() < stop_at:
-            row = {
-                s.ORDER_ID: f"burst-{next(counter)}",
-                s.CUSTOMER_ID: rng.choice(ids),
-                s.PRODUCT_ID: rng.choice(products),
-                s.QUANTITY: 1,
-                s.UNIT_PRICE: 10.0,
-                s.TIMESTAMP: when,
-                s.CHANNEL: "web",
-            }
+            row = purchase_row(f"burst-{next(counter)}", rng.choice(ids), rng.choice(products), when)
             status, body = client.post("/events", {"transactions": [row]})
             if status != 200:
                 raise RuntimeError(f"/events answered HTTP {status}: {body}")
@@ -143,19 +99,9 @@ def bare_model_ms(mlflow_store: Path, store_path: Path, ids: list[str], repeats:
     return float(np.median(times))
 
 
-def build_workspace(root: Path, customers: int):
-    from pipelines import simulation
-    from tests.workspace import build_service_workspace
-
-    tables, _ = simulation.generate_tables(customers, 20_240_601)
-    return build_service_workspace(root, tables)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_test", description=__doc__.split("\n")[0])
-    parser.add_argument("--profiles", type=Path, default=None, help="materialised profile store (default: build one)")
-    parser.add_argument("--mlflow-store", type=Path, default=Path("mlruns"), help="MLflow store folder with champions")
-    parser.add_argument("--customers", type=int, default=1000, help="customers to generate when building a workspace")
+    add_workspace_arguments(parser)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the paced one-customer run")
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s of the paced one-customer run")
     parser.add_argument("--events", type=int, default=200, help="/events + /churn round trips")
@@ -166,27 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="load_test_"))
     try:
-        if args.profiles is None:
-            print(f"building a workspace with {args.customers:,} generated customers ...", flush=True)
-            workspace = build_workspace(work / "workspace", args.customers)
-            source, mlflow_store = workspace.store_path, workspace.mlflow_store
-        else:
-            source, mlflow_store = args.profiles, args.mlflow_store
-        store_path = work / "profiles.sqlite"
-        shutil.copy(source, store_path)
-        with SQLiteProfileStore(store_path) as store:
-            ids = store.profile_ids()
-            state = read_materialized_state(store)
-            products = state.reference.products[s.PRODUCT_ID].astype(str).tolist()
+        store_path, mlflow_store = prepare_store(work, args.profiles, args.mlflow_store, args.customers)
+        ids, products, state = read_targets(store_path)
         rng = random.Random(7)
-        environment = {
-            "SCORING_STORE_PATH": str(store_path),
-            "SCORING_MLFLOW_STORE": str(mlflow_store),
-            "BENTOML_HOME": str(work / "bentoml"),
-            "SCORING_MAX_BATCH": "1000",
-            "SCORING_WORKERS": str(args.workers),
-        }
-        environment.pop("SCORING_API_KEY", None)
+        environment = server_environment(work, store_path, mlflow_store, args.workers)
         with ServerProcess(environment, log_path=work / "server.log") as server:
             client = Client(server.port)
             for _ in range(200):  # warm up: connections, caches, lazy imports
@@ -210,15 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.events):
                 customer = rng.choice(ids)
                 before = client.post("/churn", {"customer_ids": [customer]})[1]["results"][0]["churn_probability"]
-                row = {
-                    s.ORDER_ID: f"load-{i}",
-                    s.CUSTOMER_ID: customer,
-                    s.PRODUCT_ID: rng.choice(products),
-                    s.QUANTITY: 1,
-                    s.UNIT_PRICE: 10.0,
-                    s.TIMESTAMP: when,
-                    s.CHANNEL: "web",
-                }
+                row = purchase_row(f"load-{i}", customer, rng.choice(products), when)
                 started = time.perf_counter()
                 status, body = client.post("/events", {"transactions": [row]})
                 after = client.post("/churn", {"customer_ids": [customer]})[1]["results"][0]["churn_probability"]

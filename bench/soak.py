@@ -1,0 +1,444 @@
+"""Soak: the scoring service under a steady, realistic request mix for minutes, against the issue's targets.
+
+    python -m bench.soak [--minutes 10] [--rate 200] [--profiles data/profiles.sqlite --mlflow-store mlruns]
+                         [--json data/bench/soak.json]
+
+Starts a real server (one worker by default) on a private copy of the profile store, or on a small
+generated workspace without --profiles, exactly as `bench.load_test` does (`bench.serving`). After
+a short warm-up, requests go out paced at --rate for --minutes; each latency counts from its
+scheduled send time. Each request is drawn at random: 35% /churn and 35% /propensity for one known
+customer, 20% /recommend (k = 10), 10% /events with one new purchase line (a unique order id, a
+reference product, timestamped now) for a known customer. Every 5 s the server's processes (the
+`bentoml serve` parent and everything it started: its workers) are sampled: resident memory
+(VmRSS) and open file descriptors, summed.
+
+Targets (issue): 0 errors (a non-2xx answer or a failed connection); p99 under 15 ms for the scoring
+calls (churn, propensity, recommend); resident memory growing less than 5% and open files not at all
+from the baseline to the end. The baseline is the sample at 1 minute (half-way for runs under two
+minutes); the end is the last sample taken under load. With --json the result is written there,
+with a plot of memory and p99 over time next to it (same name, .png). A benchmark, not a test: the
+exit status is 0 whether or not the targets hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from bench.serving import (
+    THREADS,
+    Client,
+    add_workspace_arguments,
+    prepare_store,
+    purchase_row,
+    read_targets,
+    run_paced,
+    server_environment,
+)
+from models.plots import save_figure
+from tests.server_process import ServerProcess
+
+ENDPOINTS = ("/churn", "/propensity", "/recommend", "/events")
+MIX = (0.35, 0.35, 0.20, 0.10)
+SCORING = (0, 1, 2)  # positions in ENDPOINTS
+EVENTS = 3
+LABELS = ("/churn, 1 customer", "/propensity, 1 customer", "/recommend, k = 10", "/events, 1 purchase")
+RECOMMEND_K = 10
+SAMPLE_EVERY_S = 5.0
+SAMPLE_SLACK_S = 0.5  # a sample lands a few ms after its tick: the one due at 60 s counts as "at 60 s"
+BASELINE_S = 60.0
+P99_TARGET_MS = 15.0
+RSS_GROWTH_TARGET_PCT = 5.0
+WARM_UP_REQUESTS = 20  # per endpoint, sequential, not counted
+
+
+def find_process_tree(root: int) -> list[int]:
+    """`root` and every process descended from it. (BentoML starts each worker in a session of its
+    own, so the server's process group holds the parent only.)"""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                # the command name in parentheses may hold spaces: the fields after it are state, ppid
+                parent = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def read_process_tree(root: int) -> dict[str, int]:
+    """Processes, resident kB (VmRSS) and open file descriptors, summed over `root` and its descendants."""
+    total = {"processes": 0, "rss_kb": 0, "fds": 0}
+    for pid in find_process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue  # exited while read, or a zombie (no VmRSS)
+        total["processes"] += 1
+        total["rss_kb"] += rss_kb
+        total["fds"] += fds
+    return total
+
+
+def sample_process_tree(root: int, start: float, stop: threading.Event, samples: list[dict]) -> None:
+    """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`;
+    a progress line every minute."""
+    tick = 0
+    while True:
+        seconds = time.perf_counter() - start
+        samples.append({"seconds": round(seconds, 2), **read_process_tree(root)})
+        if tick and tick * SAMPLE_EVERY_S % 60 == 0:
+            sample = samples[-1]
+            print(
+                f"  {seconds / 60:.0f} min: {sample['rss_kb'] / 1024:.0f} MB resident, {sample['fds']} open files",
+                flush=True,
+            )
+        tick += 1
+        if stop.wait(max(0.0, start + tick * SAMPLE_EVERY_S - time.perf_counter())):
+            return
+
+
+def latency_summary(latencies: np.ndarray) -> dict[str, float | None]:
+    if latencies.size == 0:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+        "max_ms": round(float(latencies.max()), 3),
+    }
+
+
+def clock(seconds: float) -> str:
+    """`1:05` for 65 seconds."""
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def summarise_over_time(
+    scheduled: np.ndarray,
+    kinds: np.ndarray,
+    latencies: np.ndarray,
+    failed: np.ndarray,
+    samples: list[dict],
+    duration_s: float,
+) -> list[dict]:
+    """Per minute (per 10 s for runs under three minutes): requests, errors, scoring and events p99
+    (by scheduled time), and the server's memory and open files at the last sample in it."""
+    width = 60.0 if duration_s >= 180 else 10.0
+    bins = (scheduled // width).astype(int)
+    scoring = np.isin(kinds, SCORING)
+    rows = []
+    for index in range(int(bins.max()) + 1):
+        here = bins == index
+        to_s = min((index + 1) * width, duration_s)
+        last = [sample for sample in samples if sample["seconds"] <= to_s + SAMPLE_SLACK_S][-1]
+        rows.append(
+            {
+                "from_s": index * width,
+                "to_s": to_s,
+                "requests": int(here.sum()),
+                "errors": int(failed[here].sum()),
+                "scoring_p99_ms": latency_summary(latencies[here & scoring])["p99_ms"],
+                "events_p99_ms": latency_summary(latencies[here & (kinds == EVENTS)])["p99_ms"],
+                "rss_mb": round(last["rss_kb"] / 1024, 1),
+                "fds": last["fds"],
+            }
+        )
+    return rows
+
+
+def summarise_memory(samples: list[dict], duration_s: float) -> dict:
+    """Resident memory and open files at the baseline (1 minute, or half-way for a run under two
+    minutes) and at the end (the last sample under load)."""
+    baseline_s = min(BASELINE_S, duration_s / 2)
+    under_load = [sample for sample in samples if sample["seconds"] <= duration_s + SAMPLE_SLACK_S]
+    baseline = next(sample for sample in under_load if sample["seconds"] >= baseline_s - SAMPLE_SLACK_S)
+    end = under_load[-1]
+    return {
+        "baseline_label": clock(baseline_s),
+        "baseline_s": baseline["seconds"],
+        "end_s": end["seconds"],
+        "processes": end["processes"],
+        "rss_mb_baseline": round(baseline["rss_kb"] / 1024, 1),
+        "rss_mb_end": round(end["rss_kb"] / 1024, 1),
+        "rss_growth_pct": round((end["rss_kb"] - baseline["rss_kb"]) / baseline["rss_kb"] * 100, 2),
+        "rss_mb_max": round(max(sample["rss_kb"] for sample in under_load) / 1024, 1),
+        "fds_baseline": baseline["fds"],
+        "fds_end": end["fds"],
+        "fds_max": max(sample["fds"] for sample in under_load),
+    }
+
+
+def decide_checks(errors: int, scoring_p99: float, memory: dict) -> list[dict]:
+    """One row per target: what it asks, what was measured, whether it holds."""
+    at = memory["baseline_label"]
+    return [
+        {"target": "0 errors", "measured": f"{errors:,}", "passed": errors == 0},
+        {
+            "target": f"scoring p99 < {P99_TARGET_MS:g} ms",
+            "measured": f"{scoring_p99:.2f} ms",
+            "passed": scoring_p99 < P99_TARGET_MS,
+        },
+        {
+            "target": f"resident memory growth < {RSS_GROWTH_TARGET_PCT:g}% after {at}",
+            "measured": f"{memory['rss_growth_pct']:+.2f}% ({memory['rss_mb_baseline']:.0f} -> "
+            f"{memory['rss_mb_end']:.0f} MB)",
+            "passed": memory["rss_growth_pct"] < RSS_GROWTH_TARGET_PCT,
+        },
+        {
+            "target": f"no open-file growth after {at}",
+            "measured": f"{memory['fds_baseline']} -> {memory['fds_end']}",
+            "passed": memory["fds_end"] <= memory["fds_baseline"],
+        },
+    ]
+
+
+def print_report(result: dict) -> None:
+    run, latency, memory = result["run"], result["latency_ms"], result["memory"]
+
+    def ms(value: float | None) -> str:
+        return "" if value is None else f"{value:.2f}"
+
+    print()
+    print(
+        f"Soak: {run['minutes']:g} min at {run['rate']:g} req/s paced ({run['profiles']:,} profiles, "
+        f"{run['workers']} BentoML worker(s), {run['client_threads']} client threads, same host)"
+    )
+    print()
+    print("| calls | requests | errors | p50 ms | p99 ms | max ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rows = [(label, path) for label, path in zip(LABELS, ENDPOINTS, strict=True)]
+    rows += [("scoring calls (churn, propensity, recommend)", "scoring"), ("all", "all")]
+    for label, key in rows:
+        numbers = latency[key]
+        print(
+            f"| {label} | {result['requests'][key]:,} | {result['errors'][key]:,} | {ms(numbers['p50_ms'])} | "
+            f"{ms(numbers['p99_ms'])} | {ms(numbers['max_ms'])} |"
+        )
+    print()
+    print(
+        f"Achieved rate: {result['achieved_rate']:.1f} requests/s (asked {run['rate']:g}). Purchases sent to "
+        f"/events and not stored (rejected or duplicate): {result['events_not_stored']:,}. Errors by status "
+        f"(0: no answer): {result['error_statuses'] or 'none'}."
+    )
+    print()
+    at = memory["baseline_label"]
+    print(f"| server processes ({memory['processes']}: parent and workers) | at {at} | at end | change | max |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        f"| resident memory (MB) | {memory['rss_mb_baseline']:.1f} | {memory['rss_mb_end']:.1f} | "
+        f"{memory['rss_growth_pct']:+.2f}% | {memory['rss_mb_max']:.1f} |"
+    )
+    print(
+        f"| open file descriptors | {memory['fds_baseline']} | {memory['fds_end']} | "
+        f"{memory['fds_end'] - memory['fds_baseline']:+d} | {memory['fds_max']} |"
+    )
+    print()
+    print("| from | to | requests | errors | scoring p99 ms | /events p99 ms | resident MB | open files |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in result["over_time"]:
+        print(
+            f"| {clock(row['from_s'])} | {clock(row['to_s'])} | {row['requests']:,} | {row['errors']:,} | "
+            f"{ms(row['scoring_p99_ms'])} | {ms(row['events_p99_ms'])} | {row['rss_mb']:.1f} | {row['fds']} |"
+        )
+    print()
+    print("| target | measured | result |")
+    print("| --- | --- | --- |")
+    for check in result["checks"]:
+        print(f"| {check['target']} | {check['measured']} | {'PASS' if check['passed'] else 'FAIL'} |")
+    print()
+    print(
+        f"Machine load average (1 min) before / after: {run['load_average_before']:.2f} / "
+        f"{run['load_average_after']:.2f} on {run['cores']} cores (server and load generator share them)."
+    )
+
+
+def plot_run(result: dict, path: Path) -> Path:
+    """Resident memory and p99 latency over the run, one panel each."""
+    figure = Figure(figsize=(8.0, 6.0))
+    memory_axes, latency_axes = figure.subplots(2, 1, sharex=True)
+    minutes = [sample["seconds"] / 60 for sample in result["samples"]]
+    memory_axes.plot(minutes, [sample["rss_kb"] / 1024 for sample in result["samples"]], marker=".")
+    memory_axes.axvline(result["memory"]["baseline_s"] / 60, color="#7F7F7F", linestyle="--", linewidth=1.0)
+    memory_axes.axhline(
+        result["memory"]["rss_mb_baseline"] * (1 + RSS_GROWTH_TARGET_PCT / 100),
+        color="#C62828",
+        linestyle=":",
+        linewidth=1.0,
+        label=f"baseline + {RSS_GROWTH_TARGET_PCT:g}%",
+    )
+    memory_axes.set_ylabel("server resident memory (MB)")
+    memory_axes.legend(loc="lower right")
+    middles = [(row["from_s"] + row["to_s"]) / 120 for row in result["over_time"]]
+    for key, label in (("scoring_p99_ms", "scoring calls"), ("events_p99_ms", "/events")):
+        latency_axes.plot(middles, [row[key] for row in result["over_time"]], marker="o", label=label)
+    latency_axes.axhline(P99_TARGET_MS, color="#C62828", linestyle=":", linewidth=1.0, label="scoring target")
+    latency_axes.set_ylabel("p99 latency (ms)")
+    latency_axes.set_xlabel("minutes into the run")
+    latency_axes.legend(loc="upper right")
+    run = result["run"]
+    memory_axes.set_title(f"Soak: {run['rate']:g} req/s for {run['minutes']:g} min, {run['workers']} worker(s)")
+    return save_figure(figure, path)
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (`-dirty` with local changes), None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one soak measured, by request (in scheduled order) and by 5-second sample."""
+
+    profiles: int
+    kinds: np.ndarray  # positions in ENDPOINTS
+    latencies: np.ndarray  # ms from the scheduled send time
+    statuses: np.ndarray  # HTTP status, 0 for no answer
+    stored: np.ndarray  # /events: the purchase was stored (accepted, not a duplicate)
+    samples: list[dict]
+
+
+def run_soak(args: argparse.Namespace, work: Path) -> Measured:
+    """Serve a private copy of the store from `work`, warm up, then send the paced mix while sampling."""
+    store_path, mlflow_store = prepare_store(work, args.profiles, args.mlflow_store, args.customers)
+    ids, products, _ = read_targets(store_path)
+    count = int(args.rate * args.minutes * 60)
+    rng = np.random.default_rng(args.seed)
+    kinds = rng.choice(len(ENDPOINTS), size=count, p=MIX)
+    customers = [ids[index] for index in rng.integers(len(ids), size=count)]
+    bought = [products[index] for index in rng.integers(len(products), size=count)]
+    stored = np.zeros(count, dtype=bool)
+
+    def body(i: int, order_id: str) -> dict:
+        if kinds[i] == EVENTS:
+            when = datetime.now(UTC).isoformat(timespec="milliseconds")
+            return {"transactions": [purchase_row(order_id, customers[i], bought[i], when)]}
+        if ENDPOINTS[kinds[i]] == "/recommend":
+            return {"customer_id": customers[i], "k": RECOMMEND_K}
+        return {"customer_ids": [customers[i]]}
+
+    def send(i: int) -> int:
+        try:
+            status, answer = client.post(ENDPOINTS[kinds[i]], body(i, f"soak-{i}"))
+        except (OSError, http.client.HTTPException, ValueError):
+            return 0  # no answer, or not JSON
+        if kinds[i] == EVENTS and status == 200:
+            stored[i] = answer.get("accepted") == 1
+        return status
+
+    environment = server_environment(work, store_path, mlflow_store, args.workers)
+    with ServerProcess(environment, log_path=work / "server.log") as server:
+        client = Client(server.port)
+        # connections, caches, lazy imports: the first requests of the plan, each endpoint's a few times
+        warm_up = [i for kind in range(len(ENDPOINTS)) for i in np.flatnonzero(kinds == kind)[:WARM_UP_REQUESTS]]
+        for i in warm_up:
+            client.post(ENDPOINTS[kinds[i]], body(i, f"soak-warm-up-{i}"))
+        client.close()  # the run's threads open their own: this one would idle through the run
+        print(f"soak: {count:,} requests at {args.rate:g}/s for {count / args.rate / 60:g} min ...", flush=True)
+        start = time.perf_counter() + 0.2
+        samples: list[dict] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample_process_tree, args=(server.process.pid, start, stop, samples))
+        sampler.start()
+        try:
+            latencies, statuses = run_paced(count, args.rate, send, start)
+        finally:
+            stop.set()
+            sampler.join()
+    return Measured(len(ids), kinds, latencies, statuses, stored, samples)
+
+
+def summarise_run(args: argparse.Namespace, measured: Measured, load_before: float) -> dict:
+    """The result: counts, errors, latencies, memory, checks, and the numbers over time."""
+    kinds, latencies, statuses = measured.kinds, measured.latencies, measured.statuses
+    count = len(kinds)
+    duration_s = count / args.rate
+    scheduled = np.arange(count) / args.rate
+    failed = (statuses < 200) | (statuses >= 300)
+    groups = {path: kinds == kind for kind, path in enumerate(ENDPOINTS)}
+    groups |= {"scoring": np.isin(kinds, SCORING), "events": kinds == EVENTS, "all": np.ones(count, dtype=bool)}
+    memory = summarise_memory(measured.samples, duration_s)
+    error_statuses, error_counts = np.unique(statuses[failed], return_counts=True)
+    return {
+        "run": {
+            "minutes": args.minutes,
+            "rate": args.rate,
+            "workers": args.workers,
+            "client_threads": THREADS,
+            "profiles": measured.profiles,
+            "profile_store": str(args.profiles) if args.profiles else f"generated, {args.customers} customers",
+            "seed": args.seed,
+            "commit": git_commit(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg()[0],
+            "cores": os.cpu_count(),
+        },
+        "requests": {name: int(chosen.sum()) for name, chosen in groups.items()},
+        "errors": {name: int(failed[chosen].sum()) for name, chosen in groups.items()},
+        "error_statuses": {int(status): int(n) for status, n in zip(error_statuses, error_counts, strict=True)},
+        "events_not_stored": int((groups["events"] & ~failed & ~measured.stored).sum()),
+        "latency_ms": {name: latency_summary(latencies[chosen]) for name, chosen in groups.items()},
+        # requests over the time from the first scheduled send to the last answer
+        "achieved_rate": round(count / float((scheduled + latencies / 1000).max()), 2),
+        "memory": memory,
+        "checks": decide_checks(int(failed.sum()), latency_summary(latencies[groups["scoring"]])["p99_ms"], memory),
+        "samples": measured.samples,
+        "over_time": summarise_over_time(scheduled, kinds, latencies, failed, measured.samples, duration_s),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
+    add_workspace_arguments(parser)
+    parser.add_argument("--minutes", type=float, default=10.0, help="duration of the paced run (fractions allowed)")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s, all endpoints together")
+    parser.add_argument("--workers", type=int, default=1, help="BentoML worker processes (SCORING_WORKERS)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the request mix")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here, and a plot next to it")
+    args = parser.parse_args(argv)
+    if args.minutes < 0.5 or args.rate <= 0:
+        parser.error("--minutes must be at least 0.5 (the memory baseline needs samples) and --rate positive")
+
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="soak_"))
+    try:
+        measured = run_soak(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = summarise_run(args, measured, load_before)
+    print_report(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        plot = plot_run(result, args.json.with_suffix(".png"))
+        print(f"Result: {args.json}; plot: {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
