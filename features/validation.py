@@ -29,6 +29,11 @@ Every input row ends up in exactly one of the two. The rules:
 Problems with a whole table (not a table of the contract, missing required column, no rows) raise
 `ContractError` naming the table. Nothing here reads or writes files.
 
+Behaviour events have no unique key, so a repeated event is not a broken row: `drop_repeated_rows`,
+run by the batch pipeline after validation, keeps the first row of each identity
+(`schema.identify_rows`) and counts the others as `duplicates`. The service finds repeats itself,
+against the stored history too (`service.events`).
+
 Great Expectations evaluates the row rules here (its results feed the Data Docs). For a few rows on
 the service's request path, where a Great Expectations run costs a second, `features.small_batches`
 types the same cells and evaluates the same rules with `features.row_checks` in milliseconds; a
@@ -38,7 +43,7 @@ parity test holds the two to identical verdicts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +54,7 @@ from features import expectations, rules
 from features.schema import (
     PANDAS_DTYPES,
     REASONS,
+    ROW_IDENTITY,
     ROW_NUMBER,
     TABLES,
     TIMESTAMP_DTYPE,
@@ -56,6 +62,7 @@ from features.schema import (
     Reference,
     Table,
     accepted_dtypes,
+    identify_rows,
 )
 
 REASON_SEPARATOR = "; "
@@ -125,6 +132,47 @@ def validate_tables(
         if run.gx_result is not None:
             gx_results[name] = run.gx_result
     return ValidationResult(accepted=accepted, quarantined=quarantined, report=report, gx_results=gx_results)
+
+
+def drop_repeated_rows(result: ValidationResult) -> ValidationResult:
+    """The result with every accepted row that repeats an earlier accepted row of its table dropped,
+    and counted in its table's report as `duplicates`: rows_in = accepted + quarantined + duplicates.
+
+    A repeat has the identity of an earlier row (`schema.identify_rows`: an event with the same
+    customer and event_id, or without an event_id, the same everything), so a file that holds an
+    event twice adds it once, as POST /events does with a repeat in its body. The first row is kept,
+    in input order. The result is not modified.
+    """
+    accepted: dict[str, pd.DataFrame] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for name, frame in result.accepted.items():
+        repeated = _repeated_rows(name, frame)
+        accepted[name] = frame.loc[~repeated].reset_index(drop=True) if repeated.any() else frame
+        report[name] = _report_with_duplicates(result.report[name], int(repeated.sum()))
+    return replace(result, accepted=accepted, report=report)
+
+
+def _repeated_rows(table_name: str, frame: pd.DataFrame) -> np.ndarray:
+    """Which rows have the identity of an earlier row of the frame."""
+    repeated = np.zeros(len(frame), dtype=bool)
+    # validation keeps one row per unique key, and each such table's identity holds its key
+    if table_name not in ROW_IDENTITY or TABLES[table_name].unique_key:
+        return repeated
+    for group in identify_rows(table_name, frame):
+        if group.rows.any():
+            # duplicated() holds an empty cell equal to an empty one, as the identity wants
+            repeated[group.rows] = frame.loc[group.rows, list(group.key)].duplicated().to_numpy(dtype=bool)
+    return repeated
+
+
+def _report_with_duplicates(table_report: dict[str, Any], duplicates: int) -> dict[str, Any]:
+    """The table's report with `duplicates` after `quarantined`, and the repeats out of `accepted`."""
+    report: dict[str, Any] = {}
+    for key, value in table_report.items():
+        report[key] = value - duplicates if key == "accepted" else value
+        if key == "quarantined":
+            report["duplicates"] = duplicates
+    return report
 
 
 def type_table(table: Table, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

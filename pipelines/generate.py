@@ -6,6 +6,8 @@
 Writes DIR/customers.parquet, products, transactions and events (or .csv), and the ground truth
 that later tests and benchmarks score models against in DIR/_truth/ (always Parquet, so NaT and
 nullable integers survive): customers_truth.parquet, product_groups.parquet and truth.json.
+Every event has an `event_id`, numbered in time order, as a sender that makes retries safe sends
+them; the contract does not require one.
 The same options always give byte-identical files; the dates default to fixed values, never
 today. The simulation itself lives in `pipelines.simulation`.
 """

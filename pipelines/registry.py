@@ -29,6 +29,13 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 # The recommender pyfunc's params and their defaults (see `RecommenderModel`).
 RECOMMEND_PARAMS = {"k": 10, "exclude_purchased": True}
+# MLflow's own HTTP retries (7, with exponential backoff) hold a call to an unreachable tracking
+# server for minutes; a caller that retries by itself (the service) wants the failure in seconds.
+SHORT_HTTP_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
 
 def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -57,6 +64,13 @@ def connect(store_dir: Path = DEFAULT_STORE_DIR) -> str:
     warnings.filterwarnings("ignore", module="mlflow")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return uri
+
+
+def use_short_http_retries() -> None:
+    """Let MLflow's calls to a tracking server fail within seconds (`SHORT_HTTP_RETRIES`), unless
+    the environment sets those variables itself; for this process and the ones it starts."""
+    for name, value in SHORT_HTTP_RETRIES.items():
+        os.environ.setdefault(name, value)
 
 
 def experiment_id(store_dir: Path = DEFAULT_STORE_DIR, name: str = EXPERIMENT_NAME) -> str:

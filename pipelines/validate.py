@@ -5,7 +5,8 @@
 Every table present in DIR (`<table>.parquet` or `<table>.csv`) is checked against the contract;
 the input files are left untouched. Written to DIR/_validation/ unless --out is given:
 
-- report.json: per table rows_in, accepted, quarantined, failures per rule, and an overall `ok`;
+- report.json: per table rows_in, accepted, quarantined, duplicates (repeated events, kept once:
+  rows_in = accepted + quarantined + duplicates), failures per rule, and an overall `ok`;
 - quarantine_<table>.csv: each rejected row as it was read, with `row_number` and `reasons`;
 - data_docs/index.html: the Great Expectations Data Docs of the run, for people.
 
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from features.schema import TABLES
-from features.validation import ContractError, ValidationResult, validate_tables
+from features.validation import ContractError, ValidationResult, drop_repeated_rows, validate_tables
 from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.io import TABLE_SUFFIXES, find_table_files, read_table, write_table
 
@@ -48,7 +49,8 @@ def load_valid_tables(
     """Read and validate every contract table in data_dir: (accepted typed tables, report).
 
     `required_tables` names tables that must be present. Raises UserError (naming the file) for
-    table-level problems; quarantined rows are only counted in the report.
+    table-level problems; quarantined rows are only counted in the report, and so are repeated
+    events, of which the first is accepted (`features.validation.drop_repeated_rows`).
     """
     files, result = _read_and_validate(Path(data_dir), now, required_tables)
     return result.accepted, build_report(files, result, now)
@@ -76,7 +78,7 @@ def _read_and_validate(
         raise UserError(f"{data_dir}: no contract tables found (expected {', '.join(TABLES)} as .parquet or .csv)")
     raw_tables = {name: read_table(path) for name, path in files.items()}
     try:
-        result = validate_tables(raw_tables, now)
+        result = drop_repeated_rows(validate_tables(raw_tables, now))
     except ContractError as error:
         where = files.get(error.table, data_dir)
         raise UserError(f"{where}: {error.problem}") from error
@@ -148,7 +150,7 @@ def write_data_docs(result: ValidationResult, site_dir: Path) -> Path:
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    """A small text table: table, rows_in, accepted, quarantined."""
+    """A small text table: table, rows_in, accepted, quarantined; then a line per table with repeats."""
     header = ("table", "rows_in", "accepted", "quarantined")
     rows = [
         (name, str(t["rows_in"]), str(t["accepted"]), str(t["quarantined"])) for name, t in report["tables"].items()
@@ -159,6 +161,11 @@ def format_summary(report: dict[str, Any]) -> str:
             cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in [header, *rows]
+    ]
+    lines += [
+        f"{name}: {t['duplicates']:,} repeated row(s) counted as duplicates, the first of each kept"
+        for name, t in report["tables"].items()
+        if t.get("duplicates")
     ]
     return "\n".join(lines)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class RequestError(ValueError):
     """A request the service refuses: a 4xx body naming the field (a 503 when the model it needs is not
-    registered), never a traceback."""
+    loaded or the store is busy), never a traceback. `headers` go with the answer (a 503's Retry-After)."""
 
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
+    def __init__(self, field: str, message: str, status: int = 400, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.status = status
+        self.headers = dict(headers or {})
 
     def as_dict(self) -> dict[str, str]:
         return {"error": str(self), "field": self.field}

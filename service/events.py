@@ -12,8 +12,9 @@ when that is later.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from features.customer import build_customer_features
 from features.history import HISTORY_TABLES, History
 from features.small_batches import check_rows
 from features.validation import ContractError
-from pipelines.store import ProfileStore
+from pipelines.store import ProfileStore, StoreBusyError
 from pipelines.store.state import MaterializedState
 from service.errors import RequestError
 
@@ -76,12 +77,21 @@ class EventWriter:
             # from reading their history to writing their profiles no other worker touches these
             # customers (no lost update, no order line stored twice); the append and the profiles
             # commit together, or not at all
-            with self._lock, self.store.guarded(affected):
-                stored = self.store.histories(affected)
-                accepted, duplicates = _drop_repeats(accepted, stored)
-                if accepted:
-                    self.store.append_rows(accepted)
-                    self._rebuild(affected, stored, accepted)
+            try:
+                with self._lock, self.store.guarded(affected):
+                    stored = self.store.histories(affected)
+                    accepted, duplicates = _drop_repeats(accepted, stored)
+                    if accepted:
+                        self.store.append_rows(accepted)
+                        self._rebuild(affected, stored, accepted)
+            except StoreBusyError as error:
+                # the section never started (or rolled back whole): the client may send the same body again
+                raise RequestError(
+                    "body",
+                    f"{error}; nothing of this request was stored, send it again",
+                    503,
+                    {"Retry-After": str(max(1, math.ceil(error.waited_s)))},
+                ) from None
         rejected.sort(key=lambda item: (item["table"], item["index"]))
         return {
             "accepted": sum(len(frame) for frame in accepted.values()),
@@ -166,14 +176,14 @@ def _drop_repeats(
     accepted: dict[str, pd.DataFrame], stored: Mapping[str, pd.DataFrame]
 ) -> tuple[dict[str, pd.DataFrame], int]:
     """(the accepted rows that are new, how many were repeats): a row is a repeat when a row with
-    its identity (`schema.ROW_IDENTITY`) is stored or came earlier in this batch, so a retried call
-    adds nothing and answers how many of its rows were already there."""
+    its identity (`schema.identify_rows`: an event by customer and event_id, else by all it says) is
+    stored or came earlier in this batch, so a retried call adds nothing and answers how many of its
+    rows were already there."""
     kept, repeats = {}, 0
     for name, rows in accepted.items():
-        key = s.ROW_IDENTITY[name]
-        seen = set(_key_tuples(stored[name], key)) if name in stored else set()
+        seen = set(_key_tuples(stored[name], name)) if name in stored else set()
         is_new = []
-        for identity in _key_tuples(rows, key):
+        for identity in _key_tuples(rows, name):
             is_new.append(identity not in seen)
             seen.add(identity)
         new_rows = rows[np.array(is_new, dtype=bool)]
@@ -183,11 +193,20 @@ def _drop_repeats(
     return kept, repeats
 
 
-def _key_tuples(frame: pd.DataFrame, key: Sequence[str]) -> Iterator[tuple[str | None, ...]]:
-    """The frame's values of the key columns, row by row, as strings (None for a missing value)."""
+def _key_tuples(frame: pd.DataFrame, name: str) -> list[tuple[int | str | None, ...]]:
+    """Each row's identity (`schema.identify_rows`) as a tuple: the number of its group, so that rows
+    of two groups never match, then its values of the group's key as strings (None for a missing value)."""
     # plain tuples of strings: a customer's history is small, and pandas index builds cost milliseconds
-    columns = ([None if _is_missing(value) else str(value) for value in frame[column].tolist()] for column in key)
-    return zip(*columns, strict=True)
+    identities: list[tuple[int | str | None, ...]] = [()] * len(frame)
+    for number, group in enumerate(s.identify_rows(name, frame)):
+        if not group.rows.any():
+            continue  # nor are its columns read: most bodies send every event with an id, or none
+        columns = [[None if _is_missing(value) else str(value) for value in frame[c].tolist()] for c in group.key]
+        if group.rows.all():
+            return [(number, *values) for values in zip(*columns, strict=True)]
+        for position in np.flatnonzero(group.rows).tolist():
+            identities[position] = (number, *(values[position] for values in columns))
+    return identities
 
 
 def _is_missing(value: Any) -> bool:

@@ -5,13 +5,14 @@ knows about HTTP."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.names import CHURN, MODEL_NAMES, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from pipelines.errors import UserError
-from pipelines.store import DEFAULT_STORE_PATH, STORE_PATH_ENV, ProfileStore, SQLiteProfileStore
+from pipelines.store import DEFAULT_STORE_PATH, STORE_PATH_ENV, ProfileStore, SQLiteProfileStore, StoreSchemaError
 from pipelines.store.state import MaterializedState, StaleStateError, read_materialized_state
 from service.scorer import Scorer, ServingModels
 
@@ -24,21 +25,34 @@ class ServiceSettings:
     mlflow_store: Path  # the local MLflow store folder; MLFLOW_TRACKING_URI overrides it
     max_batch: int = 1000
     reload_interval_s: float = 0.0  # > 0: check the registry for a new champion this often
+    registry_retry_s: float = 5.0  # no champion loaded yet: try the registry again this often
+    # how long a write waits for another writer's lock on the store before /events answers 503
+    store_busy_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
         env = os.environ if environ is None else environ
-        try:
-            max_batch = int(env.get("SCORING_MAX_BATCH", "1000"))
-            interval = float(env.get("SCORING_RELOAD_INTERVAL_S", "0"))
-        except ValueError as error:
-            raise UserError(f"SCORING_MAX_BATCH / SCORING_RELOAD_INTERVAL_S: {error}") from error
         return cls(
             store_path=Path(env.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH),
             mlflow_store=Path(env.get("SCORING_MLFLOW_STORE") or registry.DEFAULT_STORE_DIR),
-            max_batch=max_batch,
-            reload_interval_s=interval,
+            max_batch=read_number(env, "SCORING_MAX_BATCH", int, "1000", least=1),
+            reload_interval_s=read_number(env, "SCORING_RELOAD_INTERVAL_S", float, "0", least=0),
+            registry_retry_s=read_number(env, "SCORING_REGISTRY_RETRY_S", float, "5", least=0.01),
+            store_busy_timeout_s=read_number(env, "SCORING_STORE_BUSY_TIMEOUT_S", float, "5", least=0),
         )
+
+
+def read_number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: str, least: float) -> float:
+    """The variable as an int or float >= least (its default when unset); UserError naming it otherwise."""
+    raw = env.get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value >= least:  # `not >=` refuses NaN too
+        what = "a whole number" if kind is int else "a number"
+        raise UserError(f"{name}: expected {what} >= {least:g}, got {raw!r}")
+    return value
 
 
 def champion_versions(mlflow_store: Path) -> dict[str, str]:
@@ -68,10 +82,18 @@ def load_serving_models(mlflow_store: Path, versions: dict[str, str]) -> Serving
     )
 
 
-def open_store(path: Path) -> tuple[ProfileStore, MaterializedState]:
+def open_store(path: Path, busy_timeout_s: float = 5.0) -> tuple[ProfileStore, MaterializedState]:
+    """The materialised profile store at `path` and its state; UserError, in one line naming the file
+    and what to run, when there is none or the file is not one (it is read, never written, then)."""
     if not Path(path).exists():
         raise UserError(f"{path}: no profile store; run `make train` (or `python -m pipelines.materialize`) first")
-    store = SQLiteProfileStore(path)
+    try:
+        store = SQLiteProfileStore(path, busy_timeout_s=busy_timeout_s, create=False)
+    except StoreSchemaError as error:
+        raise UserError(
+            f"{error}; the service needs a profile store there: move the file away and run `make train` "
+            "(or `python -m pipelines.materialize --data DIR`), or set SCORING_STORE_PATH to a profile store"
+        ) from None
     try:
         state = read_materialized_state(store, where=str(path))
     except StaleStateError as error:
@@ -86,5 +108,5 @@ def open_store(path: Path) -> tuple[ProfileStore, MaterializedState]:
 def build_scorer(settings: ServiceSettings) -> Scorer:
     """Champion models + the profile store -> a ready Scorer (raises UserError with what to do)."""
     models = load_serving_models(settings.mlflow_store, champion_versions(settings.mlflow_store))
-    store, state = open_store(settings.store_path)
+    store, state = open_store(settings.store_path, settings.store_busy_timeout_s)
     return Scorer(models, store, state, max_batch=settings.max_batch)

@@ -12,6 +12,7 @@ BentoML's document, so a test can check it without a server.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -35,14 +36,29 @@ ERROR_STATUSES = {
     "404": "an unknown product",
     "413": "more ids or rows than SCORING_MAX_BATCH",
     "415": "the body is not sent as application/json",
-    "503": "the endpoint's model has no champion yet",
+    "503": "not now: the endpoint's model has no champion (yet), or the profile store is busy (see Retry-After)",
 }
 # Bodies with no required key that still must say something: POST /events needs one of its lists.
 AT_LEAST_ONE_KEY = frozenset({"events"})
 
 
-def describe_api(document: dict[str, Any]) -> dict[str, Any]:
-    """BentoML's OpenAPI document with nullable values, closed request bodies and the error answers."""
+def request_examples(customer_id: str, product_id: str, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A request body per endpoint (by BentoML's endpoint name) made of served data: a stored customer,
+    a product the recommender knows, and that customer's stored rows (so trying the /events example
+    adds nothing: it answers them as duplicates)."""
+    return {
+        "churn": {"customer_ids": [customer_id]},
+        "propensity": {"customer_ids": [customer_id]},
+        "recommend": {"customer_id": customer_id, "k": 5, "exclude_purchased": True},
+        "similar_items": {"product_id": product_id, "k": 5},
+        "profile": {"customer_id": customer_id},
+        "events": {name: list(table_rows) for name, table_rows in rows.items() if table_rows},
+    }
+
+
+def describe_api(document: dict[str, Any], examples: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """BentoML's OpenAPI document with nullable values, closed request bodies, the error answers and,
+    when given, a request example per endpoint (`request_examples`)."""
     described = copy.deepcopy(document)
     schemas = described.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_SCHEMA] = ErrorAnswer.model_json_schema()
@@ -55,6 +71,9 @@ def describe_api(document: dict[str, Any]) -> dict[str, Any]:
             operation["requestBody"]["required"] = True  # a missing body is a 400, like a missing field
         if operation.get("x-bentoml-name") in AT_LEAST_ONE_KEY:
             body["minProperties"] = 1
+        example = (examples or {}).get(operation.get("x-bentoml-name"))
+        if example:  # BentoML's own are placeholders ("string")
+            operation["requestBody"]["content"]["application/json"]["example"] = example
         operation["responses"] = {
             **{code: answer for code, answer in operation.get("responses", {}).items() if code.startswith("2")},
             **{code: _error_answer(meaning) for code, meaning in ERROR_STATUSES.items()},

@@ -11,17 +11,19 @@ refusal has the one shape of `service.errors.RequestError`: {"error": "...", "fi
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from service.errors import RequestError
-from service.logs import log_client_error
+from service.logs import REQUEST_ID, log_client_error
 
 BODY = "body"
 CONTENT_TYPE = "Content-Type"
 REQUEST_ID_HEADER = b"x-request-id"
-MAX_REQUEST_ID = 64
+# a client's request id is kept when it is a short token of these characters (it goes into log lines)
+USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def check_content_type(content_type: str | None) -> RequestError | None:
@@ -80,24 +82,67 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-class RequestShape:
-    """ASGI middleware for each POST to an endpoint in `fields_by_path` (path -> its top-level keys):
-    checks the body, gives every answer an `x-request-id` header, and logs each 4xx in one line."""
+class HttpMiddleware:
+    """An ASGI middleware that handles HTTP requests (`handle`) and passes anything else (the server's
+    lifespan messages) on as it is."""
 
-    def __init__(self, app, fields_by_path: Mapping[str, frozenset[str]]) -> None:
+    def __init__(self, app) -> None:
         self.app = app
-        self.fields_by_path = dict(fields_by_path)
 
     async def __call__(self, scope, receive, send) -> None:
-        path = scope.get("path")
-        if scope["type"] != "http" or scope.get("method") != "POST" or path not in self.fields_by_path:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        request_id = request_id_of(headers.get(REQUEST_ID_HEADER, b""))
-        answer = _answering(send, request_id, f"POST {path}")
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        raise NotImplementedError
+
+
+class RequestIds(HttpMiddleware):
+    """Each HTTP request gets an id (the client's X-Request-ID when usable), which every answer carries
+    as a header and every line logged while the request is handled starts with."""
+
+    async def handle(self, scope, receive, send) -> None:
+        request_id = request_id_of(header_value(scope, REQUEST_ID_HEADER))
+        REQUEST_ID.set(request_id)  # this request's task (and the threads it hands work to) only
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def header_value(scope, name: bytes) -> bytes:
+    """The request's first header of this (lower-case) name, or b"" (ASGI gives names in lower case)."""
+    return next((value for header, value in scope.get("headers") or [] if header == name), b"")
+
+
+def request_id_of(sent: bytes) -> str:
+    """The client's X-Request-ID when it is a short token of letters, digits and `._:-`, else a new one."""
+    text = sent.decode("latin-1")
+    return text if USABLE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex[:16]
+
+
+class RequestShape(HttpMiddleware):
+    """For each POST to an endpoint in `fields_by_path` (path -> its top-level keys): checks the body,
+    and puts every 4xx answer in the API's error shape and logs it in one line."""
+
+    def __init__(self, app, fields_by_path: Mapping[str, frozenset[str]]) -> None:
+        super().__init__(app)
+        self.fields_by_path = dict(fields_by_path)
+
+    async def handle(self, scope, receive, send) -> None:
+        path = scope.get("path")
+        if scope.get("method") != "POST" or path not in self.fields_by_path:
+            await self.app(scope, receive, send)
+            return
+        answer = _answering(send, f"POST {path}")
         body = await _read_body(receive)
-        problem = check_content_type(headers.get(b"content-type", b"").decode("latin-1"))
+        problem = check_content_type(header_value(scope, b"content-type").decode("latin-1"))
         problem = problem or check_body(body, self.fields_by_path[path])
         if problem is not None:
             await send_error(answer, problem)
@@ -105,22 +150,16 @@ class RequestShape:
         await self.app(scope, _replay(body, receive), answer)
 
 
-def request_id_of(sent: bytes) -> str:
-    """The client's X-Request-ID when it is a short printable token, else a new one."""
-    text = sent.decode("latin-1")
-    if 0 < len(text) <= MAX_REQUEST_ID and text.isprintable() and " " not in text:
-        return text
-    return uuid.uuid4().hex[:16]
-
-
 async def send_error(send, error: RequestError) -> None:
-    """Answer with the error's status and body: the one error shape of the API."""
-    await send_json(send, error.status, error.as_dict())
+    """Answer with the error's status, headers and body: the one error shape of the API."""
+    await send_json(send, error.status, error.as_dict(), error.headers)
 
 
-async def send_json(send, status: int, body: dict) -> None:
+async def send_json(send, status: int, body: dict, extra_headers: Mapping[str, str] | None = None) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    for name, value in (extra_headers or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -151,17 +190,15 @@ def _replay(body: bytes, receive):
     return replay
 
 
-def _answering(send, request_id: str, endpoint: str):
-    """A send that adds the request id to the answer's headers and, for a 4xx, puts the body in the
-    API's error shape (BentoML's pydantic detail rewritten) and logs it in one line."""
+def _answering(send, endpoint: str):
+    """A send that, for a 4xx, puts the body in the API's error shape (BentoML's pydantic detail
+    rewritten) and logs it in one line."""
     held: dict[str, Any] = {}
 
     async def answer(message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]}
-            if 400 <= message["status"] < 500:
-                held["start"], held["body"] = message, b""
-                return
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            held["start"], held["body"] = message, b""
+            return
         if "start" not in held:
             await send(message)
             return
@@ -173,7 +210,7 @@ def _answering(send, request_id: str, endpoint: str):
         if error is not None:
             body = json.dumps(error.as_dict()).encode()
             start = {**start, "headers": _with_length(start["headers"], len(body))}
-        log_client_error(start["status"], endpoint, request_id, _error_text(body))
+        log_client_error(start["status"], endpoint, _error_text(body))
         await send(start)
         await send({"type": "http.response.body", "body": body})
 

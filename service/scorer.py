@@ -257,7 +257,7 @@ class Scorer:
             raise RequestError("exclude_product_ids", f"unknown products {shown}", 404)
         customer_id = str(customer_id)
         known = self.store.get_numbers([customer_id], [s.ORDERS_COUNT_TOTAL])[0] != []
-        transactions = self.store.history(customer_id)[s.TRANSACTIONS] if known else None
+        transactions = self.store.history(customer_id, (s.TRANSACTIONS,))[s.TRANSACTIONS] if known else None
         if transactions is not None and len(transactions):
             ranked = recommender.recommend_for_history(customer_id, transactions, None, k=k, rules=rules)
         else:
@@ -332,6 +332,21 @@ class Scorer:
             "recommendations": recommendations,
             "model_versions": dict(self.models.versions),
         }
+
+    def example_data(self) -> tuple[str, str, dict[str, list[dict[str, Any]]]]:
+        """A stored customer, a product the served recommender knows, and the customer's latest order
+        line and event as contract rows: real values for the API's request examples."""
+        customer_id = next(iter(self.store.profile_ids(limit=1)), "C0000001")
+        history = self.store.histories([customer_id])
+        rows = {
+            name: [{column: json_value(value) for column, value in frame.iloc[-1].items() if not pd.isna(value)}]
+            for name, frame in history.items()
+            if name in (s.TRANSACTIONS, s.EVENTS) and len(frame)
+        }
+        bought = [row[s.PRODUCT_ID] for row in rows.get(s.TRANSACTIONS, [])]
+        known = self._product_ids
+        product_id = next((p for p in bought if known is None or p in known), min(known) if known else "P00001")
+        return customer_id, str(product_id), rows
 
 
 def predict_on_one_thread(models: ServingModels) -> None:

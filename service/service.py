@@ -8,11 +8,26 @@ folder, default mlruns; MLFLOW_TRACKING_URI overrides it), SCORING_API_KEY (when
 endpoint needs the header X-API-Key; the health endpoints, /metrics and the API docs stay open),
 SCORING_MAX_BATCH (default 1000) and SCORING_RELOAD_INTERVAL_S (> 0: look for a new champion this
 often; default 0, use POST /reload),
-SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests) and
-SCORING_WORKERS (worker processes, default 1; read when this module is imported).
+SCORING_ACCESS_LOG=1 (a log line per request; off by default, /metrics counts requests),
+SCORING_WORKERS (worker processes, default 1; read when this module is imported),
+SCORING_REGISTRY_RETRY_S (default 5: while no champion is loaded, try the registry again this often)
+and SCORING_STORE_BUSY_TIMEOUT_S (default 5: how long a write waits for another writer's lock on the
+profile store). MLflow's own HTTP retries are shortened to seconds unless MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR or MLFLOW_HTTP_REQUEST_TIMEOUT are set (`registry.SHORT_HTTP_RETRIES`).
 
 It serves whichever champions exist (at least one): an endpoint whose model has none answers 503
 saying how to train it, and GET /readyz lists such models under `missing_models`.
+
+Faults:
+- a profile store that is missing, not a SQLite file, another application's SQLite file, or a store
+  of another version stops `bentoml serve` before any worker starts, with one line naming the file
+  and what to run, and exit code 2 (`check_store`);
+- no champion can be loaded at start (the registry does not answer, or holds none): the service
+  starts anyway; GET /readyz answers 503 with the `reason` and `registry.error`, the scoring endpoints
+  answer 503 with that reason and Retry-After, POST /events works, and the registry is tried again
+  every SCORING_REGISTRY_RETRY_S until the champions load; later registry failures keep the models;
+- another writer holds the store longer than SCORING_STORE_BUSY_TIMEOUT_S: POST /events answers 503
+  with Retry-After and stores nothing of that request, so the same body can be sent again.
 """
 
 from __future__ import annotations
@@ -20,7 +35,9 @@ from __future__ import annotations
 import gc
 import hmac
 import json
+import math
 import os
+import sys
 import threading
 import time
 from typing import Annotated, Any
@@ -29,12 +46,13 @@ import bentoml
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from pipelines.errors import UserError
+from pipelines.errors import EXIT_USER_ERROR, UserError
+from pipelines.registry import use_short_http_retries
 from service.errors import RequestError
-from service.loading import ServiceSettings, build_scorer, champion_versions, load_serving_models
-from service.logs import install_client_error_filter, log_client_error, logger
-from service.openapi import describe_api
-from service.requests import RequestShape, send_error, send_json
+from service.loading import ServiceSettings, champion_versions, load_serving_models, open_store
+from service.logs import install_client_error_filter, install_request_id_prefix, log_client_error, logger
+from service.openapi import describe_api, request_examples
+from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
 from service.schemas import (
     ChurnAnswer,
     Count,
@@ -50,7 +68,7 @@ from service.scorer import Scorer, ServingModels
 
 API_KEY_ENV = "SCORING_API_KEY"
 WORKERS_ENV = "SCORING_WORKERS"
-API_KEY_HEADER = "x-api-key"
+API_KEY_HEADER = b"x-api-key"
 # Paths that never need the API key: BentoML's health and metrics endpoints, and the API's own
 # documentation (the OpenAPI page, its document and the page's static files), which hold no data.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json"})
@@ -62,33 +80,29 @@ FULL_COLLECTION_THRESHOLD = 1000
 DOCS: dict[str, Any] = {}
 
 # What GET /readyz reports beside BentoML's own check (one service instance per worker process):
-# the served versions, the model families without a champion (their endpoints answer 503), the registry.
+# the served versions, the model families without a champion (their endpoints answer 503), the registry,
+# and while no model is loaded, why (`reason`).
 STATUS: dict[str, Any] = {
     "model_versions": {},
     "missing_models": [],
     "registry": {"ok": None, "error": None, "checked_at": None},
+    "reason": None,
 }
+# What the service serves until the registry gives it a champion: no model (the store still takes /events).
+NO_MODELS = ServingModels(churn=None, propensity=None, recommender=None)
 
 
-class ServiceMiddleware:
+class ServiceMiddleware(HttpMiddleware):
     """API key check on every path but the health ones, and a JSON detail on GET /readyz."""
 
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope, receive, send) -> None:
         path = scope["path"]
         api_key = os.environ.get(API_KEY_ENV)  # read per request (microseconds): one app per process
-        if api_key and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
-            headers = dict(scope.get("headers") or [])
-            if not hmac.compare_digest(headers.get(API_KEY_HEADER.encode(), b""), api_key.encode()):
-                error = RequestError("X-API-Key", f"missing or wrong {API_KEY_HEADER} header", 401)
-                log_client_error(error.status, f"{scope.get('method')} {path}", "-", str(error))
-                await send_error(send, error)
-                return
+        if api_key and not is_open(path) and not key_matches(header_value(scope, API_KEY_HEADER), api_key):
+            error = RequestError("X-API-Key", f"missing or wrong {API_KEY_HEADER.decode()} header", 401)
+            log_client_error(error.status, f"{scope.get('method')} {path}", str(error))
+            await send_error(send, error)
+            return
         if path == "/readyz" and scope.get("method") == "GET":
             await self._readyz(scope, receive, send)
             return
@@ -112,7 +126,12 @@ class ServiceMiddleware:
             if captured.get("status") != 200:
                 await send_json(send, 503, {"error": "the OpenAPI document is not available yet", "field": "path"})
                 return
-            DOCS["document"] = describe_api(json.loads(captured["body"]))
+            examples = served_examples()
+            document = describe_api(json.loads(captured["body"]), examples)
+            if not examples:  # no data served yet: build it again (with its examples) next time
+                await send_json(send, 200, document)
+                return
+            DOCS["document"] = document
         await send_json(send, 200, DOCS["document"])
 
     async def _readyz(self, scope, receive, send) -> None:
@@ -135,7 +154,23 @@ def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
     try:
         return answer_model.model_validate(call())
     except RequestError as error:
-        return JSONResponse(error.as_dict(), status_code=error.status)
+        return JSONResponse(error.as_dict(), status_code=error.status, headers=error.headers or None)
+
+
+def is_open(path: str) -> bool:
+    """Whether a path is served without the API key."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def key_matches(sent: bytes, api_key: str) -> bool:
+    """The key check, in constant time (the time taken says nothing about how much of the key was right)."""
+    return hmac.compare_digest(sent, api_key.encode())
+
+
+def served_examples() -> dict[str, Any]:
+    """Request examples made of the served data, for the OpenAPI document ({} while nothing is served)."""
+    scorer = getattr(bentoml.get_current_service(), "scorer", None)
+    return request_examples(*scorer.example_data()) if scorer is not None else {}
 
 
 def report_models(models: ServingModels) -> None:
@@ -176,15 +211,18 @@ class CustomerIntelligence:
 
     def __init__(self) -> None:
         install_client_error_filter()
+        install_request_id_prefix()
         self.settings = ServiceSettings.from_env()
-        self.scorer: Scorer = build_scorer(self.settings)
+        use_short_http_retries()
+        store, state = open_store(self.settings.store_path, self.settings.store_busy_timeout_s)
+        # the store first and on its own: /events needs no model, and the champions may come later
+        self.scorer: Scorer = Scorer(NO_MODELS, store, state, max_batch=self.settings.max_batch)
         self._reload_lock = threading.Lock()
-        report_models(self.scorer.models)
-        STATUS["registry"] = {"ok": True, "error": None, "checked_at": time.time()}
-        logger.info("serving model versions %s from %s", self.scorer.models.versions, self.settings.store_path)
-        if self.scorer.models.missing:
-            logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
-        if self.settings.reload_interval_s > 0:
+        if self.reload_champions()["error"] is None:
+            logger.info("serving model versions %s from %s", self.scorer.models.versions, self.settings.store_path)
+            if self.scorer.models.missing:
+                logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
+        if not self.__is_ready__() or self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
         # the models, reference tables and imported modules live as long as the process: keep them out of
         # the garbage collector's scans, whose pauses otherwise show up in the p99 latency
@@ -197,8 +235,30 @@ class CustomerIntelligence:
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
 
+    @bentoml.on_deployment
+    def check_store() -> None:
+        """Once, in `bentoml serve`'s own process before any worker starts: settings or a profile store
+        the service cannot use stop the server with one line and exit code 2 (a worker failing in
+        __init__ would be restarted again and again, each time with a traceback)."""
+        try:
+            settings = ServiceSettings.from_env()
+            store, _ = open_store(settings.store_path, settings.store_busy_timeout_s)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        store.close()
+
     def __is_ready__(self) -> bool:
-        return self.scorer is not None
+        """Ready once at least one champion is loaded."""
+        return bool(self.scorer.models.versions)
+
+    def _serving(self, field: str) -> Scorer:
+        """The scorer, or, while no model is loaded yet, the 503 saying why and when to try again."""
+        scorer = self.scorer
+        if not scorer.models.versions:
+            retry_after = str(max(1, math.ceil(self.settings.registry_retry_s)))
+            raise RequestError(field, STATUS["reason"] or "no model is loaded yet", 503, {"Retry-After": retry_after})
+        return scorer
 
     # /churn, /propensity and /similar_items are async: they take about a millisecond of CPU, less than
     # a hop to a worker thread costs. /recommend and /profile read a customer's history and build the
@@ -208,30 +268,31 @@ class CustomerIntelligence:
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
         """Churn probability, risk tier and the top 5 reasons (SHAP contributions) per customer."""
-        return _answer(ChurnAnswer, lambda: self.scorer.churn(customer_ids))
+        return _answer(ChurnAnswer, lambda: self._serving("customer_ids").churn(customer_ids))
 
     @bentoml.api
     async def propensity(self, customer_ids: CustomerIds) -> PropensityAnswer:
         """Probability of a purchase in the horizon, overall and per top category."""
-        return _answer(PropensityAnswer, lambda: self.scorer.propensity(customer_ids))
+        return _answer(PropensityAnswer, lambda: self._serving("customer_ids").propensity(customer_ids))
 
     @bentoml.api(input_spec=RecommendRequest)
     def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
         rules = RecommendRequest.rules_of(request)
         return _answer(
-            RecommendAnswer, lambda: self.scorer.recommend(request["customer_id"], k=request["k"], rules=rules)
+            RecommendAnswer,
+            lambda: self._serving("customer_id").recommend(request["customer_id"], k=request["k"], rules=rules),
         )
 
     @bentoml.api
     async def similar_items(self, product_id: str, k: Count = 10) -> SimilarItemsAnswer:
         """The products most often bought by the same customers."""
-        return _answer(SimilarItemsAnswer, lambda: self.scorer.similar_items(product_id, k))
+        return _answer(SimilarItemsAnswer, lambda: self._serving("product_id").similar_items(product_id, k))
 
     @bentoml.api
     def profile(self, customer_id: str) -> ProfileAnswer:
         """The customer's feature snapshot, segment, lifecycle stage, every score and top recommendations."""
-        return _answer(ProfileAnswer, lambda: self.scorer.profile(customer_id))
+        return _answer(ProfileAnswer, lambda: self._serving("customer_id").profile(customer_id))
 
     @bentoml.api
     def events(
@@ -269,16 +330,28 @@ class CustomerIntelligence:
                     self.scorer = Scorer(models, old.store, old.state, max_batch=self.settings.max_batch)
                     logger.info("now serving model versions %s (were %s)", versions, current)
             except Exception as error:  # the registry or a model load failed: keep serving what we have
-                logger.error("champion reload failed, still serving %s: %s", current, error)
+                if str(error) != STATUS["registry"]["error"]:  # once per new failure, not at every retry
+                    logger.error("champion reload failed, still serving %s: %s", current or "no model", error)
                 STATUS["registry"] = {"ok": False, "error": str(error), "checked_at": time.time()}
+                if not current:
+                    STATUS["reason"] = (
+                        f"no model is loaded yet ({error}); the registry is tried again every "
+                        f"{self.settings.registry_retry_s:g} s"
+                    )
                 return {"reloaded": False, "model_versions": current, "error": str(error)}
             report_models(self.scorer.models)
             STATUS["registry"] = {"ok": True, "error": None, "checked_at": time.time()}
+            STATUS["reason"] = None
             return {"reloaded": changed, "model_versions": dict(self.scorer.models.versions), "error": None}
 
     def _check_periodically(self) -> None:
+        """Until a champion is loaded, try the registry every SCORING_REGISTRY_RETRY_S; then, when
+        SCORING_RELOAD_INTERVAL_S > 0, look for a new champion that often."""
         while True:
-            time.sleep(self.settings.reload_interval_s)
+            ready = self.__is_ready__()
+            if ready and self.settings.reload_interval_s <= 0:
+                return
+            time.sleep(self.settings.reload_interval_s if ready else self.settings.registry_retry_s)
             self.reload_champions()
 
 
@@ -287,6 +360,8 @@ def endpoint_fields(service) -> dict[str, frozenset[str]]:
     return {api.route: frozenset(api.input_spec.model_fields) for api in service.apis.values()}
 
 
-# the first added wraps the others: the key is checked before anything about the body is said
+# the first added wraps the others: every request has its id before anything is logged, and the key
+# is checked before anything about the body is said
+CustomerIntelligence.add_asgi_middleware(RequestIds)
 CustomerIntelligence.add_asgi_middleware(ServiceMiddleware)
 CustomerIntelligence.add_asgi_middleware(RequestShape, fields_by_path=endpoint_fields(CustomerIntelligence))

@@ -29,12 +29,23 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`with ServerProcess(env) as server: server.post("/churn", {...})`."""
+    """`with ServerProcess(env) as server: server.post("/churn", {...})`.
 
-    def __init__(self, environment: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+    `start()` returns once `ready_path` answers 200: /readyz by default, /livez for a server that is
+    expected to start before it is ready.
+    """
+
+    def __init__(
+        self,
+        environment: dict[str, str],
+        port: int | None = None,
+        log_path: Path | None = None,
+        ready_path: str = "/readyz",
+    ) -> None:
         self.environment = environment
         self.port = port or free_port()
         self.log_path = log_path
+        self.ready_path = ready_path
         self.process: subprocess.Popen | None = None
         self._log = None
 
@@ -52,11 +63,12 @@ class ServerProcess:
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            returncode = self.process.poll()
+            if returncode is not None:
                 self.stop()
-                raise RuntimeError(f"bentoml serve exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(f"bentoml serve exited with {returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):

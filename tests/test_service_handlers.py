@@ -394,6 +394,39 @@ def test_a_retried_body_stores_nothing_new_and_counts_its_rows_as_duplicates(sco
     assert (mixed["accepted"], mixed["duplicates"]) == (1, 2)
 
 
+def test_an_event_id_makes_a_resent_event_a_duplicate_and_keeps_two_look_alike_events(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
+    when = service_workspace.as_of - pd.Timedelta(hours=6)
+    view = {
+        s.EVENT_ID: "view-7f3a",
+        s.CUSTOMER_ID: customer,
+        s.TIMESTAMP: when.isoformat(),
+        s.EVENT_TYPE: "product_view",
+        s.PRODUCT_ID: product,
+    }
+
+    def stored_events() -> pd.DataFrame:
+        return scorer.store.history(customer)[s.EVENTS]
+
+    assert scorer.events({"events": [view]})["accepted"] == 1
+    before = len(stored_events())
+    # the client rebuilt the event for its retry, with a new timestamp: the id says it is the same one
+    resent = scorer.events({"events": [{**view, s.TIMESTAMP: (when + pd.Timedelta(seconds=3)).isoformat()}]})
+    assert (resent["accepted"], resent["duplicates"], resent["rejected"]) == (0, 1, [])
+    assert len(stored_events()) == before
+    assert stored_events().loc[stored_events()[s.EVENT_ID] == "view-7f3a", s.TIMESTAMP].tolist() == [when]
+    # two real views in the same second, told apart by their ids; without ids they would be one event
+    later = (when + pd.Timedelta(minutes=1)).isoformat()
+    twins = [{**view, s.EVENT_ID: f"view-twin-{n}", s.TIMESTAMP: later} for n in (1, 2)]
+    both = scorer.events({"events": twins})
+    assert (both["accepted"], both["duplicates"]) == (2, 0)
+    no_ids = [{key: value for key, value in twin.items() if key != s.EVENT_ID} for twin in twins]
+    one = scorer.events({"events": no_ids})
+    assert (one["accepted"], one["duplicates"]) == (1, 1)
+    assert len(stored_events()) == before + 3
+
+
 def test_a_purchase_after_as_of_gives_its_customer_a_readable_as_of_and_leaves_the_stores(scorer, service_workspace):
     customer = lapsing_customer(service_workspace)
     product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[3])

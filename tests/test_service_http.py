@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -14,6 +15,7 @@ from features import schema as s
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from service import service as service_module
+from service.logs import install_request_id_prefix, logger
 from service.scorer import Scorer
 from tests.workspace import lapsing_customer, purchase, register_champions, train_hint
 
@@ -72,6 +74,40 @@ def test_a_slow_history_read_does_not_stall_the_other_requests(client, service_w
     assert waited == [True]
 
 
+def test_every_line_logged_during_a_request_starts_with_its_id(client, service_workspace, monkeypatch):
+    customer = lapsing_customer(service_workspace)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    original = Scorer.profile
+
+    def logging_profile(self, customer_id):  # runs on the thread pool: the id must follow the request there
+        logger.info("reading the profile of %s", customer_id)
+        return original(self, customer_id)
+
+    monkeypatch.setattr(Scorer, "profile", logging_profile)
+    handler = Collect()
+    install_request_id_prefix([handler])
+    level = logger.level
+    logger.setLevel(logging.INFO)  # (setLevel, not the attribute: it clears the logger's cached answers)
+    logger.addHandler(handler)
+    try:
+        answered = client.post("/profile", json={"customer_id": customer}, headers={"X-Request-ID": "trace-me-1"})
+        refused = client.post("/churn", json={"customer_ids": [7]}, headers={"X-Request-ID": "not usable %s"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert answered.headers["x-request-id"] == "trace-me-1"
+    assert f"[trace-me-1] reading the profile of {customer}" in lines
+    generated = refused.headers["x-request-id"]
+    assert generated != "not usable %s"
+    assert f"[{generated}] 400 POST /churn customer_ids[0]: input should be a valid string" in lines
+    assert client.get("/livez").headers["x-request-id"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "field"),
     [
@@ -128,6 +164,25 @@ def test_rows_missing_a_column_are_rejected_one_by_one_alone_or_beside_good_rows
         assert body["rejected"][0]["index"] == 0 and "customer_id: missing" in body["rejected"][0]["reason"]
     response = client.post("/events", json={"customers": [{}]})
     assert response.status_code == 200 and "customer_id: missing" in response.json()["rejected"][0]["reason"]
+
+
+def test_every_request_example_in_the_api_document_is_answered_and_the_events_one_adds_nothing(client):
+    document = client.get("/docs.json").json()
+    stored = set(bentoml.get_current_service().scorer.store.profile_ids())
+    examples = {
+        path: operation["requestBody"]["content"]["application/json"]["example"]
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        if "example" in operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    }
+    assert set(examples) == {"/churn", "/propensity", "/recommend", "/similar_items", "/profile", "/events"}
+    assert examples["/churn"]["customer_ids"][0] in stored
+    for path, example in examples.items():
+        response = client.post(path, json=example)
+        assert response.status_code == 200, (path, response.text)
+    sent = sum(len(rows) for rows in examples["/events"].values())
+    answer = client.post("/events", json=examples["/events"]).json()
+    assert sent >= 1 and answer["duplicates"] == sent and answer["accepted"] == 0
 
 
 def test_an_oversized_batch_names_every_table_and_the_total(client):

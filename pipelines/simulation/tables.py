@@ -125,11 +125,13 @@ def build_transactions(
 
 
 def build_events(blocks: list[Block], customer_ids: pa.Array, product_ids: pa.Array, window: Window) -> pd.DataFrame:
-    """Behaviour events in time order (ties keep the simulation's order)."""
+    """Behaviour events in time order (ties keep the simulation's order), with event ids numbered in
+    that order, as a sender that keeps a counter would number them."""
     second = concat_field(blocks, "event_second")
     order = np.argsort(second, kind="stable")
     return pd.DataFrame(
         {
+            schema.EVENT_ID: pd.Series(pd.array(make_ids("E", order.size, 9), dtype="str")),
             schema.CUSTOMER_ID: take_strings(customer_ids, concat_field(blocks, "event_customer")[order]),
             schema.TIMESTAMP: seconds_to_timestamps(second[order], window),
             schema.EVENT_TYPE: take_strings(

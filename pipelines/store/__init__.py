@@ -10,6 +10,7 @@ from pipelines.store.base import (
     AppendResult,
     Profile,
     ProfileStore,
+    StoreBusyError,
     StoreSchemaError,
     default_store_path,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Profile",
     "ProfileStore",
     "SQLiteProfileStore",
+    "StoreBusyError",
     "StoreSchemaError",
     "default_store_path",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
+from features.history import HISTORY_TABLES
+from pipelines.errors import UserError
 
 # Where the service and `pipelines.materialize` find the store unless told otherwise.
 STORE_PATH_ENV = "SCORING_STORE_PATH"
@@ -45,8 +47,19 @@ def default_store_path() -> Path:
     return Path(os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH)
 
 
-class StoreSchemaError(RuntimeError):
-    """The store file was written by another store schema version or for another data contract."""
+class StoreSchemaError(UserError, RuntimeError):
+    """The store file was written by another store schema version or for another data contract.
+
+    A UserError: the commands that open the store (materialise, train) say so in one line.
+    """
+
+
+class StoreBusyError(TimeoutError):
+    """Another writer held the store longer than the store waits for it (`waited_s`); nothing was written."""
+
+    def __init__(self, message: str, waited_s: float) -> None:
+        super().__init__(message)
+        self.waited_s = waited_s
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,8 @@ class ProfileStore(ABC):
         reads inside it see its own writes. Use it for a read-modify-write of these customers (read
         the history, append rows, write the profiles rebuilt from both), which would otherwise lose an
         update when two workers do it at once. Sections do not nest (a clear error, not a deadlock).
+        When another writer holds the store longer than the store waits, it raises StoreBusyError
+        before anything is written.
 
         A Redis store would take one lock key per customer (`SET lock:{id} token NX PX ttl`, in sorted
         id order so two sections cannot deadlock, released by token), queue the writes in one
@@ -90,12 +105,13 @@ class ProfileStore(ABC):
         """Append accepted contract rows (all tables in one transaction: all stored or none)."""
 
     @abstractmethod
-    def histories(self, customer_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
-        """The appended rows of these customers per history table, in append order, contract dtypes."""
+    def histories(self, customer_ids: Iterable[str], tables: Sequence[str] = HISTORY_TABLES) -> dict[str, pd.DataFrame]:
+        """The appended rows of these customers per history table (of `tables`), in append order,
+        contract dtypes."""
 
-    def history(self, customer_id: str) -> dict[str, pd.DataFrame]:
+    def history(self, customer_id: str, tables: Sequence[str] = HISTORY_TABLES) -> dict[str, pd.DataFrame]:
         """The appended rows of one customer per history table (empty frames when there are none)."""
-        return self.histories([customer_id])
+        return self.histories([customer_id], tables)
 
     @abstractmethod
     def clear_history(self) -> None:

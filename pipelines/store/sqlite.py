@@ -2,7 +2,8 @@
 
 Thread and process safety: each thread (and each process, after a fork) opens its own connection;
 writes take SQLite's write lock up front (`BEGIN IMMEDIATE`) and wait up to `busy_timeout_s` for it,
-so concurrent writers from several threads or processes queue instead of failing or losing rows.
+so concurrent writers from several threads or processes queue instead of failing or losing rows;
+one that waited longer gets `StoreBusyError`, with nothing written.
 A read-modify-write of some customers (read their history, append, write their rebuilt profiles)
 runs inside `guarded(customer_ids)`, so that two workers cannot interleave and lose an update.
 """
@@ -13,7 +14,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipelines.store.base import (
     AppendResult,
     Profile,
     ProfileStore,
+    StoreBusyError,
     StoreSchemaError,
 )
 from pipelines.store.codec import (
@@ -59,18 +61,30 @@ _SQL_TYPES = {
 }
 _SEQUENCE = "seq"
 _BATCH = "batch"
+# SQLite's answers when another connection holds the lock it needs (primary result codes)
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class SQLiteProfileStore(ProfileStore):
-    """The store in one SQLite file, WAL mode; one connection per thread and process."""
+    """The store in one SQLite file, WAL mode; one connection per thread and process.
 
-    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
+    `create=False` opens an existing store only: the file is first read, never written, and refused
+    (StoreSchemaError naming it) when it is not a SQLite file, is another application's SQLite file,
+    or is a store of another schema version or data contract.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0, create: bool = True) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        if not create:
+            # before any connection of ours: one would switch a foreign file to WAL, and the schema
+            # check would add tables to it
+            self._check_stored_schema(self._read_meta_read_only())
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._create_or_check_schema()
@@ -117,7 +131,7 @@ class SQLiteProfileStore(ProfileStore):
                 raise
             connection.execute("RELEASE store_write")
             return
-        connection.execute("BEGIN IMMEDIATE")
+        self._begin(connection)
         try:
             yield connection
         except BaseException:
@@ -139,7 +153,7 @@ class SQLiteProfileStore(ProfileStore):
             raise RuntimeError(
                 f"{self.path}: a guarded section is already open on this thread; guarded sections do not nest"
             )
-        connection.execute("BEGIN IMMEDIATE")
+        self._begin(connection)
         # per thread: the writes of this thread join the section, other threads' connections do not
         self._local.guarded = connection
         try:
@@ -151,9 +165,26 @@ class SQLiteProfileStore(ProfileStore):
         self._local.guarded = None
         try:
             connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            _roll_back(connection)
+            if error.sqlite_errorcode & 0xFF in _BUSY_CODES:
+                raise StoreBusyError(self._busy_message(), self.busy_timeout_s) from error
+            raise
         except BaseException:
             _roll_back(connection)
             raise
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        """Take the write lock, waiting up to `busy_timeout_s`; StoreBusyError when another writer kept it."""
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF in _BUSY_CODES:
+                raise StoreBusyError(self._busy_message(), self.busy_timeout_s) from error
+            raise
+
+    def _busy_message(self) -> str:
+        return f"{self.path}: another writer has held the profile store for more than {self.busy_timeout_s:g} s"
 
     def _guarding(self, connection: sqlite3.Connection) -> bool:
         """Whether this thread's connection is inside a guarded section (not one inherited over a fork)."""
@@ -192,17 +223,42 @@ class SQLiteProfileStore(ProfileStore):
                 )
                 _upsert_meta(connection, {SCHEMA_VERSION_KEY: str(STORE_SCHEMA_VERSION), CONTRACT_KEY: contract})
                 return
-            if stored[SCHEMA_VERSION_KEY] != str(STORE_SCHEMA_VERSION):
-                raise StoreSchemaError(
-                    f"{self.path}: profile store schema version {stored[SCHEMA_VERSION_KEY]}, but this code reads "
-                    f"version {STORE_SCHEMA_VERSION}; materialise the profiles into a new store file"
-                )
-            if stored.get(CONTRACT_KEY) != contract:
-                raise StoreSchemaError(
-                    f"{self.path}: the appended-row tables were made for other contract columns "
-                    f"({stored.get(CONTRACT_KEY)}) than features.schema has now ({contract}); "
-                    "materialise the profiles into a new store file"
-                )
+            self._check_stored_schema(stored)
+
+    def _check_stored_schema(self, stored: Mapping[str, str]) -> None:
+        """StoreSchemaError unless `stored` (the meta table) is that of this schema version and contract."""
+        contract = json.dumps(_contract_columns())
+        if stored[SCHEMA_VERSION_KEY] != str(STORE_SCHEMA_VERSION):
+            raise StoreSchemaError(
+                f"{self.path}: profile store schema version {stored[SCHEMA_VERSION_KEY]}, but this code reads "
+                f"version {STORE_SCHEMA_VERSION}; materialise the profiles into a new store file"
+            )
+        if stored.get(CONTRACT_KEY) != contract:
+            raise StoreSchemaError(
+                f"{self.path}: the appended-row tables were made for other contract columns than "
+                f"features.schema has now ({_contract_change(stored.get(CONTRACT_KEY))}); materialise the "
+                f"profiles into a new store file: move this one away, then run `python -m pipelines.materialize "
+                f"--data DIR --profiles {self.path}` (`make train` does it too)"
+            )
+
+    def _read_meta_read_only(self) -> dict[str, str]:
+        """The meta table of an existing store file, read on a read-only connection; StoreSchemaError
+        when the file is not a SQLite database or not a profile store."""
+        if not self.path.is_file():
+            raise StoreSchemaError(f"{self.path}: no such profile store file")
+        reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout_s)
+        try:
+            tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            stored = dict(reader.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        except sqlite3.DatabaseError as error:
+            raise StoreSchemaError(f"{self.path}: not a readable SQLite database ({error})") from None
+        finally:
+            reader.close()
+        if SCHEMA_VERSION_KEY not in stored:
+            raise StoreSchemaError(
+                f"{self.path}: a SQLite database but not a profile store (no {SCHEMA_VERSION_KEY} in a meta table)"
+            )
+        return stored
 
     # -- appended rows ------------------------------------------------------------------------
     def append_rows(self, tables: Mapping[str, pd.DataFrame]) -> AppendResult:
@@ -220,11 +276,11 @@ class SQLiteProfileStore(ProfileStore):
                 )
         return AppendResult(batch=batch, rows={name: len(values) for name, values in rows.items()})
 
-    def histories(self, customer_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+    def histories(self, customer_ids: Iterable[str], tables: Sequence[str] = HISTORY_TABLES) -> dict[str, pd.DataFrame]:
         wanted = json.dumps([str(customer_id) for customer_id in customer_ids])
         connection = self._connection()
         history: dict[str, pd.DataFrame] = {}
-        for name in HISTORY_TABLES:
+        for name in tables:
             table = s.TABLES[name]
             columns = ", ".join(f'"{c}"' for c in table.column_names)
             records = connection.execute(
@@ -384,6 +440,25 @@ class SQLiteProfileStore(ProfileStore):
 # ---------------------------------------------------------------------------
 def _contract_columns() -> dict[str, list[list[str]]]:
     return {name: [[c.name, c.dtype] for c in s.TABLES[name].columns] for name in HISTORY_TABLES}
+
+
+def _contract_change(stored: str | None) -> str:
+    """How the stored contract columns (JSON) differ from the current ones, in a few words for one line
+    (both lists in full run to a thousand characters): 'events: event_id is new'."""
+    try:
+        before = {name: [tuple(column) for column in columns] for name, columns in json.loads(stored or "{}").items()}
+    except (ValueError, TypeError, AttributeError):
+        return "the stored list is unreadable"
+    changes = []
+    for name, columns in _contract_columns().items():
+        now = [tuple(column) for column in columns]
+        new = [column[0] for column in now if column not in before.get(name, [])]
+        gone = [column[0] for column in before.get(name, []) if column not in now]
+        words = [f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new"] if new else []
+        words += [f"{', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone"] if gone else []
+        if words:
+            changes.append(f"{name}: {' and '.join(words)}")
+    return "; ".join(changes) or "the same columns in another order"
 
 
 def _create_history_table_sql(name: str) -> str:
