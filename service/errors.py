@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 
@@ -18,3 +19,8 @@ class RequestError(ValueError):
 
     def as_dict(self) -> dict[str, str]:
         return {"error": str(self), "field": self.field}
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The Retry-After header of a 503: whole seconds, at least one."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}

@@ -12,7 +12,6 @@ when that is later.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from features.small_batches import check_rows
 from features.validation import ContractError
 from pipelines.store import ProfileStore, StoreBusyError
 from pipelines.store.state import MaterializedState
-from service.errors import RequestError
+from service.errors import RequestError, retry_after
 
 
 class EventWriter:
@@ -90,7 +89,7 @@ class EventWriter:
                     "body",
                     f"{error}; nothing of this request was stored, send it again",
                     503,
-                    {"Retry-After": str(max(1, math.ceil(error.waited_s)))},
+                    retry_after(error.waited_s),
                 ) from None
         rejected.sort(key=lambda item: (item["table"], item["index"]))
         return {

@@ -35,7 +35,6 @@ from __future__ import annotations
 import gc
 import hmac
 import json
-import math
 import os
 import sys
 import threading
@@ -48,8 +47,8 @@ from starlette.responses import JSONResponse
 
 from pipelines.errors import EXIT_USER_ERROR, UserError
 from pipelines.registry import use_short_http_retries
-from service.errors import RequestError
-from service.loading import ServiceSettings, champion_versions, load_serving_models, open_store
+from service.errors import RequestError, retry_after
+from service.loading import ServiceSettings, champion_versions, load_serving_models, open_store, read_number
 from service.logs import install_client_error_filter, install_request_id_prefix, log_client_error, logger
 from service.openapi import describe_api, request_examples
 from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
@@ -182,14 +181,7 @@ def report_models(models: ServingModels) -> None:
 def workers_from_env(environ: dict[str, str] | None = None) -> int:
     """SCORING_WORKERS as a whole number >= 1 (default 1). The service decorator needs it at import
     time, before `ServiceSettings.from_env` runs, so it is read here."""
-    raw = (os.environ if environ is None else environ).get(WORKERS_ENV, "1")
-    try:
-        workers = int(raw)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise UserError(f"{WORKERS_ENV}: expected a whole number of worker processes >= 1, got {raw!r}")
-    return workers
+    return int(read_number(os.environ if environ is None else environ, WORKERS_ENV, int, "1", least=1))
 
 
 CustomerIds = Annotated[list[str], Field(min_length=1, description="customer ids (at most SCORING_MAX_BATCH)")]
@@ -218,10 +210,8 @@ class CustomerIntelligence:
         # the store first and on its own: /events needs no model, and the champions may come later
         self.scorer: Scorer = Scorer(NO_MODELS, store, state, max_batch=self.settings.max_batch)
         self._reload_lock = threading.Lock()
-        if self.reload_champions()["error"] is None:
-            logger.info("serving model versions %s from %s", self.scorer.models.versions, self.settings.store_path)
-            if self.scorer.models.missing:
-                logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
+        if self.reload_champions()["error"] is None and self.scorer.models.missing:
+            logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
         if not self.__is_ready__() or self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
         # the models, reference tables and imported modules live as long as the process: keep them out of
@@ -256,8 +246,8 @@ class CustomerIntelligence:
         """The scorer, or, while no model is loaded yet, the 503 saying why and when to try again."""
         scorer = self.scorer
         if not scorer.models.versions:
-            retry_after = str(max(1, math.ceil(self.settings.registry_retry_s)))
-            raise RequestError(field, STATUS["reason"] or "no model is loaded yet", 503, {"Retry-After": retry_after})
+            reason = STATUS["reason"] or "no model is loaded yet"
+            raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
     # /churn, /propensity and /similar_items are async: they take about a millisecond of CPU, less than
@@ -328,7 +318,8 @@ class CustomerIntelligence:
                     # the profiles do not depend on the models: same store; in-flight requests finish on the old Scorer
                     old = self.scorer
                     self.scorer = Scorer(models, old.store, old.state, max_batch=self.settings.max_batch)
-                    logger.info("now serving model versions %s (were %s)", versions, current)
+                    were = f"were {current}" if current else f"profiles from {self.settings.store_path}"
+                    logger.info("now serving model versions %s (%s)", versions, were)
             except Exception as error:  # the registry or a model load failed: keep serving what we have
                 if str(error) != STATUS["registry"]["error"]:  # once per new failure, not at every retry
                     logger.error("champion reload failed, still serving %s: %s", current or "no model", error)
