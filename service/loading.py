@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from models.names import CHURN, MODEL_NAMES, PROPENSITY, RECOMMENDER
 from pipelines import registry
@@ -67,6 +68,38 @@ def champion_versions(mlflow_store: Path) -> dict[str, str]:
             "run `make train` first"
         )
     return versions
+
+
+@dataclass(frozen=True)
+class LoadedChampions:
+    """The models to serve after a reload, and why some champions could not be loaded."""
+
+    models: ServingModels
+    failures: dict[str, str]  # model name -> why its champion was not loaded (one line)
+
+
+def load_changed_champions(mlflow_store: Path, versions: dict[str, str], current: ServingModels) -> LoadedChampions:
+    """The champions of `versions`, each loaded only when its version changed. A family whose new
+    champion cannot be loaded (the registry fails, or the model was fitted by code this one does not
+    match) keeps its current model, if it has one, and the others are served all the same."""
+    registry.connect(mlflow_store)
+    models: dict[str, Any] = {}
+    served: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    for name, version in versions.items():
+        if current.versions.get(name) == version:
+            models[name], served[name] = getattr(current, name), version
+            continue
+        try:
+            models[name], served[name] = registry.load_version(name, version), version
+        except Exception as error:  # noqa: BLE001 -- one family's failure must not stop the others
+            failures[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if name in current.versions:
+                models[name], served[name] = getattr(current, name), current.versions[name]
+    serving = ServingModels(
+        churn=models.get(CHURN), propensity=models.get(PROPENSITY), recommender=models.get(RECOMMENDER), versions=served
+    )
+    return LoadedChampions(serving, failures)
 
 
 def load_serving_models(mlflow_store: Path, versions: dict[str, str]) -> ServingModels:

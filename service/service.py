@@ -48,7 +48,7 @@ from starlette.responses import JSONResponse
 from pipelines.errors import EXIT_USER_ERROR, UserError
 from pipelines.registry import use_short_http_retries
 from service.errors import RequestError, retry_after
-from service.loading import ServiceSettings, champion_versions, load_serving_models, open_store, read_number
+from service.loading import ServiceSettings, champion_versions, load_changed_champions, open_store, read_number
 from service.logs import install_client_error_filter, install_request_id_prefix, log_client_error, logger
 from service.openapi import describe_api, request_examples
 from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
@@ -156,6 +156,14 @@ def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
         return JSONResponse(error.as_dict(), status_code=error.status, headers=error.headers or None)
 
 
+def keep_out_of_collections() -> None:
+    """What is alive now lives as long as the process (models, reference tables, imported modules):
+    out of the garbage collector's scans, whose pauses otherwise show up in the p99 latency. Not after
+    a reload: a replaced model's objects must stay collectable."""
+    gc.collect()
+    gc.freeze()
+
+
 def is_open(path: str) -> bool:
     """Whether a path is served without the API key."""
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
@@ -214,10 +222,7 @@ class CustomerIntelligence:
             logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
         if not self.__is_ready__() or self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
-        # the models, reference tables and imported modules live as long as the process: keep them out of
-        # the garbage collector's scans, whose pauses otherwise show up in the p99 latency
-        gc.collect()
-        gc.freeze()
+        keep_out_of_collections()
         # Full collections still scan what requests leave alive for a while: BentoML keeps each request's
         # OpenTelemetry span and asyncio timer for seconds, ~50,000 objects at 200 req/s, and a full pass
         # over them took 20-30 ms, every second or two, which was most of the p99. Young collections stay
@@ -307,33 +312,50 @@ class CustomerIntelligence:
 
     # -- reloading ------------------------------------------------------------------------------
     def reload_champions(self) -> dict[str, Any]:
+        """Serve the registry's current champions: those whose version changed are loaded, and one that
+        cannot be loaded leaves its family on the current model (or without one) while the others
+        change. The answer says what is served and, when something could not be loaded, why."""
         with self._reload_lock:
             current = dict(self.scorer.models.versions)
             try:
                 versions = champion_versions(self.settings.mlflow_store)
                 # compared as dicts: a newly registered champion of a missing model (a new key) is a change too
-                changed = versions != current
-                if changed:
-                    models = load_serving_models(self.settings.mlflow_store, versions)
-                    # the profiles do not depend on the models: same store; in-flight requests finish on the old Scorer
-                    old = self.scorer
-                    self.scorer = Scorer(models, old.store, old.state, max_batch=self.settings.max_batch)
-                    were = f"were {current}" if current else f"profiles from {self.settings.store_path}"
-                    logger.info("now serving model versions %s (%s)", versions, were)
-            except Exception as error:  # the registry or a model load failed: keep serving what we have
-                if str(error) != STATUS["registry"]["error"]:  # once per new failure, not at every retry
-                    logger.error("champion reload failed, still serving %s: %s", current or "no model", error)
-                STATUS["registry"] = {"ok": False, "error": str(error), "checked_at": time.time()}
-                if not current:
-                    STATUS["reason"] = (
-                        f"no model is loaded yet ({error}); the registry is tried again every "
-                        f"{self.settings.registry_retry_s:g} s"
-                    )
-                return {"reloaded": False, "model_versions": current, "error": str(error)}
+                loaded = (
+                    load_changed_champions(self.settings.mlflow_store, versions, self.scorer.models)
+                    if versions != current
+                    else None
+                )
+            except Exception as error:  # the registry failed: keep serving what we have
+                return self._reload_failed(current, str(error))
+            if loaded is not None and loaded.models.versions != current:
+                # the profiles do not depend on the models: same store; in-flight requests finish on the old Scorer
+                old = self.scorer
+                self.scorer = Scorer(loaded.models, old.store, old.state, max_batch=self.settings.max_batch)
+                were = f"were {current}" if current else f"profiles from {self.settings.store_path}"
+                logger.info("now serving model versions %s (%s)", loaded.models.versions, were)
+                if not current:  # the first models, maybe loaded by the retry thread after start-up
+                    keep_out_of_collections()
             report_models(self.scorer.models)
+            served = dict(self.scorer.models.versions)
+            if loaded is not None and loaded.failures:
+                failed = "; ".join(loaded.failures.values())
+                return {**self._reload_failed(served, failed), "reloaded": served != current}
             STATUS["registry"] = {"ok": True, "error": None, "checked_at": time.time()}
             STATUS["reason"] = None
-            return {"reloaded": changed, "model_versions": dict(self.scorer.models.versions), "error": None}
+            return {"reloaded": served != current, "model_versions": served, "error": None}
+
+    def _reload_failed(self, serving: dict[str, str], error: str) -> dict[str, Any]:
+        """Say in /readyz (and once in the log) that champions could not be loaded, and what is served."""
+        if error != STATUS["registry"]["error"]:  # once per new failure, not at every retry
+            logger.error("champion reload failed, serving %s: %s", serving or "no model", error)
+        STATUS["registry"] = {"ok": False, "error": error, "checked_at": time.time()}
+        STATUS["reason"] = (
+            None
+            if serving
+            else f"no model is loaded yet ({error}); the registry is tried again every "
+            f"{self.settings.registry_retry_s:g} s"
+        )
+        return {"reloaded": False, "model_versions": serving, "error": error}
 
     def _check_periodically(self) -> None:
         """Until a champion is loaded, try the registry every SCORING_REGISTRY_RETRY_S; then, when

@@ -25,7 +25,12 @@ WHEN = st.datetimes(min_value=pd.Timestamp("2023-01-01"), max_value=pd.Timestamp
 def _events(customer: str):
     good = st.fixed_dictionaries(
         {s.CUSTOMER_ID: st.just(customer), s.TIMESTAMP: WHEN, s.EVENT_TYPE: st.sampled_from(s.EVENT_TYPES)},
-        optional={s.PRODUCT_ID: st.sampled_from(["P00001", "P00002", "nope"]), s.VALUE: st.integers(-2, 12)},
+        optional={
+            s.PRODUCT_ID: st.sampled_from(["P00001", "P00002", "nope"]),
+            s.VALUE: st.integers(-2, 12),
+            # few ids, so that rows of one body share one and a retry meets them in the store
+            s.EVENT_ID: st.sampled_from(["e1", "e2", "e3"]),
+        },
     )
     broken = st.dictionaries(
         st.sampled_from([*s.EVENTS_TABLE.column_names, "extra"]), ANY_JSON | WHEN | st.just(customer), max_size=5

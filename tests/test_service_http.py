@@ -270,13 +270,16 @@ def test_reload_picks_up_a_new_champion(client, service_workspace):
         assert client.post("/reload", json={}).json()["model_versions"]["churn"] == "1"
 
 
-def test_a_champion_fitted_by_older_code_is_refused_and_the_last_good_one_kept(client, service_workspace):
+def test_a_champion_fitted_by_older_code_is_refused_and_its_family_keeps_the_last_good_one(client, service_workspace):
     registry.connect(service_workspace.mlflow_store)
     model = registry.load_version(RECOMMENDER, "1")
     model.feature_names_ = model.feature_names_[:-3]  # what a pickle of a version with fewer features holds
     customers = service_workspace.profiles[s.CUSTOMER_ID].head(3).tolist()
     stale_version = registry.log_recommender(model, RECOMMENDER, customers)
     registry.set_alias(RECOMMENDER, registry.CHAMPION, stale_version)
+    # a good new churn champion registered at the same time is served all the same
+    churn_version = registry.log_model(registry.load_version(CHURN, "1"), CHURN, service_workspace.profiles.head(3))
+    registry.set_alias(CHURN, registry.CHAMPION, churn_version)
     try:
         with pytest.raises(registry.StaleModelError, match=f"models:/{RECOMMENDER}/{stale_version} cannot run"):
             registry.load_version(RECOMMENDER, stale_version)
@@ -284,10 +287,18 @@ def test_a_champion_fitted_by_older_code_is_refused_and_the_last_good_one_kept(c
         assert response.status_code == 503
         assert "cannot run on this code" in response.json()["error"]
         assert "\n" not in response.json()["error"]
+        assert response.json()["model_versions"] == {CHURN: churn_version, PROPENSITY: "1", RECOMMENDER: "1"}
         answer = client.post("/recommend", json={"customer_id": customers[0]})
         assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+        churn = client.post("/churn", json={"customer_ids": [customers[0]]}).json()["results"][0]
+        assert churn["model_version"] == churn_version
+        ready = client.get("/readyz").json()
+        assert (
+            ready["registry"]["ok"] is False and f"models:/{RECOMMENDER}/{stale_version}" in ready["registry"]["error"]
+        )
     finally:
         registry.set_alias(RECOMMENDER, registry.CHAMPION, "1")
+        registry.set_alias(CHURN, registry.CHAMPION, "1")
         assert client.post("/reload", json={}).json()["error"] is None
 
 
