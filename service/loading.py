@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.names import CHURN, MODEL_NAMES, PROPENSITY, RECOMMENDER
+from models.names import MODEL_NAMES
 from pipelines import registry
 from pipelines.errors import UserError
 from pipelines.store import DEFAULT_STORE_PATH, STORE_PATH_ENV, ProfileStore, SQLiteProfileStore, StoreSchemaError
@@ -96,23 +96,14 @@ def load_changed_champions(mlflow_store: Path, versions: dict[str, str], current
             failures[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
             if name in current.versions:
                 models[name], served[name] = getattr(current, name), current.versions[name]
-    serving = ServingModels(
-        churn=models.get(CHURN), propensity=models.get(PROPENSITY), recommender=models.get(RECOMMENDER), versions=served
-    )
-    return LoadedChampions(serving, failures)
+    return LoadedChampions(ServingModels.of(models, served), failures)
 
 
 def load_serving_models(mlflow_store: Path, versions: dict[str, str]) -> ServingModels:
     """The given registered versions, unwrapped to the project's own model objects."""
     registry.connect(mlflow_store)
-    loaded = registry.load_models(versions)
     # a family without a champion is None: its endpoints answer 503, the others serve as usual
-    return ServingModels(
-        churn=loaded.get(CHURN),
-        propensity=loaded.get(PROPENSITY),
-        recommender=loaded.get(RECOMMENDER),
-        versions=versions,
-    )
+    return ServingModels.of(registry.load_models(versions), versions)
 
 
 def open_store(path: Path, busy_timeout_s: float = 5.0) -> tuple[ProfileStore, MaterializedState]:

@@ -72,6 +72,16 @@ class ServingModels:
     recommender: TwoStageRecommender | None
     versions: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, models: Mapping[str, Any], versions: Mapping[str, str]) -> ServingModels:
+        """The served models from a model name -> model mapping (a family not in it has no champion)."""
+        return cls(
+            churn=models.get(CHURN),
+            propensity=models.get(PROPENSITY),
+            recommender=models.get(RECOMMENDER),
+            versions=dict(versions),
+        )
+
     def outcome_models(self) -> dict[str, OutcomeModel]:
         """The outcome models that are served, by name."""
         return {name: getattr(self, name) for name in OUTCOME_MODELS if getattr(self, name) is not None}

@@ -88,7 +88,7 @@ STATUS: dict[str, Any] = {
     "reason": None,
 }
 # What the service serves until the registry gives it a champion: no model (the store still takes /events).
-NO_MODELS = ServingModels(churn=None, propensity=None, recommender=None)
+NO_MODELS = ServingModels.of({}, {})
 
 
 class ServiceMiddleware(HttpMiddleware):
