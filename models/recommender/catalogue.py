@@ -22,6 +22,8 @@ from features.schema import (
 
 DAY = pd.Timedelta(days=1)
 EPOCH = pd.Timestamp("1970-01-01")
+_EPOCH_NS = np.datetime64("1970-01-01", "ns")
+_DAY_NS = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -85,28 +87,38 @@ class Lines:
 
 def code_lines(transactions: pd.DataFrame, catalogue: Catalogue) -> Lines:
     """The bought lines (quantity > 0) of catalogue products as codes; other products are dropped."""
-    bought = transactions[is_purchase(transactions[QUANTITY])]
     # Factorise the id columns as they are (Arrow strings factorise in C; converting 20 million ids to
     # Python objects first took minutes) and map only the distinct product ids to catalogue codes.
-    product_codes, product_ids = pd.factorize(bought[PRODUCT_ID])
+    # The kept lines are taken column by column: selecting rows of the whole frame costs more,
+    # and at one customer's history (the service) it was most of the time.
+    product_codes, product_ids = pd.factorize(transactions[PRODUCT_ID])
     item = catalogue.index.get_indexer(np.asarray(product_ids, dtype=object))[product_codes]
-    in_catalogue = item >= 0
-    bought, item = bought[in_catalogue], item[in_catalogue]
-    customer_codes, customers = pd.factorize(bought[CUSTOMER_ID], sort=True)
-    day = to_days(bought[TIMESTAMP])
+    bought = is_purchase(transactions[QUANTITY]).to_numpy(dtype=bool, na_value=False)
+    kept = np.flatnonzero(bought & (item >= 0))
+    item = item[kept]
+    customer_codes, customers = pd.factorize(transactions[CUSTOMER_ID].array.take(kept), sort=True)
+    day = to_days(transactions[TIMESTAMP].to_numpy()[kept])
     order = np.lexsort((day, customer_codes.astype(np.int64) * catalogue.size + item))
     return Lines(
         customers=pd.Index(np.asarray(customers, dtype=object), dtype=object, name=CUSTOMER_ID),
         customer=customer_codes[order].astype(np.int64),
         item=item[order].astype(np.int64),
         day=day[order],
-        unit_price=_float_column(bought, UNIT_PRICE)[order],
+        unit_price=_float_column(transactions, UNIT_PRICE)[kept][order],
     )
 
 
-def to_days(timestamps: pd.Series) -> np.ndarray:
-    """Float days since 1970-01-01, the time axis of `Lines.day`."""
-    return ((pd.to_datetime(timestamps) - EPOCH) / DAY).to_numpy(np.float64)
+def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
+    """Float days since 1970-01-01, the time axis of `Lines.day` (NaN for a missing time)."""
+    moments = np.asarray(timestamps)
+    if moments.dtype != _EPOCH_NS.dtype:  # strings, other units, time zones: pandas reads them
+        moments = pd.to_datetime(pd.Series(timestamps)).to_numpy("datetime64[ns]")
+    return (moments - _EPOCH_NS) / _DAY_NS
+
+
+def day_of(moment: pd.Timestamp) -> float:
+    """One moment on the time axis of `Lines.day`."""
+    return (pd.Timestamp(moment) - EPOCH) / DAY
 
 
 def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ from features.labels import make_product_pairs
 from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
 from models.recommender.baselines import BASELINE_SCORES
 from models.recommender.candidates import FEATURES
-from models.recommender.catalogue import DAY, build_catalogue, code_lines, to_days
+from models.recommender.catalogue import DAY, build_catalogue, code_lines, day_of
 from models.recommender.config import CandidateConfig, RankerConfig
 from models.recommender.ranking import build_result_frame, predict_scores, rank_known_customers, recommend_cold_start
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
@@ -62,7 +62,7 @@ class TwoStageRecommender:
         blocks = []
         for number, cutoff in enumerate(cutoffs):
             bought = make_product_pairs(transactions, cutoff, horizon_days)
-            if bought.empty or not (lines.day < to_days(pd.Series([cutoff]))[0]).any():
+            if bought.empty or not (lines.day < day_of(cutoff)).any():
                 continue
             stage1 = fit_stage1(lines, catalogue, cutoff, candidate_config)
             blocks.append(build_training_block(stage1, bought, candidate_config, ranker_config, number))

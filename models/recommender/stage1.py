@@ -26,8 +26,8 @@ from features.schema import (
     ITEM_TREND,
 )
 from models.item_models import EaseRecommender, ItemKNNRecommender
-from models.recommender.arrays import expand_ranges, locate, rank_in_runs
-from models.recommender.catalogue import Catalogue, Lines, code_lines, to_days
+from models.recommender.arrays import count_and_max_by_key, expand_ranges, locate, median_by_group, rank_in_runs
+from models.recommender.catalogue import Catalogue, Lines, code_lines, day_of
 from models.recommender.config import CandidateConfig
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
 
@@ -96,7 +96,7 @@ class Stage1:
         The item side (EASE, kNN, popularity, categories) is shared, not copied.
         """
         lines = code_lines(transactions, self.catalogue)
-        now = to_days(pd.Series([as_of]))[0]
+        now = day_of(as_of)
         before = lines.day < now
         customer, item, day = lines.customer[before], lines.item[before], lines.day[before]
         n_customers = len(lines.customers)
@@ -138,7 +138,7 @@ class Stage1:
 def fit_stage1(lines: Lines, catalogue: Catalogue, as_of: pd.Timestamp, config: CandidateConfig) -> Stage1:
     """Fit every candidate source on the coded lines strictly before `as_of`."""
     as_of = pd.Timestamp(as_of)
-    now = to_days(pd.Series([as_of]))[0]
+    now = day_of(as_of)
     before = lines.day < now
     if not before.any():
         raise ValueError(f"no purchases before {as_of.date()}")
@@ -239,7 +239,7 @@ def _build_purchase_pairs(
     days_since = now - day[last]
     gaps = np.r_[np.nan, np.diff(day)]
     gaps[first | (gaps < 1)] = np.nan
-    median_gap = pd.Series(gaps).groupby(group).median().to_numpy(np.float64)
+    median_gap = median_by_group(group, gaps, len(pair_keys))
     nominal = catalogue.replenishment_days[pair_keys % n_items]
     cycle = np.where(np.isnan(median_gap), nominal, median_gap)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -255,27 +255,21 @@ def _build_category_pairs(
     customer: np.ndarray, category: np.ndarray, day: np.ndarray, now: float, n_categories: int
 ) -> PairTable:
     """Per (customer, category): the share of the customer's lines in it and days since the last one."""
-    keys = customer * n_categories + category
-    grouped = pd.Series(day).groupby(keys, sort=True)
-    lines = grouped.size()
-    pair_keys = lines.index.to_numpy(np.int64)
+    pair_keys, lines, last_day = count_and_max_by_key(customer * n_categories + category, day)
     per_customer = np.bincount(customer).astype(np.float64)
     return PairTable(
         n_categories,
         pair_keys,
         {
-            ITEM_CATEGORY_SHARE: lines.to_numpy(np.float64) / per_customer[pair_keys // n_categories],
-            DAYS_SINCE_CATEGORY_PURCHASE: now - grouped.max().to_numpy(np.float64),
+            ITEM_CATEGORY_SHARE: lines / per_customer[pair_keys // n_categories],
+            DAYS_SINCE_CATEGORY_PURCHASE: now - last_day,
         },
     )
 
 
 def _compute_median_price(customer: np.ndarray, unit_price: np.ndarray, n_customers: int) -> np.ndarray:
     """Per customer code: the median positive unit price they paid, NaN without one."""
-    medians = pd.Series(unit_price).where(unit_price > 0).groupby(customer).median()
-    out = np.full(n_customers, np.nan)
-    out[medians.index.to_numpy(np.int64)] = medians.to_numpy(np.float64)
-    return out
+    return median_by_group(customer, np.where(unit_price > 0, unit_price, np.nan), n_customers)
 
 
 def _build_category_top(
