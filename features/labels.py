@@ -64,6 +64,34 @@ def make_purchase_labels(
     return labels
 
 
+def make_value_labels(
+    transactions: pd.DataFrame, customer_ids: Sequence[str], as_of: pd.Timestamp, horizon_days: int = 365
+) -> pd.DataFrame:
+    """future_orders and future_spend of each given customer in [as_of, as_of + horizon_days): their
+    distinct orders with a purchase line, and those lines' summed value (0 for a customer who
+    bought nothing). Rows in the order given."""
+    as_of = pd.Timestamp(as_of)
+    future = _purchases_between(transactions, as_of, as_of + horizon_days * DAY)
+    customer = future[s.CUSTOMER_ID].astype("str")
+    spend = (
+        pd.Series(
+            s.line_value(future[s.QUANTITY].to_numpy(dtype=float), future[s.UNIT_PRICE].to_numpy(dtype=float)),
+            index=future.index,
+        )
+        .groupby(customer.to_numpy())
+        .sum()
+    )
+    orders = future[s.ORDER_ID].groupby(customer.to_numpy()).nunique()
+    ids = pd.Index(pd.array(list(customer_ids), dtype="str"))
+    return pd.DataFrame(
+        {
+            s.CUSTOMER_ID: ids,
+            s.FUTURE_ORDERS: orders.reindex(ids, fill_value=0).to_numpy(np.int64),
+            s.FUTURE_SPEND: spend.reindex(ids, fill_value=0.0).to_numpy(np.float64),
+        }
+    )
+
+
 def product_categories(products: pd.DataFrame) -> tuple[str, ...]:
     """The categories of the products table: the catalogue that fixes each category's column names
     (`schema.column_parts`), the same one the reference tables hold."""

@@ -143,7 +143,7 @@ def transaction_lines(
         days_ago=days_before(transactions[s.TIMESTAMP], as_of),
         day=transactions[s.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64),
         quantity=quantity,
-        value=quantity * transactions[s.UNIT_PRICE].to_numpy(dtype=float),
+        value=s.line_value(quantity, transactions[s.UNIT_PRICE].to_numpy(dtype=float)),
         discount=_floats(transactions, s.DISCOUNT),
         channel=lookup_codes(transactions[s.CHANNEL], _CHANNEL_INDEX),
         product=product,

@@ -268,6 +268,11 @@ def is_purchase(quantity):
     return quantity > 0
 
 
+def line_value(quantity, unit_price):
+    """What a transaction line is worth: quantity x unit price (negative for a return)."""
+    return quantity * unit_price
+
+
 def is_return(quantity):
     """Which transaction lines are returns: a negative quantity."""
     return quantity < 0
@@ -463,6 +468,10 @@ CHURN_PROBABILITY = "churn_probability"
 PURCHASE_PROBABILITY = "purchase_probability"
 PURCHASE_LABEL = "purchased"
 PRODUCTS_BOUGHT = "products_bought"
+# Value labels: what a customer did in the horizon after as_of (orders: distinct order ids of
+# purchase lines; spend: their summed `line_value`, returns not netted, as the spend models count it).
+FUTURE_ORDERS = "future_orders"
+FUTURE_SPEND = "future_spend"
 
 # Event types counted per behaviour window, with the plural noun used in the column name.
 BEHAVIOUR_COUNTS = {

@@ -12,6 +12,7 @@ from features.labels import (
     make_churn_labels,
     make_product_sets,
     make_purchase_labels,
+    make_value_labels,
     plan_cutoffs,
 )
 from tests.builders import random_tables, transactions_table
@@ -64,6 +65,21 @@ def test_purchase_labels_at_the_window_edges(edge_transactions):
 def test_product_sets_hold_what_was_bought_in_the_horizon(edge_transactions):
     sets = make_product_sets(edge_transactions, AS_OF, horizon_days=30).set_index(s.CUSTOMER_ID)
     assert sets[s.PRODUCTS_BOUGHT].to_dict() == {"at": ["lens", "p1"]}
+
+
+def test_value_labels_count_orders_and_spend_inside_the_window(edge_transactions):
+    two_lines = transactions_table(
+        [("o10", "at", "p2", 2, 5.0, "2024-07-01"), ("o10", "at", "p3", 1, 1.5, "2024-07-01")]
+    )
+    transactions = pd.concat([edge_transactions, two_lines], ignore_index=True)
+    ids = ["at", "edge", "returner", "quiet", "browser"]
+    labels = make_value_labels(transactions, ids, AS_OF, horizon_days=90).set_index(s.CUSTOMER_ID)
+    assert labels.index.tolist() == ids
+    # at: o2 (at as_of: inside), o9, and o10 of two lines (one order); the purchase before as_of is not counted
+    assert labels[s.FUTURE_ORDERS].to_dict() == {"at": 3, "edge": 0, "returner": 0, "quiet": 0, "browser": 0}
+    assert labels.loc["at", s.FUTURE_SPEND] == 10.0 + 30.0 + 2 * 5.0 + 1.5
+    assert labels.loc["edge", s.FUTURE_SPEND] == 0.0  # its order at as_of + 90 days lies outside
+    assert labels.loc["returner", s.FUTURE_SPEND] == 0.0  # a return is not a purchase
 
 
 def test_cutoffs_never_reach_past_the_data_or_into_the_test_window():
