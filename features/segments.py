@@ -112,6 +112,16 @@ def lifecycle_stage(
     return np.select(conditions, LIFECYCLE_STAGES[:5], default=LIFECYCLE_STAGES[5]).astype(object)
 
 
+# The feature columns the segment columns are made from (`segment_columns`).
+SEGMENT_SOURCE_COLUMNS = (
+    s.ORDERS_COUNT_TOTAL,
+    s.DAYS_SINCE_LAST_PURCHASE,
+    s.SPEND_SUM_TOTAL,
+    s.DAYS_SINCE_FIRST_PURCHASE,
+    s.GAP_BEFORE_LAST_DAYS,
+)
+
+
 def segment_columns(columns: dict[str, np.ndarray], rfm_breakpoints: dict[str, tuple[float, ...]]) -> dict:
     """rfm_r, rfm_f, rfm_m, rfm_segment and lifecycle_stage from a customer's feature columns."""
     bought = np.asarray(columns[s.ORDERS_COUNT_TOTAL]) > 0

@@ -45,10 +45,17 @@ class OutcomeModel:
         """One column per output, aligned with the rows of features."""
         return pd.DataFrame(self.predict_matrix(self.matrix(features)), index=features.index)
 
-    def explain_matrix(self, matrix: np.ndarray, top: int = 5) -> list[list[tuple[str, float, float]]]:
+    def contributions_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """rows x features: each feature's SHAP contribution to the primary output's log-odds."""
+        return self.classifiers[self.primary_output].contributions(matrix)
+
+    def explain_matrix(
+        self, matrix: np.ndarray, top: int = 5, contributions: np.ndarray | None = None
+    ) -> list[list[tuple[str, float, float]]]:
         """Per row, the top features by absolute SHAP contribution to the primary output:
-        (feature, value, contribution to the log-odds), largest first."""
-        contributions = self.classifiers[self.primary_output].contributions(matrix)
+        (feature, value, contribution to the log-odds), largest first. `contributions`: the rows'
+        `contributions_matrix`, when already computed."""
+        contributions = self.contributions_matrix(matrix) if contributions is None else contributions
         # one sort over the whole matrix, then plain lists: a request explains up to a thousand rows
         order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
         values = np.take_along_axis(np.asarray(matrix, dtype=float), order, axis=1).tolist()

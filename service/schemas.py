@@ -41,6 +41,21 @@ class ErrorAnswer(BaseModel):
 
 
 class Reason(BaseModel):
+    """A theme of the score in words (`models.explanations`): its strongest feature beside the median
+    of customers in the same RFM segment."""
+
+    group: str  # recency, frequency, spend, engagement, service experience, seasonality and restocking, ...
+    direction: str  # "raises" or "lowers": the sign of `impact`
+    impact: float  # the theme's summed SHAP contribution to the churn log-odds
+    text: str  # e.g. "Recency raises the churn risk: days since the last purchase: 250 days (customers like them ...)"
+    column: str  # the feature column the text tells
+    value: float | None
+    typical: float | None  # its median in the customer's segment
+
+
+class Contribution(BaseModel):
+    """One feature's raw SHAP contribution, for engineers."""
+
     feature: str  # in words
     column: str  # the feature column
     value: float | None
@@ -51,7 +66,8 @@ class ChurnResult(BaseModel):
     customer_id: str
     churn_probability: float | None  # None: not in the churn population (no purchase in the lookback)
     risk_tier: str
-    reasons: list[Reason]
+    reasons: list[Reason]  # the top 3 themes in words
+    contributions: list[Contribution]  # the top 5 features by absolute SHAP contribution
     known_customer: bool
     model_version: str | None
 

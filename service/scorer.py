@@ -30,6 +30,8 @@ import pandas as pd
 
 from features import schema as s
 from features.population import POPULATION_COLUMNS, in_churn_population
+from features.segments import SEGMENT_SOURCE_COLUMNS, segment_columns
+from models.explanations import GroupedContributions, describe_feature, explain_in_words, typical_by_segment
 from models.names import CHURN, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
@@ -39,7 +41,6 @@ from pipelines.store.codec import json_value
 from pipelines.store.state import MaterializedState
 from service.errors import RequestError
 from service.events import EventWriter
-from service.reasons import describe_feature
 
 # Risk tiers by churn probability, highest first: the first tier whose floor the probability reaches.
 RISK_TIERS: tuple[tuple[float, str], ...] = ((0.6, "high"), (0.3, "medium"), (0.0, "low"))
@@ -113,22 +114,26 @@ class Scorer:
         )
         outcome_models = models.outcome_models()
         feature_names = [name for model in outcome_models.values() for name in model.feature_names]
-        self._columns = list(dict.fromkeys([*feature_names, *POPULATION_COLUMNS]))
+        self._columns = list(dict.fromkeys([*feature_names, *POPULATION_COLUMNS, *SEGMENT_SOURCE_COLUMNS]))
         position = {column: i for i, column in enumerate(self._columns)}
         # each served outcome model's features, as positions in the rows read from the store
         self._feature_columns = {
             name: np.array([position[c] for c in model.feature_names]) for name, model in outcome_models.items()
         }
         self._population_columns = [position[c] for c in POPULATION_COLUMNS]
+        self._segment_columns = {c: position[c] for c in SEGMENT_SOURCE_COLUMNS}
         catalogue = state.reference.categories
         self._category_names = {
             s.category_purchase_probability(name, catalogue): name
             for name in (*state.reference.categories, *state.reference.top_categories)
         }
         self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
+        self._grouped = GroupedContributions.of(models.churn.feature_names) if models.churn else None
         # the products a rule may name (a set built once: tens of thousands of ids)
         self._product_ids = frozenset(models.recommender.stage1_.catalogue.ids.tolist()) if models.recommender else None
-        self.base_rates = self._base_rates()
+        sample = self._rows(self.store.profile_ids(limit=COLD_START_SAMPLE))[1] if self._feature_columns else None
+        self.base_rates = self._base_rates(sample)
+        self.typical = self._typical_values(sample)
 
     # -- shared pieces --------------------------------------------------------------------------
     def _ids(self, customer_ids: Sequence[str], name: str = "customer_ids") -> list[str]:
@@ -151,13 +156,25 @@ class Scorer:
             raise missing_model_error(model_name, field)
         return model
 
-    def _base_rates(self) -> dict[str, float]:
-        """Mean predictions of the served outcome models over (a sample of) the stored profiles: the
-        cold-start answer."""
-        if not self._feature_columns:
-            return {}  # only a recommender: nothing to average, and no reason to read the store
-        _, matrix, _ = self._rows(self.store.profile_ids(limit=COLD_START_SAMPLE))
-        if not len(matrix):
+    def _segments(self, matrix: np.ndarray) -> np.ndarray:
+        """Each row's RFM segment, from its feature values and the materialised breakpoints."""
+        columns = {name: matrix[:, position] for name, position in self._segment_columns.items()}
+        return segment_columns(columns, self.state.reference.rfm_breakpoints)[s.RFM_SEGMENT]
+
+    def _typical_values(self, matrix: np.ndarray | None) -> dict[str, dict[str, float]]:
+        """segment -> the churn features' medians over the sampled profiles of the churn population in
+        it: what "customers like them" means in a reason."""
+        churn = self.models.churn
+        if churn is None or matrix is None or not len(matrix):
+            return {}
+        in_population = self._in_churn_population(matrix)
+        rows = matrix[in_population]
+        return typical_by_segment(rows[:, self._feature_columns[CHURN]], self._segments(rows), churn.feature_names)
+
+    def _base_rates(self, matrix: np.ndarray | None) -> dict[str, float]:
+        """Mean predictions of the served outcome models over a sample of the stored profiles
+        (`matrix`; None with only a recommender, which needs none): the cold-start answer."""
+        if matrix is None or not len(matrix):
             return {}
         rates = {}
         propensity = self.models.propensity
@@ -188,9 +205,7 @@ class Scorer:
         features = matrix[:, self._feature_columns[CHURN]]
         probability = model.predict_matrix(features)[model.primary_output] if len(features) else np.zeros(0)
         in_population = self._in_churn_population(matrix)
-        explained_rows = np.flatnonzero(in_population)
-        explained = model.explain_matrix(features[explained_rows], TOP_REASONS) if len(explained_rows) else []
-        reasons = dict(zip(explained_rows.tolist(), explained, strict=True))
+        explained = self._explain(model, features, matrix, np.flatnonzero(in_population))
         results = []
         for customer_id in ids:
             row = row_of.get(customer_id)
@@ -200,28 +215,53 @@ class Scorer:
                     s.CHURN_PROBABILITY: base,
                     "risk_tier": risk_tier(base) if base is not None else NOT_APPLICABLE,
                     "reasons": [],
+                    "contributions": [],
                     "known_customer": False,
                 }
             elif not in_population[row]:
-                result = {s.CHURN_PROBABILITY: None, "risk_tier": NOT_APPLICABLE, "reasons": [], "known_customer": True}
+                result = {
+                    s.CHURN_PROBABILITY: None,
+                    "risk_tier": NOT_APPLICABLE,
+                    "reasons": [],
+                    "contributions": [],
+                    "known_customer": True,
+                }
             else:
                 p = float(probability[row])
                 result = {
                     s.CHURN_PROBABILITY: p,
                     "risk_tier": risk_tier(p),
-                    "reasons": [
-                        {
-                            "feature": self._descriptions[name],
-                            "column": name,
-                            "value": json_value(value),
-                            "impact": impact,
-                        }
-                        for name, value, impact in reasons[row]
-                    ],
+                    **explained[row],
                     "known_customer": True,
                 }
             results.append({s.CUSTOMER_ID: customer_id, **result, "model_version": version})
         return {"results": results}
+
+    def _explain(
+        self, model: OutcomeModel, features: np.ndarray, matrix: np.ndarray, rows: np.ndarray
+    ) -> dict[int, dict[str, list]]:
+        """row -> {"reasons": the top themes in words, "contributions": the top raw SHAP values}."""
+        if not len(rows):
+            return {}
+        contributions = model.contributions_matrix(features[rows])
+        top = model.explain_matrix(features[rows], TOP_REASONS, contributions)
+        segments = self._segments(matrix[rows]).tolist()
+        explained = {}
+        for i, row in enumerate(rows.tolist()):
+            words = explain_in_words(
+                model.feature_names,
+                features[row],
+                contributions[i],
+                self._grouped,
+                self.typical.get(segments[i]),
+                segments[i],
+            )
+            raw = [
+                {"feature": self._descriptions[name], "column": name, "value": json_value(value), "impact": impact}
+                for name, value, impact in top[i]
+            ]
+            explained[row] = {"reasons": words, "contributions": raw}
+        return explained
 
     def propensity(self, customer_ids: Sequence[str]) -> dict[str, Any]:
         model = self._model(PROPENSITY, "customer_ids")

@@ -19,6 +19,7 @@ import pytest
 from features import schema as s
 from features.customer import build_customer_features
 from features.history import History
+from models.explanations import GroupedContributions, describe_feature, group_of
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
 from pipelines import registry
@@ -26,7 +27,6 @@ from pipelines.errors import UserError
 from pipelines.store.base import PROFILES_AS_OF_KEY
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
-from service.reasons import describe_feature
 from service.schemas import ProfileAnswer
 from service.scorer import RISK_TIERS, risk_tier
 from tests.workspace import in_population, lapsing_customer, purchase, register_champions, train_hint
@@ -67,13 +67,6 @@ def churn_only(service_workspace, tmp_path_factory):
 # ---------------------------------------------------------------------------
 # Pure helpers
 # ---------------------------------------------------------------------------
-def test_feature_names_read_as_words():
-    assert describe_feature(s.DAYS_SINCE_LAST_PURCHASE) == "days since the last purchase"
-    assert describe_feature("spend_sum_90d") == "spend sum (last 90 days)"
-    assert describe_feature("category_share_pet_food") == "share of purchases in pet food"
-    assert describe_feature("gap_mean_days") == "gap mean days"
-
-
 def test_risk_tiers_cover_every_probability():
     assert risk_tier(0.0) == "low"
     assert risk_tier(1.0) == "high"
@@ -83,7 +76,7 @@ def test_risk_tiers_cover_every_probability():
 # ---------------------------------------------------------------------------
 # Scores
 # ---------------------------------------------------------------------------
-def test_churn_matches_the_batch_model_and_explains_with_five_readable_reasons(scorer, service_workspace):
+def test_churn_matches_the_batch_model_and_gives_raw_contributions(scorer, service_workspace):
     ids = in_population(service_workspace)[s.CUSTOMER_ID].head(20).tolist()
     answer = scorer.churn(ids)["results"]
     assert [r[s.CUSTOMER_ID] for r in answer] == ids
@@ -94,22 +87,50 @@ def test_churn_matches_the_batch_model_and_explains_with_five_readable_reasons(s
     assert first["known_customer"] is True
     assert first["model_version"] == "1"
     assert first["risk_tier"] == risk_tier(first[s.CHURN_PROBABILITY])
-    assert len(first["reasons"]) == 5
-    assert all(set(reason) == {"feature", "column", "value", "impact"} for reason in first["reasons"])
-    assert first["reasons"][0]["feature"] == describe_feature(first["reasons"][0]["column"])
-    impacts = [abs(reason["impact"]) for reason in first["reasons"]]
+    assert len(first["contributions"]) == 5
+    assert all(set(item) == {"feature", "column", "value", "impact"} for item in first["contributions"])
+    assert first["contributions"][0]["feature"] == describe_feature(first["contributions"][0]["column"])
+    impacts = [abs(item["impact"]) for item in first["contributions"]]
     assert impacts == sorted(impacts, reverse=True)
-    # every customer's reasons are their own: their values, their 5 largest SHAP contributions
+    # every customer's contributions are their own: their values, their 5 largest SHAP contributions
     model = scorer.models.churn
     contributions = model.classifiers[model.primary_output].contributions(model.matrix(frame))
     for row, result in enumerate(answer):
-        columns = [model.feature_names.index(reason["column"]) for reason in result["reasons"]]
-        assert [reason["impact"] for reason in result["reasons"]] == pytest.approx(contributions[row, columns])
+        columns = [model.feature_names.index(item["column"]) for item in result["contributions"]]
+        assert [item["impact"] for item in result["contributions"]] == pytest.approx(contributions[row, columns])
         assert sorted(np.abs(contributions[row]))[-5:][::-1] == pytest.approx(np.abs(contributions[row, columns]))
-        values = [np.nan if reason["value"] is None else reason["value"] for reason in result["reasons"]]
+        values = [np.nan if item["value"] is None else item["value"] for item in result["contributions"]]
         assert values == pytest.approx(
-            frame.loc[row, [reason["column"] for reason in result["reasons"]]].tolist(), nan_ok=True
+            frame.loc[row, [item["column"] for item in result["contributions"]]].tolist(), nan_ok=True
         )
+
+
+def test_churn_reasons_are_themes_whose_words_agree_with_their_effect(scorer, service_workspace):
+    ids = in_population(service_workspace)[s.CUSTOMER_ID].head(30).tolist()
+    answer = scorer.churn(ids)["results"]
+    frame = service_workspace.profiles.set_index(s.CUSTOMER_ID).loc[ids].reset_index()
+    model = scorer.models.churn
+    contributions = model.contributions_matrix(model.matrix(frame))
+    grouped = GroupedContributions.of(model.feature_names)
+    sums = grouped.sums(contributions)
+    compared = 0
+    for row, result in enumerate(answer):
+        reasons = result["reasons"]
+        assert 1 <= len(reasons) <= 3
+        by_group = dict(zip(grouped.groups, sums[row], strict=True))
+        # the themes with the largest summed effect, largest first, each with its own sum
+        assert [r["group"] for r in reasons] == sorted(by_group, key=lambda g: -abs(by_group[g]))[: len(reasons)]
+        for reason in reasons:
+            assert reason["impact"] == pytest.approx(by_group[reason["group"]])
+            assert reason["direction"] == ("raises" if reason["impact"] > 0 else "lowers")
+            assert reason["text"].startswith(f"{reason['group'].capitalize()} {reason['direction']} the churn risk")
+            lead = model.feature_names.index(reason["column"])
+            assert np.sign(contributions[row, lead]) == np.sign(reason["impact"])  # told by a feature pushing that way
+            assert group_of(reason["column"]) == reason["group"]
+            if reason["typical"] is not None:
+                compared += 1
+                assert "customers like them" in reason["text"]
+    assert compared > 0  # the segment medians were found for these customers
 
 
 def test_unknown_customers_get_a_cold_start_answer_not_an_error(scorer):
@@ -339,7 +360,7 @@ def test_churn_alone_is_served_with_its_cold_start_and_the_rest_answer_503(churn
     assert set(scorer.base_rates) == {s.CHURN_PROBABILITY}
     customer = lapsing_customer(service_workspace)
     known, unknown = scorer.churn([customer, "nobody"])["results"]
-    assert known["known_customer"] is True and len(known["reasons"]) == 5
+    assert known["known_customer"] is True and len(known["contributions"]) == 5 and known["reasons"]
     assert unknown[s.CHURN_PROBABILITY] == pytest.approx(scorer.base_rates[s.CHURN_PROBABILITY])
     for call, model_name, field in (
         (lambda: scorer.propensity([customer]), PROPENSITY, "customer_ids"),

@@ -27,7 +27,7 @@ def test_churn_and_propensity_over_http(client, service_workspace):
     response = client.post("/churn", json={"customer_ids": [customer, "nobody"]})
     assert response.status_code == 200, response.text
     known, unknown = response.json()["results"]
-    assert known["known_customer"] is True and len(known["reasons"]) == 5
+    assert known["known_customer"] is True and len(known["contributions"]) == 5 and known["reasons"]
     assert unknown["known_customer"] is False
     response = client.post("/propensity", json={"customer_ids": [customer]})
     assert response.status_code == 200

@@ -43,7 +43,7 @@ def test_every_endpoint_answers(server, service_workspace):
     customer = lapsing_customer(service_workspace)
     status, body = server.post("/churn", {"customer_ids": [customer]}, KEY)
     assert status == 200 and body["results"][0]["known_customer"] is True
-    assert len(body["results"][0]["reasons"]) == 5
+    assert len(body["results"][0]["contributions"]) == 5 and body["results"][0]["reasons"]
     status, body = server.post("/propensity", {"customer_ids": [customer]}, KEY)
     assert status == 200 and 0 <= body["results"][0]["purchase_probability"] <= 1
     status, body = server.post("/recommend", {"customer_id": customer, "k": 3}, KEY)
