@@ -161,18 +161,20 @@ class GroupedContributions:
 
     groups: tuple[str, ...]
     member_of: np.ndarray  # the group position of each feature column
+    indicator: np.ndarray  # features x groups, 1 where the feature is in the group
 
     @classmethod
     def of(cls, feature_names: Sequence[str]) -> GroupedContributions:
         names = [group_of(column) for column in feature_names]
         groups = tuple(dict.fromkeys(group for group in (*REASON_GROUPS, OTHER) if group in names))
-        return cls(groups, np.array([groups.index(name) for name in names], dtype=np.int64))
+        member_of = np.array([groups.index(name) for name in names], dtype=np.int64)
+        indicator = np.zeros((len(member_of), len(groups)))
+        indicator[np.arange(len(member_of)), member_of] = 1.0
+        return cls(groups, member_of, indicator)
 
     def sums(self, contributions: np.ndarray) -> np.ndarray:
         """rows x groups: the contributions summed within each theme (the row sums are unchanged)."""
-        indicator = np.zeros((len(self.member_of), len(self.groups)))
-        indicator[np.arange(len(self.member_of)), self.member_of] = 1.0
-        return np.asarray(contributions, dtype=float) @ indicator
+        return np.asarray(contributions, dtype=float) @ self.indicator
 
 
 def explain_in_words(
