@@ -209,3 +209,30 @@ def pair_counts(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     width = int(labels.max()) + 1 if len(labels) else 1
     pairs, counts = np.unique(codes * width + labels, return_counts=True)
     return pairs // width, pairs % width, counts.astype(float)
+
+
+# Up to this many values a grouped reduction sorts in numpy: pandas' groupby costs about 0.2 ms per
+# call whatever the size (most of a one-customer rebuild in the service), while on millions of
+# lines (a fit) its hash-based reductions are about three times faster than a sort.
+FEW_VALUES = 10_000
+
+
+def median_by_group(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """The median of each group's non-NaN `values` (the mean of the two middle ones for an even
+    count), for group codes 0..n_groups-1; NaN for a group without a value."""
+    if len(values) > FEW_VALUES:
+        medians = pd.Series(values).groupby(groups).median()
+        out = np.full(n_groups, np.nan)
+        out[medians.index.to_numpy(np.int64)] = medians.to_numpy(np.float64)
+        return out
+    present = ~np.isnan(values)
+    groups, values = groups[present], values[present]
+    order = np.lexsort((values, groups))
+    groups, values = groups[order], values[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    out = np.full(n_groups, np.nan)
+    has = np.flatnonzero(counts)
+    low, high = starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2
+    out[has] = (values[low] + values[high]) / 2
+    return out

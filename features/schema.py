@@ -502,6 +502,17 @@ PRICE_FIT = "price_fit"  # |log(product price / the customer's median unit price
 # item-kNN similarity to the customer's purchases, the latest weighing most (half-life in purchases)
 RECENT_SIMILARITY = "recent_similarity"
 
+# Due products (`models.due`): what a customer is due to buy next, when, how sure, and why.
+DUE_DATE = "due_date"
+DUE_LOW = "due_low"  # the interval's first day
+DUE_HIGH = "due_high"  # the interval's last day
+DUE_PROBABILITY = "due_probability"  # chance of buying it inside the query window
+DUE_REASON = "due_reason"
+DUE_KIND = "due_kind"  # DUE_REPLENISHMENT or DUE_SEASONAL
+EXPECTED_QUANTITY = "expected_quantity"
+DUE_REPLENISHMENT = "replenishment"
+DUE_SEASONAL = "seasonal"
+
 
 def windowed(name: str, days: int) -> str:
     """The column name of a windowed quantity: windowed('spend_sum', 90) -> 'spend_sum_90d'."""

@@ -8,7 +8,8 @@ import statistics
 import numpy as np
 import pytest
 
-from models.recommender.arrays import FEW_VALUES, count_and_max_by_key, median_by_group
+from features.records import FEW_VALUES, median_by_group
+from models.recommender.arrays import count_and_max_by_key
 
 
 def _expected_medians(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

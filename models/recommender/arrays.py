@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from features.records import FEW_VALUES
+
 
 def rank_in_runs(groups: np.ndarray) -> np.ndarray:
     """0-based position of each element within its run of equal consecutive `groups` values."""
@@ -18,33 +20,6 @@ def rank_in_runs(groups: np.ndarray) -> np.ndarray:
     index = np.arange(len(groups))
     run_start = np.r_[True, groups[1:] != groups[:-1]]
     return index - np.maximum.accumulate(np.where(run_start, index, 0))
-
-
-# Up to this many values a grouped reduction sorts in numpy: pandas' groupby costs about 0.2 ms per
-# call whatever the size (most of a one-customer rebuild in the service), while on millions of
-# lines (a fit) its hash-based reductions are about three times faster than a sort.
-FEW_VALUES = 10_000
-
-
-def median_by_group(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """The median of each group's non-NaN `values` (the mean of the two middle ones for an even
-    count), for group codes 0..n_groups-1; NaN for a group without a value."""
-    if len(values) > FEW_VALUES:
-        medians = pd.Series(values).groupby(groups).median()
-        out = np.full(n_groups, np.nan)
-        out[medians.index.to_numpy(np.int64)] = medians.to_numpy(np.float64)
-        return out
-    present = ~np.isnan(values)
-    groups, values = groups[present], values[present]
-    order = np.lexsort((values, groups))
-    groups, values = groups[order], values[order]
-    counts = np.bincount(groups, minlength=n_groups)
-    starts = np.cumsum(counts) - counts
-    out = np.full(n_groups, np.nan)
-    has = np.flatnonzero(counts)
-    low, high = starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2
-    out[has] = (values[low] + values[high]) / 2
-    return out
 
 
 def count_and_max_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
