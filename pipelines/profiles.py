@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from features import schema as s
 from features.customer import FeatureWindows
 from features.history import HISTORY_TABLES, History, tables_before
 from features.parallel import build_customer_features_sharded
 from features.reference import ReferenceTables, build_reference_tables
 from models.bgnbd import fit_parameters
+from models.due import build_product_cycles
 from pipelines.errors import UserError
 from pipelines.settings import FeatureSettings, Settings
 from pipelines.store import SQLiteProfileStore
@@ -53,7 +55,13 @@ def materialize(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, settings: 
     if profiles.empty:
         raise UserError(f"no customer is known before {as_of.date()}")
     past = History.from_tables(tables)
-    state = MaterializedState(reference, feature_windows(settings.features), as_of, settings.churn.lookback_days)
+    state = MaterializedState(
+        reference,
+        feature_windows(settings.features),
+        as_of,
+        settings.churn.lookback_days,
+        build_product_cycles(past.transactions, tables.get(s.PRODUCTS), as_of),
+    )
     with SQLiteProfileStore(store_path) as store:
         store.clear_history()
         store.append_rows({name: getattr(past, name) for name in HISTORY_TABLES})

@@ -52,6 +52,7 @@ def request_examples(customer_id: str, product_id: str, rows: Mapping[str, list[
         "recommend": {"customer_id": customer_id, "k": 5, "exclude_purchased": True},
         "similar_items": {"product_id": product_id, "k": 5},
         "profile": {"customer_id": customer_id},
+        "due": {"customer_id": customer_id, "within_days": 30},
         "events": {name: list(table_rows) for name, table_rows in rows.items() if table_rows},
     }
 

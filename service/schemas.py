@@ -17,6 +17,8 @@ from models.recommender import RULE_NAMES, RecommendationRules
 
 MAX_K = 100
 Count = Annotated[int, Field(ge=1, le=MAX_K, strict=True, description="how many items")]
+# /due looks at most ten years ahead
+WithinDays = Annotated[int, Field(ge=1, le=3650, strict=True, description="days from the profile's as_of")]
 
 
 class RecommendRequest(RecommendationRules):
@@ -132,6 +134,25 @@ class ProfileAnswer(BaseModel):
     scores: ProfileScores
     recommendations: list[Item]  # empty when no recommender is registered
     model_versions: dict[str, str]  # the served models only
+
+
+class DueItem(BaseModel):
+    product_id: str
+    category: str
+    due_date: str  # ISO date
+    due_low: str  # the 80% interval's first day
+    due_high: str  # its last day
+    due_probability: float  # chance of buying it inside the query window
+    due_kind: str  # "replenishment" or "seasonal"
+    expected_quantity: float
+    due_reason: str  # e.g. "bought every 28 days, last 26 days ago"
+
+
+class DueAnswer(BaseModel):
+    customer_id: str
+    known_customer: bool
+    as_of: str | None  # what "due within" counts from: the customer's profile as_of
+    items: list[DueItem]  # soonest first; empty for an unknown customer or nothing due
 
 
 class RejectedRow(BaseModel):

@@ -55,6 +55,7 @@ from service.requests import HttpMiddleware, RequestIds, RequestShape, header_va
 from service.schemas import (
     ChurnAnswer,
     Count,
+    DueAnswer,
     EventsAnswer,
     ProfileAnswer,
     PropensityAnswer,
@@ -62,6 +63,7 @@ from service.schemas import (
     RecommendRequest,
     ReloadAnswer,
     SimilarItemsAnswer,
+    WithinDays,
 )
 from service.scorer import Scorer, ServingModels
 
@@ -283,6 +285,11 @@ class CustomerIntelligence:
     async def similar_items(self, product_id: str, k: Count = 10) -> SimilarItemsAnswer:
         """The products most often bought by the same customers."""
         return _answer(SimilarItemsAnswer, lambda: self._serving("product_id").similar_items(product_id, k))
+
+    @bentoml.api
+    def due(self, customer_id: str, within_days: WithinDays = 30) -> DueAnswer:
+        """What the customer is due to buy next within the days given, soonest first, each with a reason."""
+        return _answer(DueAnswer, lambda: self.scorer.due(customer_id, within_days))
 
     @bentoml.api
     def profile(self, customer_id: str) -> ProfileAnswer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import threading
@@ -16,10 +17,15 @@ from features import schema as s
 from features.customer import build_customer_features
 from features.history import HISTORY_TABLES, History
 from features.small_batches import check_rows
-from pipelines.profiles import build_reference
+from models.due import build_product_cycles
+from pipelines.cli import data_end
+from pipelines.profiles import build_reference, materialize
+from pipelines.settings import load_settings
+from pipelines.simulation import generate_tables
 from pipelines.store import SQLiteProfileStore, StoreSchemaError
 from pipelines.store.base import PROFILES_AS_OF_KEY
 from pipelines.store.sqlite import SCHEMA_VERSION_KEY
+from pipelines.store.state import STATE_KEY, read_materialized_state
 from tests.builders import random_tables
 from tests.test_validate import NOW, clean_tables
 
@@ -309,3 +315,24 @@ def test_another_worker_waits_until_a_guarded_section_ends(tmp_path):
     assert order == ["first leaves", "second entered"]
     first.close()
     second.close()
+
+
+def test_the_materialised_state_round_trips_with_its_product_cycles(tmp_path):
+    tables, _ = generate_tables(80, 7)  # accepted contract rows, event ids included
+    as_of = data_end(tables) - pd.Timedelta(days=60)
+    path = tmp_path / "profiles.sqlite"
+    materialize(tables, as_of, load_settings(overrides=["features.n_jobs=1"]), path)
+    with SQLiteProfileStore(path) as opened:
+        state = read_materialized_state(opened)
+        data = json.loads(opened.get_meta(STATE_KEY))
+        expected = build_product_cycles(tables[s.TRANSACTIONS], tables[s.PRODUCTS], as_of)
+        cycles = state.product_cycles
+        assert cycles.as_of == as_of
+        assert cycles.lookup.product_index.tolist() == expected.lookup.product_index.tolist()
+        for name in ("typical_cycle_days", "gap_log_sd", "first_reorder_share", "reorder_share"):
+            np.testing.assert_array_equal(getattr(cycles, name), getattr(expected, name))
+        assert np.isfinite(cycles.typical_cycle_days).any()  # the catalogue has consumables
+        # a store of this state version written before the cycles existed reads without them
+        opened.set_meta({STATE_KEY: json.dumps({**data, "product_cycles": None})})
+        assert read_materialized_state(opened).product_cycles is None
+        assert read_materialized_state(opened).reference.top_categories == state.reference.top_categories

@@ -9,6 +9,7 @@ registry where the other models were never trained.
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from features import schema as s
 from features.customer import build_customer_features
 from features.history import History
+from models.due import build_due_products
 from models.explanations import GroupedContributions, describe_feature, group_of
 from models.names import CHURN, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
@@ -27,8 +29,8 @@ from pipelines.errors import UserError
 from pipelines.store.base import PROFILES_AS_OF_KEY
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
-from service.schemas import ProfileAnswer
-from service.scorer import RISK_TIERS, risk_tier
+from service.schemas import DueAnswer, ProfileAnswer
+from service.scorer import RISK_TIERS, Scorer, risk_tier
 from tests.workspace import in_population, lapsing_customer, purchase, register_champions, train_hint
 
 
@@ -460,3 +462,58 @@ def test_a_purchase_after_as_of_gives_its_customer_a_readable_as_of_and_leaves_t
     assert scorer.store.get_profile(customer).as_of == expected
     assert scorer.profile(customer)["as_of"] == expected.isoformat()
     assert scorer.store.get_meta(PROFILES_AS_OF_KEY) == store_as_of  # one customer does not move the store's
+
+
+# ---------------------------------------------------------------------------
+# /due: what a customer is due to buy next
+# ---------------------------------------------------------------------------
+def _due_customer(workspace) -> tuple[str, pd.DataFrame]:
+    """A customer with something due within a year of the workspace's as_of, and everyone's due rows."""
+    everyone = build_due_products(workspace.tables[s.TRANSACTIONS], workspace.tables[s.PRODUCTS], workspace.as_of, 365)
+    replenishments = everyone[everyone[s.DUE_KIND] == s.DUE_REPLENISHMENT]
+    return str(replenishments[s.CUSTOMER_ID].iloc[0]), everyone
+
+
+def test_due_lists_what_the_batch_rule_gives_for_the_customer(scorer, service_workspace):
+    customer, everyone = _due_customer(service_workspace)
+    answer = scorer.due(customer, within_days=365)
+    DueAnswer.model_validate(answer)  # the wire contract
+    assert answer["known_customer"] is True and answer[s.AS_OF] == service_workspace.as_of.isoformat()
+    expected = everyone[everyone[s.CUSTOMER_ID] == customer]
+    assert [item[s.PRODUCT_ID] for item in answer["items"]] == expected[s.PRODUCT_ID].astype(str).tolist()
+    assert [item[s.DUE_DATE] for item in answer["items"]] == [d.date().isoformat() for d in expected[s.DUE_DATE]]
+    assert [item[s.DUE_PROBABILITY] for item in answer["items"]] == pytest.approx(expected[s.DUE_PROBABILITY].tolist())
+    assert all(item[s.DUE_REASON] for item in answer["items"])
+    dates = [item[s.DUE_DATE] for item in answer["items"]]
+    assert dates == sorted(dates)  # soonest first
+    assert len(scorer.due(customer, within_days=1)["items"]) <= len(answer["items"])
+
+
+def test_a_purchase_sent_to_events_changes_the_due_list_at_once(scorer, service_workspace):
+    customer, _ = _due_customer(service_workspace)
+    before = scorer.due(customer, within_days=365)
+    product = next(item[s.PRODUCT_ID] for item in before["items"] if item[s.DUE_KIND] == s.DUE_REPLENISHMENT)
+    when = scorer.state.as_of + pd.Timedelta(hours=2)
+    assert scorer.events({"transactions": [purchase(customer, product, when, "restocked")]})["accepted"] == 1
+    after = scorer.due(customer, within_days=365)
+    assert after[s.AS_OF] == (when + pd.Timedelta(seconds=1)).isoformat()  # counted from the new purchase
+    assert after["items"] != before["items"]
+    # the same rule as the batch over the history with the purchase, on the materialised product cycles
+    history = scorer.store.history(customer, (s.TRANSACTIONS,))[s.TRANSACTIONS]
+    assert (history[s.TIMESTAMP] == when).any()
+    expected = build_due_products(
+        history, None, pd.Timestamp(after[s.AS_OF]), 365, product_cycles=scorer.state.product_cycles
+    )
+    assert [(i[s.PRODUCT_ID], i[s.DUE_DATE]) for i in after["items"]] == [
+        (str(p), d.date().isoformat()) for p, d in zip(expected[s.PRODUCT_ID], expected[s.DUE_DATE], strict=True)
+    ]
+
+
+def test_due_for_an_unknown_customer_is_empty_and_an_old_store_says_what_to_run(scorer):
+    assert scorer.due("nobody") == {s.CUSTOMER_ID: "nobody", "known_customer": False, s.AS_OF: None, "items": []}
+    without_cycles = Scorer(
+        scorer.models, scorer.store, dataclasses.replace(scorer.state, product_cycles=None), max_batch=50
+    )
+    with pytest.raises(RequestError, match="pipelines.materialize") as raised:
+        without_cycles.due("nobody")
+    assert raised.value.status == 503

@@ -175,7 +175,7 @@ def test_every_request_example_in_the_api_document_is_answered_and_the_events_on
         for operation in item.values()
         if "example" in operation.get("requestBody", {}).get("content", {}).get("application/json", {})
     }
-    assert set(examples) == {"/churn", "/propensity", "/recommend", "/similar_items", "/profile", "/events"}
+    assert set(examples) == {"/churn", "/propensity", "/recommend", "/similar_items", "/profile", "/due", "/events"}
     assert examples["/churn"]["customer_ids"][0] in stored
     for path, example in examples.items():
         response = client.post(path, json=example)

@@ -9,16 +9,19 @@ state was JSON) is refused with a one-line message that says to re-run `pipeline
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.customer import FeatureWindows
 from features.reference import ReferenceTables
 from features.repeat_buying import BgNbdParameters
+from models.due import ProductCycles
 from pipelines.store.base import ProfileStore
 from pipelines.store.codec import json_value
 
@@ -41,6 +44,8 @@ class MaterializedState:
     windows: FeatureWindows
     as_of: pd.Timestamp
     churn_lookback_days: int
+    # each product's typical cycle for POST /due; None in a store materialised before it existed
+    product_cycles: ProductCycles | None = None
 
 
 def write_materialized_state(store: ProfileStore, state: MaterializedState) -> None:
@@ -85,13 +90,14 @@ def state_as_data(state: MaterializedState) -> dict[str, Any]:
             "bgnbd": reference.bgnbd._asdict() if reference.bgnbd is not None else None,
             "products": _frame_as_data(reference.products),
         },
+        "product_cycles": _cycles_as_data(state.product_cycles) if state.product_cycles is not None else None,
     }
 
 
 def state_from_data(data: dict[str, Any]) -> MaterializedState:
     reference = data["reference"]
     bgnbd = reference["bgnbd"]
-    return MaterializedState(
+    state = MaterializedState(
         reference=ReferenceTables(
             as_of=pd.Timestamp(reference["as_of"]),
             products=_frame_from_data(reference["products"]),
@@ -105,6 +111,29 @@ def state_from_data(data: dict[str, Any]) -> MaterializedState:
         as_of=pd.Timestamp(data["as_of"]),
         churn_lookback_days=int(data["churn_lookback_days"]),
     )
+    cycles = data.get("product_cycles")  # absent in a store of this version written before /due
+    return state if cycles is None else dataclasses.replace(state, product_cycles=_cycles_from_data(cycles, state))
+
+
+# The per-product arrays of `ProductCycles`, in the order of the reference's products.
+_CYCLE_ARRAYS = ("typical_cycle_days", "gap_log_sd", "first_reorder_share", "reorder_share")
+
+
+def _cycles_as_data(cycles: ProductCycles) -> dict[str, Any]:
+    return {
+        "as_of": cycles.as_of.isoformat(),
+        "product_ids": [str(product) for product in cycles.lookup.product_index.tolist()],
+        **{name: [json_value(value) for value in getattr(cycles, name).tolist()] for name in _CYCLE_ARRAYS},
+    }
+
+
+def _cycles_from_data(data: dict[str, Any], state: MaterializedState) -> ProductCycles:
+    """The cycles over the reference's own product lookup (they were built from the same products)."""
+    lookup = state.reference.product_lookup
+    if [str(product) for product in lookup.product_index.tolist()] != data["product_ids"]:
+        raise StaleStateError(f"the product cycles do not match the reference's products; {REMATERIALIZE}")
+    arrays = {name: np.array([math.nan if v is None else v for v in data[name]], dtype=float) for name in _CYCLE_ARRAYS}
+    return ProductCycles(as_of=pd.Timestamp(data["as_of"]), lookup=lookup, **arrays)
 
 
 def _frame_as_data(frame: pd.DataFrame) -> dict[str, Any]:
