@@ -1,7 +1,7 @@
 """`python -m pipelines.score`: the champion models' outputs for every customer known before as_of.
 
     python -m pipelines.score --data data/sample [--as-of 2025-10-01] --out scores.parquet [--k 10]
-                              [--models churn,propensity,recommender]
+                              [--models churn,propensity,recommender] [--due-within 30 [--due-out FILE]]
 
 Columns: customer_id, churn_probability, purchase_probability, purchase_probability_<category>
 for the top categories, rfm_segment, lifecycle_stage. Parquet, or CSV by the file's extension.
@@ -9,7 +9,9 @@ Customers are scored in chunks (memory stays bounded), with a progress bar.
 
 Which models: those named by `--models`, each of which must have a version with `--alias`; by
 default every outcome model that has one (a missing one is noted on stderr and its columns are
-left out), and the recommender when `--k` asks for lists.
+left out), and the recommender when `--k` asks for lists. Without `--models` and `--k`, a registry
+with no model at all is an error, unless `--due-within` asks for the due table, which needs none:
+then the scores hold customer_id, rfm_segment and lifecycle_stage only.
 
 With `--k K`, the registered recommender adds `recommendations`: each customer's top K product
 ids, best first (products they own are left out, consumables due for restock kept; customers
@@ -19,6 +21,16 @@ as_of is not the model's own (new data since training, or scoring the past).
 
 churn_probability is empty for customers outside the churn population (`features.population`: no
 purchase in the lookback): they are prospects or already lapsed, and cannot churn.
+
+With `--due-within DAYS` (a whole number, at least 1), a second table lists what each customer is
+due to buy in [as_of, as_of + DAYS): `models.due.build_due_products` over the same validated tables
+at the same as_of, a rule over the purchase history that needs no registered model. One row per
+(customer, product) whose 80 % interval reaches into the window, overdue ones included (due now),
+sorted by customer then due date. Columns: customer_id, product_id, category, due_date, due_low,
+due_high (the interval's first and last day), due_probability (of buying inside the window),
+due_reason (in words), due_kind (replenishment or seasonal), expected_quantity. It goes to
+`--due-out` (.parquet or .csv), by default beside `--out` with `_due` before the extension
+(scores.parquet -> scores_due.parquet); in CSV, dates are written as YYYY-MM-DD.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from features import schema as s
 from features.history import History
 from features.parallel import build_customer_features_sharded, shard_positions, take_shard
 from features.population import churn_population
+from models.due import build_due_products
 from models.names import MODEL_NAMES, OUTCOME_MODELS, RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
 from pipelines import registry
@@ -129,12 +142,42 @@ def recommend_products(
     return lists
 
 
-def choose_versions(requested: list[str] | None, alias: str, with_lists: bool, uri: str) -> dict[str, str]:
+def parse_due_within(text: str) -> int:
+    """`--due-within DAYS`: a whole number of days, at least 1 (a one-line UserError otherwise)."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise UserError(f"--due-within {text!r}: not a whole number of days (e.g. --due-within 30)") from None
+    if days < 1:
+        raise UserError(f"--due-within {days}: the window must be at least 1 day (e.g. --due-within 30)")
+    return days
+
+
+def choose_due_out(out: Path, due_out: Path | None, due_within: int | None) -> Path | None:
+    """Where the due table goes: `--due-out`, else beside `out` with `_due` before the extension
+    (scores.parquet -> scores_due.parquet); None without `--due-within`. UserError for a bad name."""
+    if due_within is None:
+        if due_out is not None:
+            raise UserError(f"--due-out {due_out}: give --due-within DAYS too (e.g. --due-within 30)")
+        return None
+    if due_out is None:
+        return out.with_name(f"{out.stem}_due{out.suffix}")
+    if due_out.suffix not in (".parquet", ".csv"):
+        raise UserError(f"--due-out {due_out}: use a .parquet or .csv file name")
+    if due_out.resolve() == out.resolve():
+        raise UserError(f"--due-out {due_out}: the same file as --out; name another")
+    return due_out
+
+
+def choose_versions(
+    requested: list[str] | None, alias: str, with_lists: bool, uri: str, none_needed: bool = False
+) -> dict[str, str]:
     """The version holding `alias` of each model to score with (model name -> version).
 
     Named models (`--models`, and the recommender when `with_lists`) must all have one: UserError
     naming the missing ones. Otherwise every outcome model that has one is used and each missing one
-    is noted on stderr; UserError when none has one.
+    is noted on stderr; UserError when none has one, unless `none_needed` (the command has output
+    that needs no model, the due table): then every missing one is only noted.
     """
     wanted = list(requested) if requested is not None else list(OUTCOME_MODELS)
     required = set(wanted) if requested is not None else set()
@@ -153,7 +196,7 @@ def choose_versions(requested: list[str] | None, alias: str, with_lists: bool, u
             f"no '{alias}' version of {model} {', '.join(map(repr, missing_required))} in {uri}; "
             f"train {it} with {train_command(missing_required)}"
         )
-    if len(missing) == len(wanted):
+    if len(missing) == len(wanted) and not none_needed:
         # a user who trained only the recommender and forgot --k is told where the lists are
         lists_hint = ""
         if not with_lists and registry.version_with_alias(RECOMMENDER, alias) is not None:
@@ -195,6 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated: {', '.join(MODEL_NAMES)} (default: every model with an --alias version; "
         "the recommender with --k)",
     )
+    parser.add_argument(
+        "--due-within",
+        type=parse_due_within,
+        default=None,
+        metavar="DAYS",
+        help="also write what each customer is due to buy within DAYS days of as_of (needs no registered model)",
+    )
+    parser.add_argument(
+        "--due-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the due table's .parquet or .csv (default: beside --out, with _due before the extension)",
+    )
     add_profiles_argument(parser)
     add_config_arguments(parser)
     args = parser.parse_args(argv)
@@ -203,15 +260,18 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--out {args.out}: use a .parquet or .csv file name")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k {args.k}: the number of recommendations must be at least 1")
+    due_out = choose_due_out(args.out, args.due_out, args.due_within)
     requested = parse_models(args.models) if args.models is not None else None
 
     started = time.perf_counter()
     uri = registry.connect(args.mlflow_store)
-    versions = choose_versions(requested, args.alias, args.k is not None, uri)
+    versions = choose_versions(requested, args.alias, args.k is not None, uri, none_needed=due_out is not None)
     recommender_version = versions.pop(RECOMMENDER, None)
     models = registry.load_models(versions)
     recommender = registry.load_version(RECOMMENDER, recommender_version) if recommender_version else None
     tables, _ = load_valid_tables(args.data, now_utc())
+    if due_out is not None and s.TRANSACTIONS not in tables:  # said before the scoring, not after it
+        raise UserError(f"--due-within {args.due_within}: due products need the transactions table")
     as_of = parse_as_of(args.as_of, tables)
     scores = score_tables(tables, as_of, models, settings, args.chunk_customers)
     if recommender is not None:
@@ -221,6 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         scores[s.RECOMMENDATIONS] = [json.dumps(ids) for ids in lists] if args.out.suffix == ".csv" else lists
     write_table(scores, args.out)
     print(f"{len(scores):,} customers scored at {as_of.date()} -> {args.out} ({time.perf_counter() - started:.1f} s)")
+    if due_out is not None:
+        started = time.perf_counter()
+        # about 30 s for a million customers, with no bar of its own: say what is running
+        print(f"due products within {args.due_within} days of {as_of.date()} ...", file=sys.stderr, flush=True)
+        due = build_due_products(tables[s.TRANSACTIONS], tables.get(s.PRODUCTS), as_of, within_days=args.due_within)
+        write_table(due, due_out)
+        print(
+            f"{len(due):,} due products for {due[s.CUSTOMER_ID].nunique():,} customers within {args.due_within} days "
+            f"of {as_of.date()} -> {due_out} ({time.perf_counter() - started:.1f} s)"
+        )
     if args.profiles is not None:
         fill_profile_store(tables, as_of, settings, args.profiles)
     return 0
