@@ -10,21 +10,17 @@ cutoff (`fit_parameters`). This module holds the likelihood, its gradient and th
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
-from sklearn.base import BaseEstimator
 
 from features import repeat_buying
 from features.repeat_buying import WEEK_DAYS, BgNbdParameters, PurchaseDaySummary, check_rfm
+from models.likelihood import MaximumLikelihoodModel, distinct_rfm_rows, minimise_from_starts
 
 PARAMETER_NAMES = BgNbdParameters._fields
-# The optimiser works on log-parameters inside these bounds (exp(+-15) ~ 3e-7 .. 3e6): wide
-# enough for any unit of time, narrow enough that no intermediate overflows.
-_LOG_BOUNDS = (-15.0, 15.0)
 # Below this many repeat buyers the four parameters are not identified well enough to use.
 MIN_REPEAT_BUYERS_TO_FIT = 20
 
 
-class BetaGeoModel(BaseEstimator):
+class BetaGeoModel(MaximumLikelihoodModel):
     """BG/NBD fitted by maximum likelihood, scikit-learn style.
 
     penalizer: weight of an L2 penalty on (r, alpha, a, b) added to the mean negative
@@ -38,6 +34,8 @@ class BetaGeoModel(BaseEstimator):
     parameters), n_customers_, converged_.
     """
 
+    PARAMETERS = PARAMETER_NAMES
+
     def __init__(self, penalizer: float = 0.0, time_unit_days: float = 7.0):
         self.penalizer = penalizer
         self.time_unit_days = time_unit_days
@@ -45,16 +43,7 @@ class BetaGeoModel(BaseEstimator):
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, frequency, recency, T) -> BetaGeoModel:
         """Maximise the BG/NBD log-likelihood (paper eq. 6) over r, alpha, a, b > 0."""
-        x, t_x, age = check_rfm(frequency, recency, T)
-        if len(x) == 0:
-            raise ValueError("cannot fit BG/NBD on zero customers")
-        if self.penalizer < 0:
-            raise ValueError(f"penalizer must be >= 0, got {self.penalizer}")
-        # Customers with the same (x, t_x, T) share a likelihood term: fit on the distinct rows.
-        rows, counts = np.unique(np.column_stack([x, t_x, age]), axis=0, return_counts=True)
-        x_u, t_x_u, age_u = (np.ascontiguousarray(column) for column in rows.T)
-        weights = counts.astype(float)
-        n = float(len(x))
+        (x_u, t_x_u, age_u), weights, n = distinct_rfm_rows(frequency, recency, T, "BG/NBD", self.penalizer)
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             params = np.exp(log_params)
@@ -67,59 +56,20 @@ class BetaGeoModel(BaseEstimator):
             gradient = -total_grad / n * params + 2.0 * self.penalizer * params**2
             return float(value), gradient
 
-        best = None
-        for start in _starting_points(x, age):
-            result = optimize.minimize(
-                objective,
-                np.log(start),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[_LOG_BOUNDS] * 4,
-                options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
-            )
-            if best is None or result.fun < best.fun:
-                best = result
-            if best.success:  # the other starting points are for when this one stalls
-                break
-        if not best.success:
-            # A gradient stall (flat ridge between r and alpha) is polished without gradients.
-            polished = optimize.minimize(
-                lambda v: objective(np.clip(v, *_LOG_BOUNDS))[0],
-                best.x,
-                method="Nelder-Mead",
-                options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-12},
-            )
-            if polished.fun <= best.fun:
-                polished.x = np.clip(polished.x, *_LOG_BOUNDS)
-                best = polished
-        self.r_, self.alpha_, self.a_, self.b_ = (float(v) for v in np.exp(best.x))
+        best = minimise_from_starts(
+            objective,
+            _starting_points(np.average(x_u, weights=weights), np.average(age_u, weights=weights)),
+            {"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+            polish=lambda log_params: objective(log_params)[0],  # a flat ridge between r and alpha
+        )
+        self._keep(best.x, n, best.success)
         self.log_likelihood_ = float(np.sum(weights * _log_likelihood(self._params, x_u, t_x_u, age_u)))
-        self.n_customers_ = int(n)
-        self.converged_ = bool(best.success)
         return self
 
     @classmethod
     def from_params(cls, r: float, alpha: float, a: float, b: float, time_unit_days: float = 7.0) -> BetaGeoModel:
         """A model with given parameters (e.g. published ones), usable without fitting."""
-        model = cls(time_unit_days=time_unit_days)
-        if min(r, alpha, a, b) <= 0:
-            raise ValueError("BG/NBD parameters must all be > 0")
-        model.r_, model.alpha_, model.a_, model.b_ = float(r), float(alpha), float(a), float(b)
-        model.log_likelihood_ = float("nan")
-        model.n_customers_ = 0
-        model.converged_ = True
-        return model
-
-    @property
-    def _params(self) -> np.ndarray:
-        if not hasattr(self, "r_"):
-            raise AttributeError("this BetaGeoModel is not fitted yet: call fit() first")
-        return np.array([self.r_, self.alpha_, self.a_, self.b_])
-
-    @property
-    def params_(self) -> dict[str, float]:
-        """The fitted parameters by name."""
-        return dict(zip(PARAMETER_NAMES, self._params.tolist(), strict=True))
+        return cls._with_params({"r": r, "alpha": alpha, "a": a, "b": b}, time_unit_days=time_unit_days)
 
     # -- scoring ---------------------------------------------------------------------------
     def score_samples(self, frequency, recency, T) -> np.ndarray:
@@ -209,9 +159,9 @@ def _rising_sums(c: float, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([zero, np.cumsum(np.log(terms))]), np.concatenate([zero, np.cumsum(1.0 / terms)])
 
 
-def _starting_points(x: np.ndarray, age: np.ndarray) -> list[np.ndarray]:
+def _starting_points(mean_x: float, mean_age: float) -> list[np.ndarray]:
     """Starting values from the data's scale: the purchase rate sets alpha (E[lambda] = r/alpha)."""
-    rate = max(float(np.mean(x)), 0.1) / max(float(np.mean(age)), 1e-6)
+    rate = max(mean_x, 0.1) / max(mean_age, 1e-6)
     return [
         np.array([1.0, 1.0 / rate, 1.0, 1.0]),
         np.array([0.5, 0.5 / rate, 0.5, 2.0]),

