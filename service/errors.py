@@ -17,6 +17,10 @@ class RequestError(ValueError):
         self.status = status
         self.headers = dict(headers or {})
 
+    def __reduce__(self):
+        # rebuilt from its parts where it is unpickled (a call answered in `service.processes`)
+        return (RequestError, (self.field, self.message, self.status, self.headers))
+
     def as_dict(self) -> dict[str, str]:
         return {"error": str(self), "field": self.field}
 

@@ -29,6 +29,8 @@ class ServiceSettings:
     registry_retry_s: float = 5.0  # no champion loaded yet: try the registry again this often
     # how long a write waits for another writer's lock on the store before /events answers 503
     store_busy_timeout_s: float = 5.0
+    # 1: /recommend, /profile, /due and /events answered in processes of their own (`service.processes`)
+    own_processes: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
@@ -40,6 +42,7 @@ class ServiceSettings:
             reload_interval_s=read_number(env, "SCORING_RELOAD_INTERVAL_S", float, "0", least=0),
             registry_retry_s=read_number(env, "SCORING_REGISTRY_RETRY_S", float, "5", least=0.01),
             store_busy_timeout_s=read_number(env, "SCORING_STORE_BUSY_TIMEOUT_S", float, "5", least=0),
+            own_processes=read_number(env, "SCORING_PROCESSES", int, "1", least=0) > 0,
         )
 
 

@@ -32,6 +32,7 @@ Faults:
 
 from __future__ import annotations
 
+import functools
 import gc
 import hmac
 import json
@@ -41,6 +42,7 @@ import threading
 import time
 from typing import Annotated, Any
 
+import anyio
 import bentoml
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
@@ -51,6 +53,7 @@ from service.errors import RequestError, retry_after
 from service.loading import ServiceSettings, champion_versions, load_changed_champions, open_store, read_number
 from service.logs import install_client_error_filter, install_request_id_prefix, log_client_error, logger
 from service.openapi import describe_api, request_examples
+from service.processes import ScorerProcesses, Served
 from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
 from service.schemas import (
     ChurnAnswer,
@@ -219,9 +222,12 @@ class CustomerIntelligence:
         store, state = open_store(self.settings.store_path, self.settings.store_busy_timeout_s)
         # the store first and on its own: /events needs no model, and the champions may come later
         self.scorer: Scorer = Scorer(NO_MODELS, store, state, max_batch=self.settings.max_batch)
+        self.processes = ScorerProcesses(self.settings) if self.settings.own_processes else None
         self._reload_lock = threading.Lock()
         if self.reload_champions()["error"] is None and self.scorer.models.missing:
             logger.warning("no champion of %s: their endpoints answer 503", ", ".join(self.scorer.models.missing))
+        if self.processes is not None:  # their models loaded now, not by the first requests
+            self.processes.warm(self._served())
         if not self.__is_ready__() or self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
         keep_out_of_collections()
@@ -249,6 +255,9 @@ class CustomerIntelligence:
         """Ready once at least one champion is loaded."""
         return bool(self.scorer.models.versions)
 
+    def _served(self) -> Served:
+        return Served.of(self.settings.mlflow_store, self.scorer.models.versions)
+
     def _serving(self, field: str) -> Scorer:
         """The scorer, or, while no model is loaded yet, the 503 saying why and when to try again."""
         scorer = self.scorer
@@ -257,11 +266,10 @@ class CustomerIntelligence:
             raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
-    # /churn, /propensity and /similar_items are async: they take about a millisecond of CPU, less than
-    # a hop to a worker thread costs. /recommend and /profile read a customer's history and build the
-    # recommender's candidates (tens of milliseconds for a long history), and /events and /reload do
-    # more (validation, feature builds, model loads): they run on BentoML's thread pool, so that one
-    # slow call does not stall the event loop and every other request of the worker with it.
+    # /churn, /propensity and /similar_items take about a millisecond of CPU: answered on the event loop.
+    # /recommend, /profile, /due and /events hold the interpreter for milliseconds (a customer's
+    # candidates, a profile rebuild): answered in processes of their own (`service.processes`), so
+    # that neither the loop nor any other request waits for them.
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
         """Churn probability, risk tier and the top 5 reasons (SHAP contributions) per customer."""
@@ -273,12 +281,11 @@ class CustomerIntelligence:
         return _answer(PropensityAnswer, lambda: self._serving("customer_ids").propensity(customer_ids))
 
     @bentoml.api(input_spec=RecommendRequest)
-    def recommend(self, **request: Any) -> RecommendAnswer:
+    async def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
         rules = RecommendRequest.rules_of(request)
-        return _answer(
-            RecommendAnswer,
-            lambda: self._serving("customer_id").recommend(request["customer_id"], k=request["k"], rules=rules),
+        return await self._answer_elsewhere(
+            RecommendAnswer, "recommend", "customer_id", request["customer_id"], k=request["k"], rules=rules
         )
 
     @bentoml.api
@@ -287,17 +294,17 @@ class CustomerIntelligence:
         return _answer(SimilarItemsAnswer, lambda: self._serving("product_id").similar_items(product_id, k))
 
     @bentoml.api
-    def due(self, customer_id: str, within_days: WithinDays = 30) -> DueAnswer:
+    async def due(self, customer_id: str, within_days: WithinDays = 30) -> DueAnswer:
         """What the customer is due to buy next within the days given, soonest first, each with a reason."""
-        return _answer(DueAnswer, lambda: self.scorer.due(customer_id, within_days))
+        return await self._answer_elsewhere(DueAnswer, "due", None, customer_id, within_days)
 
     @bentoml.api
-    def profile(self, customer_id: str) -> ProfileAnswer:
+    async def profile(self, customer_id: str) -> ProfileAnswer:
         """The customer's feature snapshot, segment, lifecycle stage, every score and top recommendations."""
-        return _answer(ProfileAnswer, lambda: self._serving("customer_id").profile(customer_id))
+        return await self._answer_elsewhere(ProfileAnswer, "profile", "customer_id", customer_id)
 
     @bentoml.api
-    def events(
+    async def events(
         # each list may be left out, but not sent as null (typed `Rows`: a default is not validated)
         self,
         transactions: Rows = None,  # type: ignore[assignment]
@@ -307,7 +314,25 @@ class CustomerIntelligence:
         """Validate and store contract rows; the affected customers' profiles are rebuilt at once."""
         sent = {"customers": customers, "transactions": transactions, "events": events}
         tables = {name: rows for name, rows in sent.items() if rows is not None}
-        return _answer(EventsAnswer, lambda: self.scorer.events(tables))
+        return await self._answer_elsewhere(EventsAnswer, "events", None, tables)
+
+    async def _answer_elsewhere(
+        self, answer_model: type[BaseModel], method: str, needs_models: str | None, *args: Any, **kwargs: Any
+    ) -> BaseModel | JSONResponse:
+        """`Scorer.<method>` answered in its process (on the thread pool with SCORING_PROCESSES=0), as
+        the endpoint's model or a RequestError's body. `needs_models`: the field a 503 names while no
+        model is loaded (None: the call needs none)."""
+        try:
+            if needs_models is not None:
+                self._serving(needs_models)
+            if self.processes is None:
+                call = functools.partial(getattr(self.scorer, method), *args, **kwargs)
+                answer = await anyio.to_thread.run_sync(call)
+            else:
+                answer = await self.processes.call(method, self._served(), *args, **kwargs)
+            return answer_model.model_validate(answer)
+        except RequestError as error:
+            return JSONResponse(error.as_dict(), status_code=error.status, headers=error.headers or None)
 
     @bentoml.api
     def reload(self) -> ReloadAnswer:

@@ -99,7 +99,10 @@ def client(service_workspace, tmp_path_factory):
 
     store_path = service_workspace.copy_store(tmp_path_factory.mktemp("http") / "profiles.sqlite")
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in service_workspace.environment(store_path, SCORING_MAX_BATCH="100").items():
+        # the heavy calls on the thread pool, in this process, where a test can hold them
+        # (their own processes are tested with a real server and in tests/test_service_processes.py)
+        environment = service_workspace.environment(store_path, SCORING_MAX_BATCH="100", SCORING_PROCESSES="0")
+        for key, value in environment.items():
             patch.setenv(key, value)
         patch.delenv("SCORING_API_KEY", raising=False)
         with TestClient(CustomerIntelligence.to_asgi()) as test_client:

@@ -1,0 +1,115 @@
+"""service.processes: the heavy calls answered in processes of their own, exactly as in the worker,
+on the worker's models, surviving the death of a process and ending with their worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features import schema as s
+from models.names import RECOMMENDER
+from service.errors import RequestError
+from service.loading import ServiceSettings, build_scorer
+from service.processes import ScorerProcesses, Served
+from tests.workspace import lapsing_customer, purchase
+
+
+@pytest.fixture(scope="module")
+def settings(service_workspace, tmp_path_factory) -> ServiceSettings:
+    store_path = service_workspace.copy_store(tmp_path_factory.mktemp("processes") / "profiles.sqlite")
+    return ServiceSettings.from_env(service_workspace.environment(store_path))
+
+
+@pytest.fixture(scope="module")
+def processes(settings):
+    started = ScorerProcesses(settings)
+    yield started
+    started.close()
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_a_process_answers_as_the_worker_would_on_the_worker_s_models(processes, settings, service_workspace):
+    scorer = build_scorer(settings)
+    served = Served.of(settings.mlflow_store, scorer.models.versions)
+    customer = lapsing_customer(service_workspace)
+    assert run(processes.call("recommend", served, customer, k=5)) == scorer.recommend(customer, k=5)
+    assert run(processes.call("due", served, customer, 365)) == scorer.due(customer, 365)
+    # the models are the worker's: served nothing, the process has no recommender either
+    with pytest.raises(RequestError, match=RECOMMENDER) as refused:
+        run(processes.call("recommend", Served.of(settings.mlflow_store, {}), customer))
+    assert refused.value.status == 503
+    scorer.store.close()
+
+
+def test_events_written_by_the_process_are_read_by_the_worker(processes, settings, service_workspace):
+    scorer = build_scorer(settings)
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[2])
+    row = purchase(customer, product, scorer.state.as_of + pd.Timedelta(hours=3), "from-a-process")
+    served = Served.of(settings.mlflow_store, {})  # /events needs no model
+    answer = run(processes.call("events", served, {"transactions": [row]}))
+    assert answer["accepted"] == 1 and answer["customers_updated"] == [customer]
+    assert run(processes.call("events", served, {"transactions": [row]}))["duplicates"] == 1
+    stored = scorer.store.history(customer, (s.TRANSACTIONS,))[s.TRANSACTIONS]
+    assert (stored[s.ORDER_ID] == "from-a-process").sum() == 1
+    scorer.store.close()
+
+
+def test_a_process_that_dies_answers_503_once_and_is_started_again(processes, settings, service_workspace):
+    served = Served.of(settings.mlflow_store, {})
+    customer = lapsing_customer(service_workspace)
+    pid = processes.pids()["reads"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    with pytest.raises(RequestError, match="started again") as refused:
+        run(processes.call("due", served, customer, 30))
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+    assert run(processes.call("due", served, customer, 30))["known_customer"] is True
+    assert processes.pids()["reads"] != pid
+
+
+def test_the_processes_end_with_their_worker(settings, tmp_path):
+    """A worker killed with SIGKILL leaves no process behind: each notices within a second or so."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import time\n"
+        "from pathlib import Path\n"
+        "from service.loading import ServiceSettings\n"
+        "from service.processes import ScorerProcesses, Served\n"
+        "if __name__ == '__main__':  # the processes are spawned: they import this file\n"
+        f"    settings = ServiceSettings(Path({str(settings.store_path)!r}), Path({str(settings.mlflow_store)!r}))\n"
+        "    processes = ScorerProcesses(settings)\n"
+        "    processes.warm(Served.of(settings.mlflow_store, {}))  # both processes answer\n"
+        "    print(' '.join(str(pid) for pid in processes.pids().values()), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, str(script)], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True
+    )
+    helpers = [int(pid) for pid in worker.stdout.readline().split()]
+    assert len(helpers) == 2 and all(_alive(pid) for pid in helpers)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in helpers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has ended; its parent is gone and init reaps it
