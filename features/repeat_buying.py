@@ -43,6 +43,9 @@ WEEK_DAYS = 7.0
 FREQUENCY = "frequency"
 RECENCY = "recency"
 AGE = "T"  # the paper's T: age at the end of the observation window
+# The Gamma-Gamma spend model's input: the mean value of a customer's repeat purchase days (each
+# day's lines summed, the first purchase day left out, so it averages exactly `frequency` days).
+MONETARY = "monetary_value"
 
 # Near a = 1 the conditional expectation is 0/0; it is evaluated at a = 1 +- this and averaged.
 _A_NUDGE = 1e-5
@@ -65,16 +68,23 @@ class PurchaseDaySummary:
     frequency: np.ndarray
     recency: np.ndarray
     T: np.ndarray  # noqa: N815 -- the paper's name
+    monetary: np.ndarray | None = None  # mean value per repeat purchase day (NaN without one), when asked
 
 
 def summarise_purchase_days(
-    code: np.ndarray, day: np.ndarray, as_of: pd.Timestamp, n: int, time_unit_days: float = WEEK_DAYS
+    code: np.ndarray,
+    day: np.ndarray,
+    as_of: pd.Timestamp,
+    n: int,
+    time_unit_days: float = WEEK_DAYS,
+    value: np.ndarray | None = None,
 ) -> PurchaseDaySummary:
     """The RFM summary of each customer code with a purchase, from purchase lines' calendar days.
 
     `code` and `day` (days since 1970-01-01) describe purchase lines strictly before as_of.
     Purchases on one calendar day count once; frequency = purchase days - 1; recency = last -
-    first purchase day; T = last observed day (the day before a midnight as_of) - first day.
+    first purchase day; T = last observed day (the day before a midnight as_of) - first day. With
+    the lines' `value`, also the monetary value: the mean of the repeat purchase days' summed values.
     """
     if not time_unit_days > 0:
         raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
@@ -93,11 +103,28 @@ def summarise_purchase_days(
         frequency=frequency,
         recency=(last - first) / time_unit_days,
         T=(last_observed - first) / time_unit_days,
+        monetary=None if value is None else _repeat_day_mean_value(code, day, value, n, buyers, frequency),
     )
 
 
+def _repeat_day_mean_value(
+    code: np.ndarray, day: np.ndarray, value: np.ndarray, n: int, buyers: np.ndarray, frequency: np.ndarray
+) -> np.ndarray:
+    """Per buyer, the mean summed value of their purchase days after the first (NaN with none)."""
+    if not len(day):
+        return np.zeros(0)
+    width = int(day.max() - day.min()) + 1
+    keys, position = np.unique(code * width + (day - day.min()), return_inverse=True)  # by code, then day
+    day_code = keys // width
+    day_value = np.bincount(position.ravel(), weights=value, minlength=len(keys))
+    repeat = np.r_[False, day_code[1:] == day_code[:-1]]  # not the first purchase day of its customer
+    repeat_value = sum_by(day_code[repeat], n, day_value[repeat])[buyers]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(frequency > 0, repeat_value / frequency, np.nan)
+
+
 def rfm_summary(transactions: pd.DataFrame, as_of, time_unit_days: float = WEEK_DAYS) -> pd.DataFrame:
-    """frequency, recency, T per customer from purchase lines strictly before as_of.
+    """frequency, recency, T and monetary_value per customer from purchase lines strictly before as_of.
 
     Indexed by customer_id (sorted), one row per customer with a purchase, in units of
     `time_unit_days` days (see the module docstring for the convention). Raises ValueError when
@@ -116,9 +143,10 @@ def summarise_customers(transactions: pd.DataFrame, as_of, time_unit_days: float
     purchases = transactions.loc[bought]
     codes, customer_ids = pd.factorize(purchases[s.CUSTOMER_ID].astype("str"), sort=True)
     days = purchases[s.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
-    summary = summarise_purchase_days(codes.astype(np.int64), days, as_of, len(customer_ids), time_unit_days)
+    value = s.line_value(purchases[s.QUANTITY].to_numpy(dtype=float), purchases[s.UNIT_PRICE].to_numpy(dtype=float))
+    summary = summarise_purchase_days(codes.astype(np.int64), days, as_of, len(customer_ids), time_unit_days, value)
     return pd.DataFrame(
-        {FREQUENCY: summary.frequency, RECENCY: summary.recency, AGE: summary.T},
+        {FREQUENCY: summary.frequency, RECENCY: summary.recency, AGE: summary.T, MONETARY: summary.monetary},
         index=pd.Index(np.asarray(customer_ids, dtype=object)[summary.buyers], dtype="str", name=s.CUSTOMER_ID),
     )
 

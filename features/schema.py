@@ -502,6 +502,27 @@ PRICE_FIT = "price_fit"  # |log(product price / the customer's median unit price
 # item-kNN similarity to the customer's purchases, the latest weighing most (half-life in purchases)
 RECENT_SIMILARITY = "recent_similarity"
 
+# Customer value (`models.value`): over the horizon, expected orders and spend with an interval,
+# the chance the customer is still active, and the days to their next order given they are.
+EXPECTED_ORDERS = "expected_orders"
+CLV = "clv"
+CLV_LOW = "clv_low"
+CLV_HIGH = "clv_high"
+P_ACTIVE = "p_active"
+NEXT_PURCHASE_DAYS = "next_purchase_days"
+NEXT_PURCHASE_LOW_DAYS = "next_purchase_low_days"
+NEXT_PURCHASE_HIGH_DAYS = "next_purchase_high_days"
+VALUE_COLUMNS = (
+    EXPECTED_ORDERS,
+    CLV,
+    CLV_LOW,
+    CLV_HIGH,
+    P_ACTIVE,
+    NEXT_PURCHASE_DAYS,
+    NEXT_PURCHASE_LOW_DAYS,
+    NEXT_PURCHASE_HIGH_DAYS,
+)
+
 # Due products (`models.due`): what a customer is due to buy next, when, how sure, and why.
 DUE_DATE = "due_date"
 DUE_LOW = "due_low"  # the interval's first day

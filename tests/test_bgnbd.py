@@ -13,6 +13,7 @@ from features import schema as s
 from features.repeat_buying import (
     AGE,
     FREQUENCY,
+    MONETARY,
     RECENCY,
     BgNbdParameters,
     expected_purchases,
@@ -261,8 +262,11 @@ def test_rfm_summary_counts_purchase_days_before_as_of():
     assert summary.index.tolist() == ["a", "b"]
     assert summary.index.name == s.CUSTOMER_ID
     # a: purchase days Jan 1 and Jan 15; last observed day Feb 29 (leap year)
-    assert summary.loc["a"].tolist() == [1.0, 14.0, 59.0]
-    assert summary.loc["b"].tolist() == [0.0, 0.0, 13.0]
+    assert summary.loc["a", [FREQUENCY, RECENCY, AGE]].tolist() == [1.0, 14.0, 59.0]
+    assert summary.loc["b", [FREQUENCY, RECENCY, AGE]].tolist() == [0.0, 0.0, 13.0]
+    # spend per repeat purchase day: a's Jan 15 (10.0), not its first day (10 + 2 x 15); b has none
+    assert summary.loc["a", MONETARY] == 10.0
+    assert np.isnan(summary.loc["b", MONETARY])
     weekly = rfm_summary(_history(), AS_OF)
     assert weekly.loc["a", RECENCY] == pytest.approx(2.0)
 
