@@ -191,31 +191,69 @@ def explain_in_words(
     {group, direction, impact, text, column, value, typical}: `impact` is the theme's sum (log-odds),
     `direction` its sign in words, and the text tells it by the theme's strongest feature pushing the
     same way, beside the median of customers like them (`typical`, from their `segment`) when known."""
-    sums = grouped.sums(contributions[None, :])[0]
-    order = [g for g in np.argsort(-np.abs(sums), kind="stable") if sums[g] != 0][:top]
-    reasons = []
-    for g in order:
-        members = np.flatnonzero((grouped.member_of == g) & (np.sign(contributions) == np.sign(sums[g])))
-        lead = int(members[np.argmax(np.abs(contributions[members]))])
-        column = feature_names[lead]
+    return explain_rows_in_words(
+        feature_names, values[None, :], contributions[None, :], grouped, [typical], [segment], top, outcome
+    )[0]
+
+
+def explain_rows_in_words(
+    feature_names: Sequence[str],
+    values: np.ndarray,
+    contributions: np.ndarray,
+    grouped: GroupedContributions,
+    typical: Sequence[Mapping[str, float] | None],
+    segments: Sequence[str | None],
+    top: int = 3,
+    outcome: str = "churn risk",
+) -> list[list[dict]]:
+    """`explain_in_words` for each row of `values` and `contributions` (rows x features), with each
+    row's typical values and segment: the arithmetic for all rows at once, the words row by row."""
+    contributions = np.asarray(contributions, dtype=float)
+    sums = grouped.sums(contributions)
+    # each theme's lead feature per row: the largest contribution pushing the theme's way
+    lead = np.empty(sums.shape, dtype=np.int64)
+    signs = np.sign(contributions)
+    for g in range(len(grouped.groups)):
+        pushing = (grouped.member_of == g)[None, :] & (signs == np.sign(sums[:, g])[:, None])
+        lead[:, g] = np.argmax(np.where(pushing, np.abs(contributions), -1.0), axis=1)
+    ranked = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :top]
+    words = _Words(feature_names, outcome)
+    return [
+        [
+            words.reason(grouped.groups[g], sums[row, g], lead[row, g], values[row], typical[row], segments[row])
+            for g in ranked[row].tolist()
+            if sums[row, g] != 0
+        ]
+        for row in range(len(sums))
+    ]
+
+
+class _Words:
+    """A reason's dict and sentence (the feature descriptions made once per call, not per reason)."""
+
+    def __init__(self, feature_names: Sequence[str], outcome: str) -> None:
+        self.names = list(feature_names)
+        self.descriptions = [describe_feature(column) for column in feature_names]
+        self.outcome = outcome
+
+    def reason(self, group, impact, lead, values, typical, segment) -> dict:
+        column = self.names[lead]
         value = float(values[lead])
         usual = None if typical is None else typical.get(column)
-        direction = DIRECTIONS[0] if sums[g] > 0 else DIRECTIONS[1]
-        text = f"{describe_feature(column)}: {format_value(column, value)}"
-        if usual is not None and math.isfinite(usual):
+        usual = usual if usual is not None and math.isfinite(usual) else None
+        direction = DIRECTIONS[0] if impact > 0 else DIRECTIONS[1]
+        text = f"{self.descriptions[lead]}: {format_value(column, value)}"
+        if usual is not None:
             text += f"; customers like them{f' ({segment})' if segment else ''}: {format_value(column, usual)}"
-        reasons.append(
-            {
-                "group": grouped.groups[g],
-                "direction": direction,
-                "impact": float(sums[g]),
-                "text": f"{grouped.groups[g].capitalize()} {direction} the {outcome}: {text}",
-                "column": column,
-                "value": value if math.isfinite(value) else None,
-                "typical": usual if usual is not None and math.isfinite(usual) else None,
-            }
-        )
-    return reasons
+        return {
+            "group": group,
+            "direction": direction,
+            "impact": float(impact),
+            "text": f"{group.capitalize()} {direction} the {self.outcome}: {text}",
+            "column": column,
+            "value": value if math.isfinite(value) else None,
+            "typical": usual,
+        }
 
 
 def typical_by_segment(matrix: np.ndarray, segments: np.ndarray, feature_names: Sequence[str]) -> dict:

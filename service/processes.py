@@ -5,19 +5,26 @@ customer's candidates and ranking: a few milliseconds of Python) or an /events (
 profile rebuild: about ten) takes the lock for up to the switch interval (5 ms) each time the loop
 lets it go, and the loop lets it go at every wait for the network, so a /churn arriving meanwhile
 waits several such turns. Measured with `make soak` (200 requests/s of the issue's mix, one worker,
-a quiet machine): scoring p99 342 ms with those calls on threads, 17 ms with them here.
+a quiet machine; docs/BENCHMARKS.md): scoring p99 162 and 342 ms with those calls on threads, 13.7
+and 13.9 ms with them here.
 
 So each worker starts two processes, each holding its own `Scorer` on the same profile store:
 "reads" answers /recommend, /profile and /due, and "writes" answers /events (the store guards each
 customer's read-rebuild-write across processes, as across workers), so that a recommendation never
-waits behind a profile rebuild. The worker awaits their answers without holding the lock.
+waits behind a profile rebuild. The event loop writes a call into the process's pipe and is woken
+when the answer can be read: no thread of the worker takes part, so none waits for the lock while
+the loop is busy (a process pool's feeder threads did, and cost a few milliseconds at the tail).
+The writes process runs at a lower CPU priority (`PROCESS_NICENESS`): when the cores are busy, a
+rebuild gives way to the scoring calls.
 
-- Models: each call carries the versions the worker serves, and a process whose models differ
+- Models: each call carries what the worker serves (`Served`), and a process serving something else
   loads those versions first (`load_changed_champions`: the worker has already refused what it
-  cannot serve); after a reload the worker sends them at once (`warm`), so no request waits for it.
+  cannot serve). At start-up the worker has them loaded before it serves (`warm`); after a reload
+  the first call to each process loads them.
 - Faults: a call whose process died answers 503 with Retry-After, and the process is started
   again (a retried /events adds nothing). A process whose worker is gone exits within a second.
-- Errors a call raises (`RequestError`: a 4xx, or a 503 when the store is busy) come back as raised.
+- Errors a call raises (`RequestError`: a 4xx, or a 503 when the store is busy) come back as
+  raised; any other error comes back as a RuntimeError (a 500), its traceback logged where it arose.
 - `SCORING_PROCESSES=0` runs the same calls on the worker's thread pool instead (two processes fewer,
   a few hundred MB less memory, and the latency above).
 """
@@ -82,7 +89,10 @@ class ScorerProcesses:
         """Have every process load these models now, waiting for them: before any request is served
         (a call after a reload loads them itself, once)."""
         for helper in self._helpers.values():
-            helper.call_now((None, (), {}, served, None))
+            try:
+                helper.call_now((None, (), {}, served, None))
+            except Exception as error:  # noqa: BLE001 -- the first call loads them instead
+                logger.warning("the %s process could not load the models yet: %s", helper.group, error)
 
     def pids(self) -> dict[str, int]:
         return {group: helper.process.pid for group, helper in self._helpers.items()}
@@ -207,7 +217,8 @@ def _answer(method: str | None, args: tuple, kwargs: dict, served: Served, reque
     if served != _SERVED:
         loaded = load_changed_champions(served.mlflow_store, dict(served.versions), _SCORER.models)
         _SCORER = Scorer(loaded.models, _SCORER.store, _SCORER.state, max_batch=_SETTINGS.max_batch)
-        _SERVED = served
+        # a family that failed to load (the registry went away meanwhile) is tried again next call
+        _SERVED = served if not loaded.failures else Served.of(served.mlflow_store, loaded.models.versions)
     if method is None:
         return None
     token = REQUEST_ID.set(request_id)

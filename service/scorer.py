@@ -32,7 +32,7 @@ from features import schema as s
 from features.population import POPULATION_COLUMNS, in_churn_population
 from features.segments import SEGMENT_SOURCE_COLUMNS, segment_columns
 from models.due import build_due_products
-from models.explanations import GroupedContributions, describe_feature, explain_in_words, typical_by_segment
+from models.explanations import GroupedContributions, describe_feature, explain_rows_in_words, typical_by_segment
 from models.names import CHURN, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
@@ -247,21 +247,21 @@ class Scorer:
         contributions = model.contributions_matrix(features[rows])
         top = model.explain_matrix(features[rows], TOP_REASONS, contributions)
         segments = self._segments(matrix[rows]).tolist()
+        words = explain_rows_in_words(
+            model.feature_names,
+            features[rows],
+            contributions,
+            self._grouped,
+            [self.typical.get(segment) for segment in segments],
+            segments,
+        )
         explained = {}
         for i, row in enumerate(rows.tolist()):
-            words = explain_in_words(
-                model.feature_names,
-                features[row],
-                contributions[i],
-                self._grouped,
-                self.typical.get(segments[i]),
-                segments[i],
-            )
             raw = [
                 {"feature": self._descriptions[name], "column": name, "value": json_value(value), "impact": impact}
                 for name, value, impact in top[i]
             ]
-            explained[row] = {"reasons": words, "contributions": raw}
+            explained[row] = {"reasons": words[i], "contributions": raw}
         return explained
 
     def propensity(self, customer_ids: Sequence[str]) -> dict[str, Any]:
