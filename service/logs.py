@@ -8,7 +8,8 @@ service's own, as one INFO line: status, endpoint, field and why.
 
 The request id (`REQUEST_ID`, set by `service.requests.RequestIds` for each request, the client's
 X-Request-ID when it sends a usable one) is a context variable: it follows the request into the
-thread pool, and `RequestIdPrefix` puts it in front of every line logged meanwhile.
+thread pool and, sent with the call, into the worker's processes (`service.processes`), and
+`RequestIdPrefix` puts it in front of every line logged meanwhile.
 """
 
 from __future__ import annotations

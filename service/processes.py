@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 import os
 import threading
@@ -180,13 +181,16 @@ def _serve(connection, settings: ServiceSettings, parent: int, niceness: int) ->
             method, args, kwargs, served, request_id = connection.recv()
         except (EOFError, OSError):
             return  # the worker closed the pipe: it is stopping
+        token = REQUEST_ID.set(request_id)  # every line logged for this call starts with its id
         try:
-            reply = (True, _answer(method, args, kwargs, served, request_id))
+            reply = (True, _answer(method, args, kwargs, served))
         except RequestError as error:
             reply = (False, error)
         except Exception as error:  # noqa: BLE001 -- a fault: the worker answers it as a 500, logged there
             logger.exception("%s failed in the %s process", method, multiprocessing.current_process().name)
             reply = (False, RuntimeError(f"{method} failed in its process: {error!r}"))
+        finally:
+            REQUEST_ID.reset(token)
         connection.send(reply)
 
 
@@ -194,6 +198,8 @@ def _start_process(settings: ServiceSettings, parent: int) -> None:
     """The process's Scorer on the profile store (models come with the first call), and a watch on
     its worker."""
     global _SETTINGS, _SCORER, _SERVED
+    # lines logged here go to the worker's stderr, each with its request's id, like the worker's own
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(processName)s] %(message)s")
     install_request_id_prefix()
     store, state = open_store(settings.store_path, settings.store_busy_timeout_s)
     _SETTINGS = settings
@@ -211,7 +217,7 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _answer(method: str | None, args: tuple, kwargs: dict, served: Served, request_id: str | None) -> Any:
+def _answer(method: str | None, args: tuple, kwargs: dict, served: Served) -> Any:
     """Serve the worker's models, then answer `method` (None: only load them)."""
     global _SCORER, _SERVED
     if served != _SERVED:
@@ -219,10 +225,4 @@ def _answer(method: str | None, args: tuple, kwargs: dict, served: Served, reque
         _SCORER = Scorer(loaded.models, _SCORER.store, _SCORER.state, max_batch=_SETTINGS.max_batch)
         # a family that failed to load (the registry went away meanwhile) is tried again next call
         _SERVED = served if not loaded.failures else Served.of(served.mlflow_store, loaded.models.versions)
-    if method is None:
-        return None
-    token = REQUEST_ID.set(request_id)
-    try:
-        return getattr(_SCORER, method)(*args, **kwargs)
-    finally:
-        REQUEST_ID.reset(token)
+    return None if method is None else getattr(_SCORER, method)(*args, **kwargs)

@@ -18,6 +18,7 @@ from features import schema as s
 from models.names import RECOMMENDER
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
+from service.logs import REQUEST_ID
 from service.processes import ScorerProcesses, Served
 from tests.workspace import lapsing_customer, purchase
 
@@ -113,3 +114,17 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status  # a zombie has ended; its parent is gone and init reaps it
+
+
+def test_a_fault_in_a_process_is_a_runtime_error_logged_there_with_the_request_id(settings, capfd):
+    processes = ScorerProcesses(settings)  # started under capfd: their stderr is captured
+    token = REQUEST_ID.set("req-fault-1")
+    try:
+        with pytest.raises(RuntimeError, match="due failed in its process"):
+            run(processes.call("due", Served.of(settings.mlflow_store, {}), "C0000001", "not a number"))
+    finally:
+        REQUEST_ID.reset(token)
+        processes.close()
+    logged = capfd.readouterr().err
+    assert "[req-fault-1] due failed in the scoring-reads process" in logged
+    assert "Traceback" in logged  # the fault's own traceback, where it arose
