@@ -272,7 +272,7 @@ class CustomerIntelligence:
     # that neither the loop nor any other request waits for them.
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
-        """Churn probability, risk tier and the top 5 reasons (SHAP contributions) per customer."""
+        """Churn probability, risk tier, the top 3 reasons in words and the top 5 SHAP contributions per customer."""
         return _answer(ChurnAnswer, lambda: self._serving("customer_ids").churn(customer_ids))
 
     @bentoml.api
