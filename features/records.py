@@ -18,6 +18,9 @@ import pandas as pd
 from features import schema as s
 
 _CHANNEL_INDEX = pd.Index(s.CHANNELS)
+_EPOCH_NS = np.datetime64("1970-01-01", "ns")
+_DAY_NS = np.timedelta64(1, "D")
+NS_PER_DAY = 86_400 * 10**9
 _EVENT_INDEX = pd.Index(s.EVENT_TYPES)
 PRODUCT_COLUMNS = (s.PRODUCT_ID, s.CATEGORY, s.PRICE, s.REPLENISHMENT_DAYS)
 
@@ -116,6 +119,19 @@ def lookup_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
     codes, uniques = pd.factorize(values)
     positions = index.get_indexer(uniques).astype(np.int64)
     return np.where(codes >= 0, positions[np.maximum(codes, 0)] if len(positions) else -1, -1)
+
+
+def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
+    """Float days since 1970-01-01, the time axis of day-coded records (NaN for a missing time)."""
+    moments = np.asarray(timestamps)
+    if moments.dtype != _EPOCH_NS.dtype:  # strings, other units, time zones: pandas reads them
+        moments = pd.to_datetime(pd.Series(timestamps)).to_numpy("datetime64[ns]")
+    return (moments - _EPOCH_NS) / _DAY_NS
+
+
+def day_of(moment) -> float:
+    """One moment on the same axis: float days since 1970-01-01."""
+    return int(pd.Timestamp(moment).to_datetime64().astype("datetime64[ns]").astype(np.int64)) / NS_PER_DAY
 
 
 def days_before(timestamps: pd.Series, as_of: pd.Timestamp) -> np.ndarray:

@@ -89,7 +89,7 @@ import pandas as pd
 from scipy import special
 
 from features import schema as s
-from features.records import FEW_VALUES, ProductLookup, build_products_table, median_by_group
+from features.records import FEW_VALUES, ProductLookup, build_products_table, day_of, median_by_group
 
 OUTPUT_COLUMNS = (
     s.CUSTOMER_ID,
@@ -109,7 +109,6 @@ _KIND_LABELS = pd.array(KINDS, dtype="str")
 # Seasons repeat every mean Gregorian year from 1970-01-01 (day 0), within a day of the calendar.
 DAYS_PER_YEAR = 365.2425
 SEASON_SLOTS = 24  # window centres per year, half a month apart
-_NS_PER_DAY = 86_400 * 10**9
 _SD_PER_MEAN_ABSOLUTE_DEVIATION = float(np.sqrt(np.pi / 2))  # a normal's sd / its mean absolute deviation
 # Reorder shares: a purchase counts as followed by another within this many typical cycles.
 _REORDER_CYCLES = 2.0
@@ -238,7 +237,7 @@ def build_due_products(
         pairs = _summarise_pairs(purchases)
     if not len(purchases.day):
         return _to_frame(_empty_due(), purchases, product_cycles.category_labels)
-    now = _days_since_epoch(as_of)
+    now = day_of(as_of)
     window = _Window(
         now=now,
         days=float(within_days if within_days is not None else config.probability_window_days),
@@ -381,7 +380,7 @@ def _measure_products(
         np.bincount(product, weights=dof, minlength=n_products) + k
     )
 
-    first_share, repeat_share = _measure_reorders(purchases, pairs, typical, _days_since_epoch(as_of))
+    first_share, repeat_share = _measure_reorders(purchases, pairs, typical, day_of(as_of))
     return ProductCycles(
         as_of=as_of,
         lookup=lookup,
@@ -764,10 +763,6 @@ def _check_as_of(as_of) -> pd.Timestamp:
     if as_of.tzinfo is not None:
         raise ValueError(f"as_of must be timezone-naive (timestamps are read as UTC), got {as_of}")
     return as_of
-
-
-def _days_since_epoch(timestamp: pd.Timestamp) -> float:
-    return int(timestamp.to_datetime64().astype("datetime64[ns]").astype(np.int64)) / _NS_PER_DAY
 
 
 @lru_cache(maxsize=4096)  # a few hundred distinct values among a million reasons

@@ -78,7 +78,6 @@ class ScorerProcesses:
     """The worker's side: one `HelperProcess` per group of PROCESS_GROUPS."""
 
     def __init__(self, settings: ServiceSettings) -> None:
-        self.settings = settings
         self._group_of = {method: group for group, methods in PROCESS_GROUPS.items() for method in methods}
         self._helpers = {group: HelperProcess(group, settings) for group in PROCESS_GROUPS}
 

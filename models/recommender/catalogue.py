@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.records import to_days
 from features.schema import (
     CATEGORY,
     CUSTOMER_ID,
@@ -21,9 +22,6 @@ from features.schema import (
 )
 
 DAY = pd.Timedelta(days=1)
-EPOCH = pd.Timestamp("1970-01-01")
-_EPOCH_NS = np.datetime64("1970-01-01", "ns")
-_DAY_NS = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -106,19 +104,6 @@ def code_lines(transactions: pd.DataFrame, catalogue: Catalogue) -> Lines:
         day=day[order],
         unit_price=_float_column(transactions, UNIT_PRICE)[kept][order],
     )
-
-
-def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
-    """Float days since 1970-01-01, the time axis of `Lines.day` (NaN for a missing time)."""
-    moments = np.asarray(timestamps)
-    if moments.dtype != _EPOCH_NS.dtype:  # strings, other units, time zones: pandas reads them
-        moments = pd.to_datetime(pd.Series(timestamps)).to_numpy("datetime64[ns]")
-    return (moments - _EPOCH_NS) / _DAY_NS
-
-
-def day_of(moment: pd.Timestamp) -> float:
-    """One moment on the time axis of `Lines.day`."""
-    return (pd.Timestamp(moment) - EPOCH) / DAY
 
 
 def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:

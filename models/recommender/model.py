@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from features.labels import make_product_pairs
+from features.records import day_of
 from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
 from models.recommender.baselines import BASELINE_SCORES
 from models.recommender.candidates import FEATURES
-from models.recommender.catalogue import DAY, build_catalogue, code_lines, day_of
+from models.recommender.catalogue import DAY, build_catalogue, code_lines
 from models.recommender.config import CandidateConfig, RankerConfig
 from models.recommender.ranking import build_result_frame, predict_scores, rank_known_customers, recommend_cold_start
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.records import median_by_group
+from features.records import day_of, median_by_group
 from features.schema import (
     DAYS_SINCE_CATEGORY_PURCHASE,
     DAYS_SINCE_ITEM_PURCHASE,
@@ -28,7 +28,7 @@ from features.schema import (
 )
 from models.item_models import EaseRecommender, ItemKNNRecommender
 from models.recommender.arrays import count_and_max_by_key, expand_ranges, locate, rank_in_runs
-from models.recommender.catalogue import Catalogue, Lines, code_lines, day_of
+from models.recommender.catalogue import Catalogue, Lines, code_lines
 from models.recommender.config import CandidateConfig
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
 
