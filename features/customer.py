@@ -12,7 +12,7 @@ Missing data never crashes: every feature has a documented default (`FEATURE_DEF
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -368,17 +368,30 @@ BGNBD_HORIZON_DAYS = 90
 
 
 def _repeat_buying(purchases: Lines, reference: ReferenceTables, as_of: pd.Timestamp, n: int) -> dict:
-    """BG/NBD P(alive) and expected purchases in the next 90 days, under the reference fit.
+    """BG/NBD P(alive) and expected purchases in the next 90 days, under the reference fit, and the
+    repeat-buying summary in days that the value models read (`schema.PURCHASE_DAYS_TOTAL` on).
 
     The parametric view extrapolates to customers older or quieter than any training row, which
     trees cannot. Customers with no purchase get P(alive) 1 and an expectation of 0.
     """
-    summary = summarise_purchase_days(purchases.code, purchases.day, as_of, n)
-    p_alive, expected = np.ones(n), np.zeros(n)
-    p_alive[summary.buyers], expected[summary.buyers] = score_buyers(
-        reference.bgnbd, summary, BGNBD_HORIZON_DAYS / WEEK_DAYS
+    in_days = summarise_purchase_days(
+        purchases.code, purchases.day, as_of, n, time_unit_days=1.0, value=purchases.value
     )
-    return {s.BGNBD_P_ALIVE: p_alive, s.BGNBD_EXPECTED_PURCHASES_90D: expected}
+    in_weeks = replace(in_days, recency=in_days.recency / WEEK_DAYS, T=in_days.T / WEEK_DAYS)
+    p_alive, expected = np.ones(n), np.zeros(n)
+    p_alive[in_days.buyers], expected[in_days.buyers] = score_buyers(
+        reference.bgnbd, in_weeks, BGNBD_HORIZON_DAYS / WEEK_DAYS
+    )
+    columns = {s.BGNBD_P_ALIVE: p_alive, s.BGNBD_EXPECTED_PURCHASES_90D: expected}
+    for name, buyers_values in {
+        s.PURCHASE_DAYS_TOTAL: in_days.frequency + 1,
+        s.FIRST_TO_LAST_PURCHASE_DAYS: in_days.recency,
+        s.PURCHASE_HISTORY_DAYS: in_days.T,
+        s.REPEAT_DAY_VALUE_MEAN: np.nan_to_num(in_days.monetary, nan=0.0),  # no repeat day: 0
+    }.items():
+        columns[name] = np.zeros(n)  # no purchase: an empty summary
+        columns[name][in_days.buyers] = buyers_values
+    return columns
 
 
 # ---------------------------------------------------------------------------

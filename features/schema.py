@@ -454,6 +454,13 @@ DAYS_UNTIL_REPLENISHMENT = "days_until_replenishment"
 REPLENISHMENT_DUE_RATIO = "replenishment_due_ratio"
 BGNBD_P_ALIVE = "bgnbd_p_alive"
 BGNBD_EXPECTED_PURCHASES_90D = "bgnbd_expected_purchases_90d"
+# The repeat-buying summary in days (`features.repeat_buying`), what the value models read: purchase
+# days (all lines of a calendar day are one purchase), first to last purchase day, first purchase
+# day to the last observed day (the day before as_of), and the mean value of the repeat purchase days.
+PURCHASE_DAYS_TOTAL = "purchase_days_total"
+FIRST_TO_LAST_PURCHASE_DAYS = "first_to_last_purchase_days"
+PURCHASE_HISTORY_DAYS = "purchase_history_days"
+REPEAT_DAY_VALUE_MEAN = "repeat_day_value_mean"
 AGE_YEARS = "age_years"
 AGE_BAND = "age_band"
 
@@ -522,6 +529,10 @@ VALUE_COLUMNS = (
     NEXT_PURCHASE_LOW_DAYS,
     NEXT_PURCHASE_HIGH_DAYS,
 )
+# The next purchase as calendar days: as_of plus the waits above.
+NEXT_PURCHASE_DATE = "next_purchase_date"
+NEXT_PURCHASE_LOW = "next_purchase_low"
+NEXT_PURCHASE_HIGH = "next_purchase_high"
 
 # Due products (`models.due`): what a customer is due to buy next, when, how sure, and why.
 DUE_DATE = "due_date"

@@ -10,8 +10,9 @@ difference to clear a margin.
 Two kinds of metric are covered:
 - whole-sample metrics of binary scores (ROC-AUC): computed on each bootstrap draw
   (`roc_auc_draws`, vectorised through ranks);
-- means of per-row values (a recommender's NDCG@10 per customer): the mean of each draw
-  (`mean_draws`).
+- means of per-row values (a recommender's NDCG@10 per customer, a value model's absolute error
+  per customer): the mean of each draw (`mean_draws`). For an error, lower is better
+  (`lower_is_better`), and a difference is still "how much better", positive when it is.
 """
 
 from __future__ import annotations
@@ -97,15 +98,19 @@ class Evidence:
     metrics: dict[str, Interval]
     draws: dict[str, np.ndarray]  # the metric on each shared bootstrap draw, per candidate
     confidence: float
+    lower_is_better: bool = False  # an error (MAE) rather than a score (ROC-AUC)
 
     def difference(self, first: str, second: str) -> Interval:
-        """first - second, with the interval of the paired differences."""
-        estimate = self.metrics[first].estimate - self.metrics[second].estimate
-        return interval(estimate, self.draws[first] - self.draws[second], self.confidence)
+        """How much better first is than second, with the interval of the paired differences:
+        first - second for a score, second - first for an error. Positive means first is better."""
+        sign = -1.0 if self.lower_is_better else 1.0
+        estimate = sign * (self.metrics[first].estimate - self.metrics[second].estimate)
+        return interval(estimate, sign * (self.draws[first] - self.draws[second]), self.confidence)
 
     def best(self, candidates: list[str] | tuple[str, ...]) -> str:
-        """The candidate with the highest point estimate (the first one on a tie)."""
-        return max(candidates, key=lambda name: (self.metrics[name].estimate, -candidates.index(name)))
+        """The candidate with the best point estimate (the first one on a tie)."""
+        sign = -1.0 if self.lower_is_better else 1.0
+        return max(candidates, key=lambda name: (sign * self.metrics[name].estimate, -candidates.index(name)))
 
 
 def gather_evidence(
@@ -116,6 +121,7 @@ def gather_evidence(
     samples: int = DEFAULT_SAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    lower_is_better: bool = False,
 ) -> Evidence:
     """Evidence for the candidates of `full_sample` (name -> the metric on all rows).
 
@@ -125,7 +131,7 @@ def gather_evidence(
     rows = bootstrap_rows(n_rows, samples, seed)
     draws = {name: draw(name, rows) for name in full_sample}
     metrics = {name: interval(full_sample[name], draws[name], confidence) for name in full_sample}
-    return Evidence(metric, metrics, draws, confidence)
+    return Evidence(metric, metrics, draws, confidence, lower_is_better)
 
 
 def beats(difference: Interval, min_gain: float) -> bool:

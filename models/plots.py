@@ -206,6 +206,30 @@ def plot_grouped_bars(values: Mapping[str, Sequence[float]], groups: Sequence[st
     return fig
 
 
+def plot_value_deciles(deciles: Mapping[str, object], title: str) -> Figure:
+    """Predicted against actual value by decile of prediction (`models.value_metrics.decile_table`
+    frames, one per candidate: decile, mean_predicted, mean_actual; put the model first). Bars: what
+    each decile of the first candidate actually spent; lines: each candidate's mean prediction by
+    its own deciles, with its actual spend dashed. A good model's lines fall from left to right with
+    their dashed twins close."""
+    tables = dict(deciles)
+    if not tables:
+        raise ValueError("no decile tables to plot")
+    fig, ax = _single_axes(figsize=(7.0, 4.2))
+    first = next(iter(tables.values()))
+    ax.bar(first["decile"], first["mean_actual"], color="#D0D0D0", label=f"actual ({next(iter(tables))})")
+    for i, (name, table) in enumerate(tables.items()):
+        color = f"C{i}"
+        ax.plot(table["decile"], table["mean_predicted"], "o-", color=color, label=f"{name}: predicted")
+        ax.plot(table["decile"], table["mean_actual"], "x--", color=color, linewidth=1.0, label=f"{name}: actual")
+    ax.set_xticks(first["decile"])
+    ax.set_xlabel("decile of predicted value (1 = highest)")
+    ax.set_ylabel("mean value per customer")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def plot_intervals(
     intervals: Mapping[str, Sequence[float]],
     metric: str,

@@ -96,8 +96,11 @@ class BuyTillYouDieValue:
         self.spend_ = GammaGammaModel(penalizer=self.penalizer).fit(repeat[FREQUENCY], repeat[MONETARY])
         return self
 
-    def predict(self, summary: pd.DataFrame, config: ValueConfig = ValueConfig()) -> pd.DataFrame:
-        """VALUE_COLUMNS per customer of `summary` (same index)."""
+    def predict(
+        self, summary: pd.DataFrame, config: ValueConfig = ValueConfig(), intervals: bool = True
+    ) -> pd.DataFrame:
+        """VALUE_COLUMNS per customer of `summary` (same index). `intervals=False` leaves clv_low and
+        clv_high empty and skips their Monte Carlo draws, the costly part."""
         summary = check_summary(summary)
         x, t_x, age = (summary[column].to_numpy(dtype=float) for column in (FREQUENCY, RECENCY, AGE))
         monetary = np.where(x > 0, summary[MONETARY].to_numpy(dtype=float), 0.0)
@@ -105,7 +108,7 @@ class BuyTillYouDieValue:
         orders = self.counts_.expected_purchases(horizon, x, t_x, age)
         spend_per_order = self.spend_.conditional_expected_average_spend(x, monetary)
         clv = orders * spend_per_order * self._discount_factor(x, t_x, age, orders, config)
-        low, high = self._spend_interval(x, t_x, age, monetary, config)
+        low, high = self._spend_interval(x, t_x, age, monetary, config) if intervals else (clv * np.nan, clv * np.nan)
         p_active = self.counts_.probability_alive(x, t_x, age)
         wait = [self._wait_quantile(x, age, q) * WEEK_DAYS for q in config.quantiles]
         return pd.DataFrame(

@@ -1,15 +1,24 @@
 """`python -m pipelines.score`: the champion models' outputs for every customer known before as_of.
 
     python -m pipelines.score --data data/sample [--as-of 2025-10-01] --out scores.parquet [--k 10]
-                              [--models churn,propensity,recommender] [--due-within 30 [--due-out FILE]]
+                              [--models churn,propensity,clv,recommender] [--due-within 30 [--due-out FILE]]
+                              [--set clv.horizon_days=120 ...]
 
 Columns: customer_id, churn_probability, purchase_probability, purchase_probability_<category>
-for the top categories, rfm_segment, lifecycle_stage. Parquet, or CSV by the file's extension.
-Customers are scored in chunks (memory stays bounded), with a progress bar.
+for the top categories, the customer value columns, rfm_segment, lifecycle_stage. Parquet, or CSV
+by the file's extension. Customers are scored in chunks (memory stays bounded), with a progress bar.
+
+Customer value (`clv`, `models.value_model`) over the model's horizon (365 days unless trained
+otherwise; another with `--set clv.horizon_days=N`, likewise clv.interval and
+clv.discount_rate_annual): expected_orders, clv (expected spend), clv_low and clv_high (the 80 %
+prediction interval), p_active (the chance the customer is still a customer), next_purchase_days
+with next_purchase_low_days and next_purchase_high_days (the median wait to the next order given
+they are active, and its interval), and the same as dates: next_purchase_date, next_purchase_low,
+next_purchase_high. Empty for customers who never bought (nothing to extrapolate from).
 
 Which models: those named by `--models`, each of which must have a version with `--alias`; by
-default every outcome model that has one (a missing one is noted on stderr and its columns are
-left out), and the recommender when `--k` asks for lists. Without `--models` and `--k`, a registry
+default every feature-row model (churn, propensity, clv) that has one (a missing one is noted on
+stderr and its columns are left out), and the recommender when `--k` asks for lists. Without `--models` and `--k`, a registry
 with no model at all is an error, unless `--due-within` asks for the due table, which needs none:
 then the scores hold customer_id, rfm_segment and lifecycle_stage only.
 
@@ -51,7 +60,7 @@ from features.history import History
 from features.parallel import build_customer_features_sharded, shard_positions, take_shard
 from features.population import churn_population
 from models.due import build_due_products
-from models.names import MODEL_NAMES, OUTCOME_MODELS, RECOMMENDER
+from models.names import CLV, FEATURE_ROW_MODELS, MODEL_NAMES, RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
 from pipelines import registry
 from pipelines.cli import (
@@ -69,6 +78,7 @@ from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.io import write_table
 from pipelines.profiles import build_reference, feature_windows, fill_profile_store
 from pipelines.settings import Settings, load_settings
+from pipelines.training.value import scoring_config
 from pipelines.validate import load_valid_tables
 
 DEFAULT_CHUNK_CUSTOMERS = 200_000
@@ -179,7 +189,7 @@ def choose_versions(
     is noted on stderr; UserError when none has one, unless `none_needed` (the command has output
     that needs no model, the due table): then every missing one is only noted.
     """
-    wanted = list(requested) if requested is not None else list(OUTCOME_MODELS)
+    wanted = list(requested) if requested is not None else list(FEATURE_ROW_MODELS)
     required = set(wanted) if requested is not None else set()
     if with_lists:
         # --k asks for the recommender by name, whatever --models says
@@ -268,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = choose_versions(requested, args.alias, args.k is not None, uri, none_needed=due_out is not None)
     recommender_version = versions.pop(RECOMMENDER, None)
     models = registry.load_models(versions)
+    if CLV in models:
+        models[CLV] = models[CLV].with_config(scoring_config(models[CLV], settings))
     recommender = registry.load_version(RECOMMENDER, recommender_version) if recommender_version else None
     tables, _ = load_valid_tables(args.data, now_utc())
     if due_out is not None and s.TRANSACTIONS not in tables:  # said before the scoring, not after it

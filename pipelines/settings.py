@@ -100,6 +100,24 @@ class PropensitySettings(_Section):
     }
 
 
+class ClvSettings(_Section):
+    """Customer value over horizon_days: expected orders and spend with a central `interval`, the
+    chance the customer is still active and the wait to their next order (`models.value_model`).
+
+    Spend is undiscounted unless `discount_rate_annual` is set. The interval of the buy-till-you-die
+    models is drawn by Monte Carlo, `draws` per customer. The supervised candidate (LightGBM on log
+    spend, `booster`) trains on rolling cutoffs `training.cutoff_step_days` apart, each followed by
+    a full horizon before the test window; with too little history for two of them it sits out and
+    the run says so.
+    """
+
+    horizon_days: PositiveInt = 365
+    interval: float = Field(0.8, gt=0.0, lt=1.0)
+    draws: int = Field(400, ge=10)
+    discount_rate_annual: float = Field(0.0, ge=0.0)
+    booster: BoosterSettings = BoosterSettings()
+
+
 class RecommenderSettings(_Section):
     """Two-stage recommender and how it is validated.
 
@@ -163,6 +181,7 @@ class Settings(_Section):
     churn: ChurnSettings = ChurnSettings()
     propensity: PropensitySettings = PropensitySettings()
     recommender: RecommenderSettings = RecommenderSettings()
+    clv: ClvSettings = ClvSettings()
     training: TrainingSettings = TrainingSettings()
     gate: GateSettings = GateSettings()
 

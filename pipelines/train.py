@@ -28,7 +28,7 @@ import pandas as pd
 
 from features import schema as s
 from features.history import tables_before
-from models.names import MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
+from models.names import CLV, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from pipelines.cli import (
     add_as_of_argument,
@@ -44,17 +44,18 @@ from pipelines.errors import UserError, exits_cleanly_on_user_error
 from pipelines.profiles import fill_profile_store
 from pipelines.settings import Settings, load_settings
 from pipelines.training.cache import FeatureCache
-from pipelines.training.gate import GateDecision, decide_outcome_model, decide_recommender
+from pipelines.training.gate import GateDecision, decide_outcome_model, decide_recommender, decide_value_model
 from pipelines.training.outcome import MODEL, TrainingResult, outcome_families, plan_family, train_outcome_model
 from pipelines.training.provenance import data_fingerprint, flatten, git_commit
 from pipelines.training.recommender import RecommenderResult, recommender_tables, train_recommender
-from pipelines.training.tracking import log_recommender_result, log_training_result
+from pipelines.training.tracking import log_recommender_result, log_training_result, log_value_result
+from pipelines.training.value import ValueResult, train_value_model
 from pipelines.validate import load_valid_tables
 
 
 @dataclass
 class LoggedResult:
-    result: TrainingResult | RecommenderResult
+    result: TrainingResult | RecommenderResult | ValueResult
     version: str
     decision: GateDecision
 
@@ -145,7 +146,11 @@ def run_training(
         for name, frame in tables.items():
             registry.log_input_sample(frame, source=str(Path(data_dir) / name), name=name)
         for name in model_names:
-            if name == RECOMMENDER:
+            if name == CLV:
+                result = train_value_model(cache, as_of, settings, evaluate_at)
+                decision = decide_value_model(result, settings.gate, replace_unmeasurable)
+                logged.append(LoggedResult(result, log_value_result(result, decision, as_of), decision))
+            elif name == RECOMMENDER:
                 result = train_recommender(tables, as_of, settings, evaluate_at)
                 decision = decide_recommender(result, tables, settings.gate, replace_unmeasurable)
                 logged.append(LoggedResult(result, log_recommender_result(result, decision, as_of), decision))
@@ -198,7 +203,7 @@ def decision_row(logged: LoggedResult) -> dict[str, str]:
         "served": decision.winner,
         "served score": str(evidence.metrics[decision.winner]),
         "best baseline": f"{best} {evidence.metrics[best].estimate:.4f}",
-        "model - best baseline": str(decision.model_vs_best_baseline()),
+        "model gain over best baseline": str(decision.model_vs_best_baseline()),
         "champion": f"v{decision.champion.version} {champion.estimate:.4f}" if champion else "-",
         "decision": f"v{logged.version} serves {served}; {verdict}",
     }
@@ -217,11 +222,20 @@ def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: flo
         if isinstance(logged.result, RecommenderResult):
             protocol = logged.result.protocol
             print(f"  {logged.result.name}: validated {protocol.protocol.replace('_', ' ')}: {protocol.reason}")
+        if isinstance(logged.result, ValueResult):
+            print(f"  {logged.result.name}: the model is {logged.result.model_kind}" + _validation_words(logged.result))
         if isinstance(logged.result, TrainingResult) and not logged.result.trees:
             print(
                 f"  {logged.result.name}: trees off, the model is its linear base only: "
                 f"{logged.result.share_older_than_training:.0%} of test customers are older than any training row"
             )
+
+
+def _validation_words(result: ValueResult) -> str:
+    if result.note:
+        return f": {result.note}"
+    maes = ", ".join(f"{kind} {mae:.2f}" for kind, mae in result.validation.items())
+    return f", the lower MAE of spend on the validation cutoff {result.plan.train[-1].date()} ({maes})"
 
 
 if __name__ == "__main__":

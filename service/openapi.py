@@ -49,6 +49,7 @@ def request_examples(customer_id: str, product_id: str, rows: Mapping[str, list[
     return {
         "churn": {"customer_ids": [customer_id]},
         "propensity": {"customer_ids": [customer_id]},
+        "clv": {"customer_ids": [customer_id]},
         "recommend": {"customer_id": customer_id, "k": 5, "exclude_purchased": True},
         "similar_items": {"product_id": product_id, "k": 5},
         "profile": {"customer_id": customer_id},

@@ -78,6 +78,31 @@ class ChurnAnswer(BaseModel):
     results: list[ChurnResult]
 
 
+class ClvResult(BaseModel):
+    """Null values: an unknown customer, or one who never bought (nothing to extrapolate from)."""
+
+    customer_id: str
+    expected_orders: float | None  # orders expected in the horizon
+    clv: float | None  # expected spend in the horizon (undiscounted unless the model's discount rate is set)
+    clv_low: float | None  # the 80% prediction interval of the spend
+    clv_high: float | None
+    p_active: float | None  # the chance the customer is still a customer
+    next_purchase_days: float | None  # median wait to the next order from as_of, given they are active
+    next_purchase_low_days: float | None  # its 80% interval
+    next_purchase_high_days: float | None
+    next_purchase_date: str | None  # ISO date: the profile's as_of plus the median wait
+    next_purchase_low: str | None
+    next_purchase_high: str | None
+    horizon_days: int
+    reasons: list[str]  # what the value rests on, in words
+    known_customer: bool
+    model_version: str | None
+
+
+class ClvAnswer(BaseModel):
+    results: list[ClvResult]
+
+
 class CategoryProbability(BaseModel):
     category: str
     probability: float
@@ -122,6 +147,19 @@ class ProfileScores(BaseModel):
     churn_reasons: list[Reason]
     purchase_probability: float | None
     top_categories: list[CategoryProbability]
+    # customer value (null without a clv champion or a purchase): as in /clv
+    expected_orders: float | None
+    clv: float | None
+    clv_low: float | None
+    clv_high: float | None
+    p_active: float | None
+    next_purchase_days: float | None
+    next_purchase_low_days: float | None
+    next_purchase_high_days: float | None
+    next_purchase_date: str | None
+    next_purchase_low: str | None
+    next_purchase_high: str | None
+    value_reasons: list[str]
 
 
 class ProfileAnswer(BaseModel):

@@ -33,9 +33,10 @@ from features.population import POPULATION_COLUMNS, in_churn_population
 from features.segments import SEGMENT_SOURCE_COLUMNS, segment_columns
 from models.due import build_due_products
 from models.explanations import GroupedContributions, describe_feature, explain_rows_in_words, typical_by_segment
-from models.names import CHURN, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
+from models.names import CHURN, CLV, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
+from models.value_model import SUMMARY_FEATURES, CustomerValueModel, value_reasons
 from pipelines.cli import train_command
 from pipelines.store import ProfileStore
 from pipelines.store.codec import json_value
@@ -50,6 +51,20 @@ TOP_REASONS = 5
 PROFILE_RECOMMENDATIONS = 5
 # Cold-start base rates are the mean prediction over at most this many stored profiles.
 COLD_START_SAMPLE = 20_000
+
+
+# /clv answers the value columns and the next purchase as ISO dates; its reasons quote these columns.
+VALUE_ANSWER_COLUMNS = (*s.VALUE_COLUMNS, s.NEXT_PURCHASE_DATE, s.NEXT_PURCHASE_LOW, s.NEXT_PURCHASE_HIGH)
+VALUE_REASON_COLUMNS = (*SUMMARY_FEATURES, s.ORDER_VALUE_MEAN, s.DAYS_SINCE_LAST_PURCHASE)
+
+
+def _json_number(value: Any) -> Any:
+    """A value column as JSON: null for missing, an ISO date for a timestamp, else a float."""
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return float(value)
 
 
 def risk_tier(probability: float) -> str:
@@ -72,6 +87,7 @@ class ServingModels:
     churn: OutcomeModel | None
     propensity: OutcomeModel | None
     recommender: TwoStageRecommender | None
+    clv: CustomerValueModel | None = None
     versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +97,7 @@ class ServingModels:
             churn=models.get(CHURN),
             propensity=models.get(PROPENSITY),
             recommender=models.get(RECOMMENDER),
+            clv=models.get(CLV),
             versions=dict(versions),
         )
 
@@ -128,6 +145,9 @@ class Scorer:
             s.category_purchase_probability(name, catalogue): name
             for name in (*state.reference.categories, *state.reference.top_categories)
         }
+        # what the value model reads, and what its reasons quote, from the stored rows
+        value_names = models.clv.feature_names if models.clv else []
+        self._value_columns = list(dict.fromkeys([*value_names, *VALUE_REASON_COLUMNS]))
         self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
         self._grouped = GroupedContributions.of(models.churn.feature_names) if models.churn else None
         # the products a rule may name (a set built once: tens of thousands of ids)
@@ -263,6 +283,39 @@ class Scorer:
             ]
             explained[row] = {"reasons": words[i], "contributions": raw}
         return explained
+
+    def clv(self, customer_ids: Sequence[str]) -> dict[str, Any]:
+        """Each customer's value over the model's horizon (expected orders, spend with its interval),
+        the chance they are still a customer and their next purchase as dates, with reasons in words.
+        Unknown customers and customers who never bought get nulls (nothing to extrapolate from)."""
+        model = self._model(CLV, "customer_ids")
+        ids = self._ids(customer_ids)
+        found, matrix, as_ofs = self.store.get_numbers(ids, self._value_columns)
+        features = pd.DataFrame(matrix, columns=self._value_columns)
+        features.insert(0, s.CUSTOMER_ID, found)
+        features.insert(1, s.AS_OF, pd.to_datetime(as_ofs) if as_ofs else pd.to_datetime([]))
+        values = model.predict_frame(features) if len(features) else pd.DataFrame()
+        row_of = {customer_id: i for i, customer_id in enumerate(found)}
+        version = self.models.versions.get(CLV)
+        results = []
+        for customer_id in ids:
+            row = row_of.get(customer_id)
+            answer = dict.fromkeys(VALUE_ANSWER_COLUMNS)
+            reasons: list[str] = []
+            if row is not None:
+                answer = {column: _json_number(values.at[row, column]) for column in VALUE_ANSWER_COLUMNS}
+                reasons = value_reasons(features.iloc[row], values.iloc[row], model.config.horizon_days)
+            results.append(
+                {
+                    s.CUSTOMER_ID: customer_id,
+                    **answer,
+                    "horizon_days": model.config.horizon_days,
+                    "reasons": reasons,
+                    "known_customer": row is not None,
+                    "model_version": version,
+                }
+            )
+        return {"results": results}
 
     def propensity(self, customer_ids: Sequence[str]) -> dict[str, Any]:
         model = self._model(PROPENSITY, "customer_ids")
@@ -400,6 +453,7 @@ class Scorer:
         recommendations = (
             self.recommend(customer_id, k=PROFILE_RECOMMENDATIONS)["items"] if self.models.recommender else []
         )
+        value = self.clv([customer_id])["results"][0] if self.models.clv is not None else {}
         values = stored.values if stored else {}
         return {
             s.CUSTOMER_ID: customer_id,
@@ -414,6 +468,8 @@ class Scorer:
                 "churn_reasons": churn["reasons"],
                 s.PURCHASE_PROBABILITY: propensity[s.PURCHASE_PROBABILITY],
                 "top_categories": propensity["top_categories"],
+                **{column: value.get(column) for column in VALUE_ANSWER_COLUMNS},
+                "value_reasons": value.get("reasons", []),
             },
             "recommendations": recommendations,
             "model_versions": dict(self.models.versions),
@@ -443,8 +499,11 @@ def predict_on_one_thread(models: ServingModels) -> None:
     recommender's own `_predict` does the same for small inputs). The models are this service's own
     copies, loaded from the registry for it.
     """
-    for model in models.outcome_models().values():
-        for classifier in model.classifiers.values():
-            booster = getattr(classifier, "booster_", None)
-            if booster is not None and not isinstance(booster.predict, functools.partial):
-                booster.predict = functools.partial(booster.predict, num_threads=1)
+    boosters = [
+        getattr(c, "booster_", None) for model in models.outcome_models().values() for c in model.classifiers.values()
+    ]
+    if models.clv is not None:
+        boosters.extend(getattr(models.clv.spend, "boosters_", {}).values())
+    for booster in boosters:
+        if booster is not None and not isinstance(booster.predict, functools.partial):
+            booster.predict = functools.partial(booster.predict, num_threads=1)

@@ -57,6 +57,7 @@ from service.processes import ScorerProcesses, Served
 from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
 from service.schemas import (
     ChurnAnswer,
+    ClvAnswer,
     Count,
     DueAnswer,
     EventsAnswer,
@@ -212,7 +213,7 @@ Rows = Annotated[list[dict[str, Any]], Field(description="rows with the data con
     logging={"access": {"enabled": os.environ.get("SCORING_ACCESS_LOG") == "1"}},
 )
 class CustomerIntelligence:
-    """Churn, purchase propensity, recommendations and live customer profiles."""
+    """Churn, purchase propensity, customer value, recommendations, due products and live customer profiles."""
 
     def __init__(self) -> None:
         install_client_error_filter()
@@ -266,7 +267,7 @@ class CustomerIntelligence:
             raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
-    # /churn, /propensity and /similar_items take about a millisecond of CPU: answered on the event loop.
+    # /churn, /propensity, /clv and /similar_items take about a millisecond of CPU: answered on the event loop.
     # /recommend, /profile, /due and /events hold the interpreter for milliseconds (a customer's
     # candidates, a profile rebuild): answered in processes of their own (`service.processes`), so
     # that neither the loop nor any other request waits for them.
@@ -279,6 +280,12 @@ class CustomerIntelligence:
     async def propensity(self, customer_ids: CustomerIds) -> PropensityAnswer:
         """Probability of a purchase in the horizon, overall and per top category."""
         return _answer(PropensityAnswer, lambda: self._serving("customer_ids").propensity(customer_ids))
+
+    @bentoml.api
+    async def clv(self, customer_ids: CustomerIds) -> ClvAnswer:
+        """Value over the model's horizon (expected orders, spend and its 80% interval), the chance the
+        customer is still active and their next purchase as dates, with reasons, per customer."""
+        return _answer(ClvAnswer, lambda: self._serving("customer_ids").clv(customer_ids))
 
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(self, **request: Any) -> RecommendAnswer:

@@ -16,7 +16,7 @@ GATE = GateSettings(bootstrap_samples=400)
 BASELINES = ("recency", "rfm_logistic")
 
 
-def evidence_of(values: dict[str, np.ndarray]):
+def evidence_of(values: dict[str, np.ndarray], lower_is_better: bool = False):
     """Evidence over per-row values (the metric is their mean), one shared bootstrap."""
     n = len(next(iter(values.values())))
     return gather_evidence(
@@ -26,6 +26,7 @@ def evidence_of(values: dict[str, np.ndarray]):
         n,
         GATE.bootstrap_samples,
         GATE.confidence,
+        lower_is_better=lower_is_better,
     )
 
 
@@ -81,6 +82,19 @@ def test_a_model_ahead_beyond_the_noise_is_served_unless_a_margin_asks_for_more(
     assert choose_winner(evidence, BASELINES, 0.0) == MODEL
     assert choose_winner(evidence, BASELINES, 0.1) == "recency"
     assert choose_winner(evidence, BASELINES, 0.0, extra_ok=False) == "recency"  # e.g. losing on new items
+
+
+def test_for_an_error_lower_wins_and_a_difference_still_reads_as_how_much_better(rows):
+    baseline_error = np.abs(rows.normal(10.0, 3.0, 2000))
+    errors = {MODEL: baseline_error - 1.0, "recency": baseline_error, "rfm_logistic": baseline_error + 2.0}
+    evidence = evidence_of(errors, lower_is_better=True)
+    assert evidence.best(BASELINES) == "recency"
+    gain = evidence.difference(MODEL, "recency")
+    assert gain.estimate == pytest.approx(1.0) and gain.low > 0.9
+    assert choose_winner(evidence, BASELINES, 0.0) == MODEL
+    worse = evidence_of({**errors, MODEL: baseline_error + 1.0}, lower_is_better=True)
+    assert worse.difference(MODEL, "recency").high < 0
+    assert choose_winner(worse, BASELINES, 0.0) == "recency"
 
 
 def test_a_challenger_replaces_the_champion_only_beyond_the_noise(rows):

@@ -67,6 +67,8 @@ def test_a_recommender_alone_gives_lists_and_notes_the_missing_scores(
         "(train it with `python -m pipelines.train --data DIR --models churn`)",
         "note: no champion of 'propensity'; its columns are left out "
         "(train it with `python -m pipelines.train --data DIR --models propensity`)",
+        "note: no champion of 'clv'; its columns are left out "
+        "(train it with `python -m pipelines.train --data DIR --models clv`)",
     ]
 
 
@@ -76,8 +78,9 @@ def test_without_models_the_missing_ones_are_noted_and_left_out(churn_only, gene
     scores = pd.read_csv(out, dtype={s.CUSTOMER_ID: str})
     assert list(scores.columns) == [s.CUSTOMER_ID, s.CHURN_PROBABILITY, s.RFM_SEGMENT, s.LIFECYCLE_STAGE]
     assert scores[s.CHURN_PROBABILITY].dropna().between(0, 1).all()
-    (note,) = notes(capsys.readouterr().err)
-    assert "'propensity'" in note and "--models propensity" in note
+    propensity_note, clv_note = notes(capsys.readouterr().err)
+    assert "'propensity'" in propensity_note and "--models propensity" in propensity_note
+    assert "'clv'" in clv_note and "--models clv" in clv_note
 
 
 def test_a_named_model_without_a_champion_exits_2_naming_it_and_how_to_train_it(
@@ -162,6 +165,7 @@ def test_due_within_needs_no_registered_model(generated_data, tmp_path, capsys):
     assert [note.split(";")[0] for note in notes(captured.err)] == [
         "note: no champion of 'churn'",
         "note: no champion of 'propensity'",
+        "note: no champion of 'clv'",
     ]
     due = pd.read_csv(due_out, dtype=str, keep_default_na=False)
     assert list(due.columns) == DUE_COLUMNS and len(due) > 0

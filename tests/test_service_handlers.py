@@ -22,7 +22,7 @@ from features.customer import build_customer_features
 from features.history import History
 from models.due import build_due_products
 from models.explanations import GroupedContributions, describe_feature, group_of
-from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.names import CHURN, CLV, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
 from pipelines import registry
 from pipelines.errors import UserError
@@ -30,7 +30,7 @@ from pipelines.store.base import PROFILES_AS_OF_KEY
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
 from service.schemas import DueAnswer, ProfileAnswer
-from service.scorer import RISK_TIERS, Scorer, risk_tier
+from service.scorer import RISK_TIERS, VALUE_ANSWER_COLUMNS, Scorer, risk_tier
 from tests.workspace import in_population, lapsing_customer, purchase, register_champions, train_hint
 
 
@@ -273,6 +273,38 @@ def test_profile_holds_features_segments_scores_and_recommendations(scorer, serv
     assert np.isfinite(profile["scores"][s.PURCHASE_PROBABILITY])
 
 
+def test_clv_matches_the_batch_model_with_dates_and_reasons_and_nulls_for_who_never_bought(scorer, service_workspace):
+    profiles = service_workspace.profiles
+    buyers = profiles.loc[profiles[s.PURCHASE_DAYS_TOTAL] > 1, s.CUSTOMER_ID].head(3).tolist()
+    prospect = profiles.loc[profiles[s.PURCHASE_DAYS_TOTAL] == 0, s.CUSTOMER_ID].iloc[0]
+    answer = scorer.clv([*buyers, prospect, "nobody"])["results"]
+    expected = scorer.models.clv.predict_frame(profiles.set_index(s.CUSTOMER_ID).loc[buyers].reset_index())
+    for result, (_, row) in zip(answer[:3], expected.iterrows(), strict=False):
+        assert result["known_customer"] is True and result["model_version"] == "1"
+        for column in (s.EXPECTED_ORDERS, s.P_ACTIVE, s.NEXT_PURCHASE_DAYS):
+            assert result[column] == pytest.approx(row[column])
+        assert result[s.CLV_LOW] <= result[s.CLV] <= result[s.CLV_HIGH]
+        assert result[s.NEXT_PURCHASE_DATE] == row[s.NEXT_PURCHASE_DATE].date().isoformat()
+        assert result["horizon_days"] == 365
+        assert result["reasons"][0].startswith("bought on ") and "likely still a customer" in result["reasons"][1]
+    never, unknown = answer[3], answer[4]
+    assert never["known_customer"] is True and never[s.CLV] is None
+    assert never["reasons"] == ["no purchase yet: nothing to extrapolate from"]
+    assert unknown["known_customer"] is False and unknown[s.CLV] is None and unknown["reasons"] == []
+    profile = ProfileAnswer.model_validate(scorer.profile(buyers[0]))
+    assert profile.scores.clv == pytest.approx(answer[0][s.CLV]) and profile.scores.value_reasons
+
+
+def test_a_purchase_sent_to_events_moves_the_customers_value_at_once(scorer, service_workspace):
+    customer = lapsing_customer(service_workspace)
+    product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
+    before = scorer.clv([customer])["results"][0]
+    when = service_workspace.as_of - pd.Timedelta(hours=2)
+    assert scorer.events({"transactions": [purchase(customer, product, when)]})["accepted"] == 1
+    after = scorer.clv([customer])["results"][0]
+    assert after[s.P_ACTIVE] > before[s.P_ACTIVE] and after[s.EXPECTED_ORDERS] > before[s.EXPECTED_ORDERS]
+
+
 def test_concurrent_events_lose_nothing(scorer, service_workspace):
     customers = in_population(service_workspace)[s.CUSTOMER_ID].head(4).tolist()
     product = str(service_workspace.tables[s.PRODUCTS][s.PRODUCT_ID].iloc[0])
@@ -332,9 +364,9 @@ def test_two_workers_on_one_store_lose_no_event_and_store_a_repeated_line_once(s
 # ---------------------------------------------------------------------------
 def test_a_recommender_alone_is_served_and_the_outcome_endpoints_say_how_to_train(recommender_only, service_workspace):
     scorer = recommender_only
-    assert scorer.models.missing == [CHURN, PROPENSITY]
+    assert scorer.models.missing == [CHURN, PROPENSITY, CLV]
     assert scorer.models.versions == {RECOMMENDER: "1"} and scorer.base_rates == {}
-    for call, model_name in ((scorer.churn, CHURN), (scorer.propensity, PROPENSITY)):
+    for call, model_name in ((scorer.churn, CHURN), (scorer.propensity, PROPENSITY), (scorer.clv, CLV)):
         with pytest.raises(RequestError) as refused:
             call(["nobody"])
         assert refused.value.status == 503
@@ -351,6 +383,8 @@ def test_a_recommender_alone_is_served_and_the_outcome_endpoints_say_how_to_trai
         "churn_reasons": [],
         s.PURCHASE_PROBABILITY: None,
         "top_categories": [],
+        **dict.fromkeys(VALUE_ANSWER_COLUMNS),
+        "value_reasons": [],
     }
     assert len(profile["recommendations"]) == 5
     assert profile["model_versions"] == {RECOMMENDER: "1"}
@@ -358,7 +392,7 @@ def test_a_recommender_alone_is_served_and_the_outcome_endpoints_say_how_to_trai
 
 def test_churn_alone_is_served_with_its_cold_start_and_the_rest_answer_503(churn_only, service_workspace):
     scorer = churn_only
-    assert scorer.models.missing == [PROPENSITY, RECOMMENDER]
+    assert scorer.models.missing == [PROPENSITY, RECOMMENDER, CLV]
     assert set(scorer.base_rates) == {s.CHURN_PROBABILITY}
     customer = lapsing_customer(service_workspace)
     known, unknown = scorer.churn([customer, "nobody"])["results"]

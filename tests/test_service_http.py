@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.names import CHURN, CLV, PROPENSITY, RECOMMENDER
 from pipelines import registry
 from service import service as service_module
 from service.logs import install_request_id_prefix, logger
@@ -32,6 +32,11 @@ def test_churn_and_propensity_over_http(client, service_workspace):
     response = client.post("/propensity", json={"customer_ids": [customer]})
     assert response.status_code == 200
     assert response.json()["results"][0]["top_categories"]
+    response = client.post("/clv", json={"customer_ids": [customer, "nobody"]})
+    assert response.status_code == 200, response.text
+    known, unknown = response.json()["results"]
+    assert known["clv"] >= 0 and known["next_purchase_date"] and known["reasons"]
+    assert unknown["known_customer"] is False and unknown["clv"] is None
 
 
 def test_recommend_similar_items_and_profile_over_http(client, service_workspace):
@@ -122,6 +127,8 @@ def test_every_line_logged_during_a_request_starts_with_its_id(client, service_w
         ("/events", {"transaction": []}, 400, "transaction"),
         ("/churn", {"customer_ids": ["c1"], "customer_id": "c1"}, 400, "customer_id"),
         ("/churn", {"customer_ids": [1]}, 400, "customer_ids[0]"),
+        ("/clv", {"customer_ids": []}, 400, "customer_ids"),
+        ("/clv", {"customer_ids": [f"c{i}" for i in range(101)]}, 413, "customer_ids"),
         ("/churn", [1, 2], 400, "body"),
         ("/recommend", {"customer_id": "c1", "exclude_product_ids": ["nope"]}, 404, "exclude_product_ids"),
         ("/recommend", {"customer_id": "c1", "k": "5"}, 400, "k"),
@@ -175,7 +182,16 @@ def test_every_request_example_in_the_api_document_is_answered_and_the_events_on
         for operation in item.values()
         if "example" in operation.get("requestBody", {}).get("content", {}).get("application/json", {})
     }
-    assert set(examples) == {"/churn", "/propensity", "/recommend", "/similar_items", "/profile", "/due", "/events"}
+    assert set(examples) == {
+        "/churn",
+        "/propensity",
+        "/clv",
+        "/recommend",
+        "/similar_items",
+        "/profile",
+        "/due",
+        "/events",
+    }
     assert examples["/churn"]["customer_ids"][0] in stored
     for path, example in examples.items():
         response = client.post(path, json=example)
@@ -214,7 +230,7 @@ def test_health_endpoints_and_readiness_detail(client):
     assert ready.status_code == 200
     detail = ready.json()
     assert detail["ready"] is True
-    assert detail["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1"}
+    assert detail["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1", "clv": "1"}
     assert detail["missing_models"] == []
 
 
@@ -287,7 +303,12 @@ def test_a_champion_fitted_by_older_code_is_refused_and_its_family_keeps_the_las
         assert response.status_code == 503
         assert "cannot run on this code" in response.json()["error"]
         assert "\n" not in response.json()["error"]
-        assert response.json()["model_versions"] == {CHURN: churn_version, PROPENSITY: "1", RECOMMENDER: "1"}
+        assert response.json()["model_versions"] == {
+            CHURN: churn_version,
+            PROPENSITY: "1",
+            RECOMMENDER: "1",
+            CLV: "1",
+        }
         answer = client.post("/recommend", json={"customer_id": customers[0]})
         assert answer.status_code == 200 and answer.json()["model_version"] == "1"
         churn = client.post("/churn", json={"customer_ids": [customers[0]]}).json()["results"][0]
@@ -315,7 +336,7 @@ def test_a_partial_registry_is_served_and_readyz_names_the_missing_models(client
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["model_versions"] == {RECOMMENDER: "1"}
-        assert ready.json()["missing_models"] == [CHURN, PROPENSITY]
+        assert ready.json()["missing_models"] == [CHURN, PROPENSITY, CLV]
         response = client.post("/churn", json={"customer_ids": [customer]})
         assert response.status_code == 503
         assert response.json() == {"error": f"customer_ids: {train_hint(CHURN)}", "field": "customer_ids"}
@@ -332,7 +353,7 @@ def test_a_partial_registry_is_served_and_readyz_names_the_missing_models(client
         assert response.json()["reloaded"] is True
         assert response.json()["model_versions"] == {CHURN: "1", RECOMMENDER: "1"}
         assert client.post("/churn", json={"customer_ids": [customer]}).status_code == 200
-        assert client.get("/readyz").json()["missing_models"] == [PROPENSITY]
+        assert client.get("/readyz").json()["missing_models"] == [PROPENSITY, CLV]
     finally:
         service.settings = full_settings
         client.post("/reload", json={})

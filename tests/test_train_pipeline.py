@@ -292,3 +292,37 @@ def test_score_with_profiles_fills_the_service_store(workspace, tmp_path):
     assert stored == set(scored[s.CUSTOMER_ID])  # the same customers, profiled at the same as_of
     # with the history the service rebuilds a profile from after an event
     assert len(history[s.TRANSACTIONS]) == (transactions[s.CUSTOMER_ID] == buyer).sum()
+
+
+def test_customer_value_is_gated_logged_registered_and_scored(workspace, tmp_path):
+    run = nested_runs(workspace["store"], "clv").iloc[0]
+    assert aliases(workspace["store"], "clv") == {"champion": "1"}
+    assert run["tags.gate.metric"] == "MAE of spend"
+    # every candidate measured on the same customers, with its interval where it has one
+    for candidate in ("", "spend_rate.", "bgnbd_gamma_gamma."):
+        for metric in ("mae", "rmse", "spearman", "normalised_gini", "top_decile_capture", "aggregate_bias"):
+            assert np.isfinite(run[f"metrics.{candidate}test.{metric}"])
+        assert run[f"metrics.{candidate}test.orders.mae"] >= 0
+    assert 0.6 < run["metrics.bgnbd_gamma_gamma.test.interval_coverage"] < 0.95
+    assert 0.6 < run["metrics.test.interval_coverage"] < 0.95
+    # the served candidate's gate metric is the lowest MAE unless the model did not win
+    served = run["tags.gate.served"]
+    assert run["metrics.served.test.gate_metric"] == run[f"metrics.{'' if served == 'model' else served + '.'}test.mae"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "plots")}
+    assert {"plots/deciles.png", "plots/evidence.png"} <= artifacts
+
+    out = tmp_path / "scores.parquet"
+    argv = ["--data", str(workspace["data"]), "--out", str(out), "--mlflow-store", str(workspace["store"])]
+    assert score.main([*argv, "--models", "clv"]) == 0
+    scores = pd.read_parquet(out)
+    buyers = scores.dropna(subset=[s.CLV])
+    assert len(buyers) > 0.5 * len(scores)
+    assert (buyers[s.CLV_LOW] <= buyers[s.CLV]).all() and (buyers[s.CLV] <= buyers[s.CLV_HIGH]).all()
+    assert buyers[s.P_ACTIVE].between(0, 1).all()
+    assert (buyers[s.NEXT_PURCHASE_LOW] <= buyers[s.NEXT_PURCHASE_DATE]).all()
+    assert scores.loc[scores[s.LIFECYCLE_STAGE] == "prospect", s.CLV].isna().all()
+    # another horizon at scoring time: the same model, asked about four months
+    shorter = tmp_path / "shorter.parquet"
+    assert score.main([*argv[:3], str(shorter), *argv[4:], "--models", "clv", "--set", "clv.horizon_days=120"]) == 0
+    ratio = (pd.read_parquet(shorter)[s.CLV] / scores[s.CLV]).dropna()
+    assert ratio.between(0.2, 0.6).mean() > 0.95

@@ -17,9 +17,11 @@ import pandas as pd
 from features import schema as s
 from features.customer import feature_columns
 from features.population import churn_population
-from models.names import CHURN, PROPENSITY, RECOMMENDER
+from models.names import CHURN, CLV, PROPENSITY, RECOMMENDER
 from models.outcome import fit_outcome_model
 from models.recommender import TwoStageRecommender
+from models.value import PARETO_NBD, BuyTillYouDieValue, ValueConfig
+from models.value_model import CustomerValueModel, summary_from_features
 from pipelines import registry
 from pipelines.cli import data_end
 from pipelines.profiles import build_profiles, build_reference, materialize
@@ -80,6 +82,11 @@ def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> Serv
     )
     recommender = recommender.refresh_candidates(transactions, products, as_of)
 
+    reference = build_reference(tables, as_of, settings.propensity.top_categories)
+    profiles = build_profiles(tables, as_of, settings.features, reference)
+    pareto = BuyTillYouDieValue(PARETO_NBD).fit(summary_from_features(profiles))
+    value = CustomerValueModel("pareto_nbd_gamma_gamma", pareto, pareto, ValueConfig(draws=200))
+
     mlflow_store = root / "mlruns"
     registry.use_experiment(mlflow_store)
     example = holdout.head(3)
@@ -88,13 +95,12 @@ def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> Serv
             (CHURN, registry.log_model(models[CHURN], CHURN, example)),
             (PROPENSITY, registry.log_model(models[PROPENSITY], PROPENSITY, example)),
             (RECOMMENDER, registry.log_recommender(recommender, RECOMMENDER, example[s.CUSTOMER_ID].tolist())),
+            (CLV, registry.log_model(value, CLV, profiles.head(3))),
         ):
             registry.set_alias(name, registry.CHAMPION, version)
 
     store_path = root / "profiles.sqlite"
     materialize(tables, as_of, settings, store_path)
-    reference = build_reference(tables, as_of, settings.propensity.top_categories)
-    profiles = build_profiles(tables, as_of, settings.features, reference)
     return ServiceWorkspace(mlflow_store, store_path, as_of, tables, profiles)
 
 

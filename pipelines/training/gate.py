@@ -24,11 +24,13 @@ from models import recommender_evaluation as evaluation
 from models.evidence import Evidence, Interval, beats, gather_evidence, mean_draws, roc_auc_draws
 from models.outcome import OutcomeModel, assemble_outcome_model
 from models.recommender import BASELINES as RECOMMENDER_BASELINES
+from models.value_metrics import SPEARMAN
 from pipelines import registry
 from pipelines.settings import GateSettings
-from pipelines.training import outcome, recommender
+from pipelines.training import outcome, recommender, value
 from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import ALL_ITEMS, NEW_ITEMS, RecommenderResult, per_user_ndcg
+from pipelines.training.value import ValueResult
 
 CHAMPION = "champion"
 
@@ -239,3 +241,66 @@ def remeasure_recommender_champion(result: RecommenderResult, tables: dict[str, 
     except Exception as error:  # noqa: BLE001 -- a champion pickled by other code may not run on this code
         return Champion(version, unmeasurable=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
     return Champion(version, scores=per_user_ndcg(lists, result.window)[ALL_ITEMS])
+
+
+# ---------------------------------------------------------------------------
+# Customer value: MAE of the horizon's spend per customer; the model must also rank no worse.
+# ---------------------------------------------------------------------------
+VALUE_METRIC = "MAE of spend"
+
+
+def decide_value_model(result: ValueResult, gate: GateSettings, replace_unmeasurable: bool = False) -> GateDecision:
+    """The gate for customer value: the lowest MAE of spend on the test customers; the model wins only
+    if it also ranks them no worse than the best baseline (Spearman's correlation, point estimates),
+    so a model that is closer on average but orders customers worse is not served."""
+    champion = remeasure_value_champion(result)
+    evidence = value_evidence(result, gate, champion)
+    best = evidence.best(value.BASELINES)
+    spearman = {name: result.metrics[name][SPEARMAN] for name in (MODEL, best)}
+    ranks_no_worse = bool(np.isfinite(spearman[MODEL]) and spearman[MODEL] >= spearman[best])
+    extra = (
+        ""
+        if ranks_no_worse
+        else f"; it ranks worse than {best} (Spearman {spearman[MODEL]:.3f} < {spearman[best]:.3f})"
+    )
+    return decide(evidence, value.BASELINES, VALUE_METRIC, champion, gate, replace_unmeasurable, ranks_no_worse, extra)
+
+
+def value_evidence(result: ValueResult, gate: GateSettings, champion: Champion | None = None) -> Evidence:
+    """Mean absolute error of every candidate's spend (and the re-measured champion's) on the test
+    customers, lower is better, with paired draws."""
+    errors = {name: result.absolute_errors(name) for name in result.candidates}
+    if champion is not None and champion.scores is not None:
+        errors[CHAMPION] = champion.scores
+    return gather_evidence(
+        VALUE_METRIC,
+        {name: float(error.mean()) for name, error in errors.items()},
+        lambda name, rows: mean_draws(errors[name], rows),
+        len(result.test.spend),
+        gate.bootstrap_samples,
+        gate.confidence,
+        lower_is_better=True,
+    )
+
+
+def remeasure_value_champion(result: ValueResult) -> Champion:
+    """The champion's absolute errors of spend on this run's test customers (or why it cannot be had)."""
+    version = registry.champion_version(result.name)
+    if version is None:
+        return Champion(None)
+    try:
+        champion = registry.load_version(result.name, version)
+        missing = [name for name in champion.feature_names if name not in result.test.features.columns]
+        if missing:
+            return Champion(version, unmeasurable=f"its feature columns are missing: {', '.join(missing[:5])}")
+        if champion.config.horizon_days != result.horizon_days:
+            return Champion(
+                version,
+                unmeasurable=f"its horizon is {champion.config.horizon_days} days, this run's {result.horizon_days}",
+            )
+        # refitted at the test cutoff: as served, its parameters saw the test window
+        refitted = champion.refitted(result.test.features)
+        predicted = refitted.predict_frame(result.test.features)[s.CLV].to_numpy(dtype=float)
+    except Exception as error:  # noqa: BLE001 -- a champion pickled by other code may not run on this code
+        return Champion(version, unmeasurable=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    return Champion(version, scores=np.abs(predicted - result.test.spend))

@@ -21,15 +21,18 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
+from features import schema as s
 from models import plots
 from models.evidence import Interval
 from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
 from models.recommender_evaluation import metric_name
+from models.value_metrics import decile_table
 from pipelines import registry
 from pipelines.training.gate import CHAMPION, GateDecision, served_outcome_model
 from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import RecommenderResult
+from pipelines.training.value import ValueResult
 
 SHAP_SAMPLE_ROWS = 2000
 GATE_METRIC = "gate_metric"
@@ -153,6 +156,46 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
     return version
 
 
+def log_value_result(result: ValueResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
+    """Log customer value under a nested run: every candidate's spend and orders metrics (MAE, RMSE,
+    Spearman, normalised Gini, top-decile capture, aggregate bias, interval coverage and width), the
+    evidence, the metrics by RFM segment, the decile plot; register the served candidate refitted at
+    as_of; move aliases per the decision. Returns the new version."""
+    tags = {"value.model_kind": result.model_kind, **({"value.note": result.note} if result.note else {})}
+    with _model_run(result, decision, as_of, result.train_cutoffs, tags):
+        registry.log_params(
+            {
+                "model": result.name,
+                "horizon_days": result.horizon_days,
+                "interval": result.config.interval,
+                "draws": result.config.draws,
+                "discount_rate_annual": result.config.discount_rate_annual,
+                "test_rows": len(result.test.spend),
+                "model_kind": result.model_kind,
+            }
+        )
+        for candidate, values in result.metrics.items():
+            prefix = "test" if candidate == MODEL else f"{candidate}.test"
+            registry.log_metrics({f"{prefix}.{name}": float(v) for name, v in values.items() if np.isfinite(v)})
+        registry.log_metrics({f"validation.{kind}.mae": mae for kind, mae in result.validation.items()})
+        _log_evidence(decision, "test")
+        _log_comparison(result.metrics)
+        registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")
+        deciles = {
+            name: decile_table(result.test.spend, frame[s.CLV].to_numpy(dtype=float))
+            for name, frame in result.predictions.items()
+        }
+        registry.log_table(deciles[MODEL], "evaluation/deciles.json")
+        title = f"{result.name}: {result.test_description} ({len(result.test.spend):,} customers)"
+        registry.log_figure(plots.plot_value_deciles(deciles, title), "plots/deciles.png", plots.SAVE_OPTIONS)
+        registry.log_figure(_evidence_figure(result, decision), "plots/evidence.png", plots.SAVE_OPTIONS)
+        served = result.served_candidates[decision.winner]
+        example = result.test.features[[s.CUSTOMER_ID, s.AS_OF, *served.feature_names]].head(5)
+        version = registry.log_model(served, result.name, example)
+    _apply_decision(result.name, version, decision)
+    return version
+
+
 def _protocol_tags(result: RecommenderResult) -> dict[str, str]:
     """Which validation protocol was used and why (`recommender.protocol`)."""
     return {"protocol": result.protocol.protocol, "protocol.reason": result.protocol.reason}
@@ -187,7 +230,7 @@ def _interval_metrics(name: str, value: Interval) -> dict[str, float]:
     return {name: value.estimate, f"{name}_low": value.low, f"{name}_high": value.high}
 
 
-def _evidence_figure(result: TrainingResult | RecommenderResult, decision: GateDecision):
+def _evidence_figure(result: TrainingResult | RecommenderResult | ValueResult, decision: GateDecision):
     evidence = decision.evidence
     return plots.plot_intervals(
         {name: (value.estimate, value.low, value.high) for name, value in evidence.metrics.items()},
@@ -206,7 +249,7 @@ def _log_comparison(metrics: dict[str, dict[str, float]]) -> None:
 
 @contextmanager
 def _model_run(
-    result: TrainingResult | RecommenderResult,
+    result: TrainingResult | RecommenderResult | ValueResult,
     decision: GateDecision,
     as_of: pd.Timestamp,
     train_cutoffs: tuple[pd.Timestamp, ...],

@@ -1,0 +1,265 @@
+"""Customer value (the `clv` family): candidates fitted before the test window, measured on it.
+
+The test window is the latest complete `clv.horizon_days` before as_of (or `--evaluate-at`); its
+customers are those who bought before it, and their labels are the spend and orders inside it.
+The candidates, all scored on the same customers:
+
+- the model: Pareto/NBD x Gamma-Gamma, or the supervised LightGBM on log spend
+  (`models.boosted_value`), whichever has the lower MAE of spend on the validation cutoff (the
+  latest training cutoff, never the test window). The supervised one trains on rolling cutoffs,
+  each followed by a full horizon before the test window; with fewer than two of them it sits out;
+- the baselines: the customer's past spend rate times the horizon, and BG/NBD x Gamma-Gamma.
+
+The parametric models are fitted on the RFM summary at the cutoff they predict from (the test
+cutoff for the test window), which is all they need. The served model is refitted the same way
+at as_of (`CustomerValueModel.refitted`): what the supervised candidate learnt from labels stays,
+the summary-based parts see every purchase. A champion is re-measured refitted at the test cutoff,
+so that no candidate has seen the test window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from features import schema as s
+from features.customer import feature_columns
+from features.labels import CutoffPlan, make_value_labels, plan_cutoffs
+from models.boosted_value import BoostedValue, btyd_inputs
+from models.names import CLV
+from models.value import BGNBD, PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
+from models.value_metrics import evaluate_value, evaluate_value_by_segment
+from models.value_model import CustomerValueModel, summary_from_features
+from pipelines.errors import UserError
+from pipelines.settings import Settings
+from pipelines.training.cache import FeatureCache
+from pipelines.training.cutoffs import CutoffRequest, plan_training_cutoffs
+from pipelines.training.outcome import MODEL, booster_arguments
+
+BASELINE_SPEND_RATE = "spend_rate"
+BASELINE_BGNBD_GG = "bgnbd_gamma_gamma"
+BASELINES = (BASELINE_SPEND_RATE, BASELINE_BGNBD_GG)
+# What the model can be, chosen on the validation cutoff.
+PARETO_NBD_GG = "pareto_nbd_gamma_gamma"
+BOOSTED = "lightgbm_log_spend"
+ORDERS_PREFIX = "orders."
+
+
+@dataclass(frozen=True)
+class ValueRows:
+    """Buyers' feature rows at one cutoff with the spend and orders of the horizon after it."""
+
+    features: pd.DataFrame
+    spend: np.ndarray
+    orders: np.ndarray
+
+
+@dataclass
+class ValueResult:
+    plan: CutoffPlan
+    config: ValueConfig
+    candidates: dict[str, CustomerValueModel]  # MODEL first, then each baseline; fitted at the test cutoff
+    model_kind: str  # PARETO_NBD_GG or BOOSTED
+    validation: dict[str, float]  # MAE of spend on the validation cutoff, per model kind tried
+    note: str  # why the supervised candidate sat out, or ""
+    test: ValueRows
+    predictions: dict[str, pd.DataFrame]  # candidate -> VALUE_COLUMNS on the test rows
+    metrics: dict[str, dict[str, float]]  # candidate -> evaluate_value of spend, and of orders (prefixed)
+    by_segment: pd.DataFrame
+    served_candidates: dict[str, CustomerValueModel]  # refitted at as_of, by candidate
+    name: str = CLV
+
+    @property
+    def horizon_days(self) -> int:
+        return self.plan.horizon_days
+
+    @property
+    def test_description(self) -> str:
+        return f"test window {self.plan.test.date()} +{self.horizon_days}d"
+
+    @property
+    def train_cutoffs(self) -> tuple[pd.Timestamp, ...]:
+        return self.plan.train
+
+    def absolute_errors(self, candidate: str) -> np.ndarray:
+        return np.abs(self.predictions[candidate][s.CLV].to_numpy(dtype=float) - self.test.spend)
+
+
+def scoring_config(model: CustomerValueModel, settings: Settings) -> ValueConfig:
+    """The served model's own config, with whatever `clv.*` the scoring command set (`--set
+    clv.horizon_days=120`): the same model, asked about another horizon or interval."""
+    chosen = settings.clv.model_fields_set & {"horizon_days", "interval", "draws", "discount_rate_annual"}
+    return replace(model.config, **{name: getattr(settings.clv, name) for name in chosen})
+
+
+def value_config(settings: Settings) -> ValueConfig:
+    clv = settings.clv
+    return ValueConfig(
+        horizon_days=clv.horizon_days,
+        interval=clv.interval,
+        draws=clv.draws,
+        discount_rate_annual=clv.discount_rate_annual,
+        seed=settings.training.seed,
+    )
+
+
+def plan_value(
+    cache: FeatureCache, as_of: pd.Timestamp, settings: Settings, evaluate_at: pd.Timestamp | None
+) -> tuple[CutoffPlan, str]:
+    """(the cutoffs, a note): rolling training cutoffs for the supervised candidate when the history
+    holds two, else the test window alone and why the supervised candidate sits out."""
+    request = CutoffRequest(
+        model=CLV,
+        horizon_days=settings.clv.horizon_days,
+        n_cutoffs=settings.training.n_cutoffs + 1,
+        step_days=settings.training.cutoff_step_days,
+        min_cutoffs=2,
+        horizon_key="clv.horizon_days",
+        step_key="training.cutoff_step_days",
+    )
+    try:
+        return plan_training_cutoffs(request, cache.transactions, as_of, evaluate_at), ""
+    except UserError as error:
+        why = str(error)
+    try:
+        plan = plan_cutoffs(as_of, settings.clv.horizon_days, n_cutoffs=0, test_cutoff=evaluate_at, min_cutoffs=0)
+    except ValueError as error:
+        raise UserError(f"{CLV}: {error}; a shorter --set clv.horizon_days may fit") from error
+    return plan, f"the supervised candidate sits out ({why.removeprefix(f'{CLV}: ')})"
+
+
+def value_rows(cache: FeatureCache, cutoff: pd.Timestamp, horizon_days: int) -> ValueRows:
+    """The buyers at `cutoff` with their spend and orders in [cutoff, cutoff + horizon)."""
+    features = cache.at(cutoff).features
+    features = features.loc[features[s.PURCHASE_DAYS_TOTAL] > 0].reset_index(drop=True)
+    labels = make_value_labels(cache.transactions, features[s.CUSTOMER_ID], cutoff, horizon_days)
+    return ValueRows(features, labels[s.FUTURE_SPEND].to_numpy(float), labels[s.FUTURE_ORDERS].to_numpy(float))
+
+
+def fit_btyd(rows: ValueRows | pd.DataFrame, count_model: str) -> BuyTillYouDieValue:
+    features = rows.features if isinstance(rows, ValueRows) else rows
+    return BuyTillYouDieValue(count_model).fit(summary_from_features(features))
+
+
+def parametric_candidates(features: pd.DataFrame, config: ValueConfig) -> dict[str, CustomerValueModel]:
+    """The summary-based candidates fitted on these feature rows: Pareto/NBD x Gamma-Gamma and the
+    two baselines (the spend rate takes its timing from Pareto/NBD)."""
+    pareto = fit_btyd(features, PARETO_NBD)
+    bgnbd = fit_btyd(features, BGNBD)
+    return {
+        PARETO_NBD_GG: CustomerValueModel(PARETO_NBD_GG, pareto, pareto, config),
+        BASELINE_SPEND_RATE: CustomerValueModel(BASELINE_SPEND_RATE, SpendRateBaseline(), pareto, config),
+        BASELINE_BGNBD_GG: CustomerValueModel(BASELINE_BGNBD_GG, bgnbd, bgnbd, config),
+    }
+
+
+def boosted_inputs(rows: ValueRows, timing: BuyTillYouDieValue, config: ValueConfig, names: list[str]) -> pd.DataFrame:
+    """The supervised candidate's inputs: the feature columns and the buy-till-you-die outputs."""
+    values = timing.predict(summary_from_features(rows.features), config)
+    return pd.concat([rows.features[names].reset_index(drop=True), btyd_inputs(values).reset_index(drop=True)], axis=1)
+
+
+def fit_boosted(
+    cache: FeatureCache, plan: CutoffPlan, settings: Settings, config: ValueConfig
+) -> tuple[BoostedValue, ValueRows, BuyTillYouDieValue]:
+    """The supervised candidate on the training cutoffs, stopped early on the validation cutoff;
+    returns it with the validation rows and the Pareto/NBD fitted there."""
+    fit_cutoffs, validation_cutoff = plan.train[:-1], plan.train[-1]
+    validation = value_rows(cache, validation_cutoff, plan.horizon_days)
+    names = feature_columns(validation.features)
+    parts, spend, orders = [], [], []
+    for cutoff in tqdm(fit_cutoffs, desc=f"{CLV}: training cutoffs", leave=False):
+        rows = value_rows(cache, cutoff, plan.horizon_days)
+        parts.append(boosted_inputs(rows, fit_btyd(rows, PARETO_NBD), config, names))
+        spend.append(rows.spend)
+        orders.append(rows.orders)
+    validation_timing = fit_btyd(validation, PARETO_NBD)
+    booster = booster_arguments(settings.clv.booster, settings.training.seed)
+    model = BoostedValue(
+        booster["booster_params"],
+        booster["num_boost_round"],
+        booster["early_stopping_rounds"],
+        config.interval,
+        plan.horizon_days,
+    ).fit(
+        pd.concat(parts, ignore_index=True),
+        np.concatenate(spend),
+        np.concatenate(orders),
+        boosted_inputs(validation, validation_timing, config, names),
+        validation.spend,
+        validation.orders,
+    )
+    return model, validation, validation_timing
+
+
+def choose_model(
+    cache: FeatureCache, plan: CutoffPlan, settings: Settings, config: ValueConfig
+) -> tuple[str, BoostedValue | None, dict[str, float]]:
+    """(the model kind, the supervised model when trained, validation MAE per kind): the lower MAE
+    of spend on the validation cutoff wins. The supervised model stopped early on the same rows,
+    which flatters it a little; the test window, where the gate decides, is untouched."""
+    boosted, validation, timing = fit_boosted(cache, plan, settings, config)
+    candidates = {
+        PARETO_NBD_GG: CustomerValueModel(PARETO_NBD_GG, timing, timing, config),
+        BOOSTED: CustomerValueModel(BOOSTED, boosted, timing, config),
+    }
+    mae = {
+        kind: float(np.mean(np.abs(model.predict_frame(validation.features)[s.CLV].to_numpy() - validation.spend)))
+        for kind, model in candidates.items()
+    }
+    kind = min(mae, key=mae.get)
+    return kind, boosted, mae
+
+
+def train_value_model(
+    cache: FeatureCache, as_of: pd.Timestamp, settings: Settings, evaluate_at: pd.Timestamp | None = None
+) -> ValueResult:
+    """Fit the candidates before the test window, score them on it, and refit them at as_of."""
+    config = value_config(settings)
+    plan, note = plan_value(cache, as_of, settings, evaluate_at)
+    test = value_rows(cache, plan.test, plan.horizon_days)
+    if len(test.features) < 2:
+        raise UserError(f"{CLV}: fewer than two customers bought before the test window {plan.test.date()}")
+    kind, boosted, validation = PARETO_NBD_GG, None, {}
+    if not note:
+        kind, boosted, validation = choose_model(cache, plan, settings, config)
+    at_test = parametric_candidates(test.features, config)
+    candidates = {MODEL: _model_candidate(kind, boosted, at_test), **{name: at_test[name] for name in BASELINES}}
+    predictions = {name: candidate.predict_frame(test.features) for name, candidate in candidates.items()}
+    metrics = {name: _value_metrics(test, frame) for name, frame in predictions.items()}
+    model_values = predictions[MODEL]
+    by_segment = evaluate_value_by_segment(
+        test.spend,
+        model_values[s.CLV].to_numpy(),
+        test.features[s.RFM_SEGMENT].rename(s.RFM_SEGMENT),
+        model_values[s.CLV_LOW].to_numpy(),
+        model_values[s.CLV_HIGH].to_numpy(),
+    )
+    at_as_of = _buyers(cache.at(as_of).features)
+    served = {name: candidate.refitted(at_as_of) for name, candidate in candidates.items()}
+    return ValueResult(plan, config, candidates, kind, validation, note, test, predictions, metrics, by_segment, served)
+
+
+def _model_candidate(
+    kind: str, boosted: BoostedValue | None, parametric: dict[str, CustomerValueModel]
+) -> CustomerValueModel:
+    pareto = parametric[PARETO_NBD_GG]
+    if kind == BOOSTED:
+        return CustomerValueModel(BOOSTED, boosted, pareto.timing, pareto.config)
+    return pareto
+
+
+def _buyers(features: pd.DataFrame) -> pd.DataFrame:
+    return features.loc[features[s.PURCHASE_DAYS_TOTAL] > 0].reset_index(drop=True)
+
+
+def _value_metrics(test: ValueRows, values: pd.DataFrame) -> dict[str, float]:
+    """Spend metrics (with the interval's coverage where the candidate has one) and orders metrics."""
+    low, high = values[s.CLV_LOW].to_numpy(dtype=float), values[s.CLV_HIGH].to_numpy(dtype=float)
+    has_interval = bool(np.isfinite(low).all() and np.isfinite(high).all())
+    spend = evaluate_value(test.spend, values[s.CLV].to_numpy(dtype=float), *((low, high) if has_interval else ()))
+    orders = evaluate_value(test.orders, values[s.EXPECTED_ORDERS].to_numpy(dtype=float))
+    return {**spend, **{f"{ORDERS_PREFIX}{name}": value for name, value in orders.items()}}
