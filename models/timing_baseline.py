@@ -1,4 +1,4 @@
-"""The yardstick for "when does a customer buy next": their own mean gap, counted from their last order.
+"""The yardsticks for "when does a customer buy next": their own mean gap from their last order, and recency.
 
 `GapTimingBaseline` predicts from the RFM summary (`features.repeat_buying.rfm_summary`, weeks) the
 wait from the cutoff to the next order: last order + the customer's mean gap between orders
@@ -8,6 +8,9 @@ typical one, the median over repeat buyers. Its interval scales the gap by how g
 customers (their central `interval` share, over the median) before the elapsed time is taken
 off: a stand-in, since the summary does not hold a customer's individual gaps. No fitting beyond
 those two population numbers, no purchase process: what a model must beat.
+
+`RecencyTimingBaseline` predicts a wait equal to the time since the last order (no interval): it
+only ranks, and ranks the way recency does everywhere else in the project.
 """
 
 from __future__ import annotations
@@ -46,5 +49,25 @@ class GapTimingBaseline:
         scales = {s.NEXT_PURCHASE_DAYS: 1.0, s.NEXT_PURCHASE_LOW_DAYS: low_scale, s.NEXT_PURCHASE_HIGH_DAYS: high_scale}
         return pd.DataFrame(
             {column: np.maximum(gap * scale - since_last, 0.0) * WEEK_DAYS for column, scale in scales.items()},
+            index=summary.index,
+        )
+
+
+class RecencyTimingBaseline:
+    """A customer comes back after as long as they have been away: the wait is the days since their
+    last order. A ranking yardstick (recency is the strongest single signal of who buys soon); it
+    has no interval (NaN)."""
+
+    def fit(self, summary: pd.DataFrame) -> RecencyTimingBaseline:
+        check_summary(summary)
+        return self
+
+    def predict(self, summary: pd.DataFrame, config: ValueConfig | None = None) -> pd.DataFrame:
+        """NEXT_PURCHASE_DAYS per customer of `summary` (same index); the interval's columns NaN."""
+        summary = check_summary(summary)
+        since_last = (summary[AGE].to_numpy(dtype=float) - summary[RECENCY].to_numpy(dtype=float)) * WEEK_DAYS
+        missing = np.full(len(summary), np.nan)
+        return pd.DataFrame(
+            {s.NEXT_PURCHASE_DAYS: since_last, s.NEXT_PURCHASE_LOW_DAYS: missing, s.NEXT_PURCHASE_HIGH_DAYS: missing},
             index=summary.index,
         )

@@ -7,7 +7,7 @@ import pytest
 
 from features import schema as s
 from features.repeat_buying import AGE, FREQUENCY, MONETARY, RECENCY
-from models.timing_baseline import GapTimingBaseline
+from models.timing_baseline import GapTimingBaseline, RecencyTimingBaseline
 from models.value import ValueConfig
 
 
@@ -38,3 +38,10 @@ def test_the_interval_holds_the_median_and_widens_with_the_gaps_spread():
 def test_a_summary_without_repeat_buyers_is_refused():
     with pytest.raises(ValueError, match="no repeat buyer"):
         GapTimingBaseline().fit(summary({"A": (0, 0, 3)}))
+
+
+def test_the_recency_baseline_waits_as_long_as_the_customer_has_been_away():
+    customers = summary({"A": (2, 8, 10), "B": (0, 0, 1)})
+    predicted = RecencyTimingBaseline().fit(customers).predict(customers)
+    assert predicted[s.NEXT_PURCHASE_DAYS].tolist() == pytest.approx([14.0, 7.0])
+    assert predicted[s.NEXT_PURCHASE_LOW_DAYS].isna().all()  # it has no interval
