@@ -25,6 +25,9 @@ the predicted date of a restock that is not due in the next 14 days is read. The
   and those of customers who bought that category in that month in two earlier years or more (the
   seasonal rule needs two seasons; a habit the history does not show, it cannot find).
 
+And whether the probabilities are honest in total: the listed rows bought in the window over the
+sum of their due_probability.
+
 Every share comes with a 95% bootstrap interval over customers (1,000 draws, customers resampled
 whole). Nothing in `models/due.py` was tuned on these windows.
 """
@@ -115,6 +118,20 @@ def per_customer(keys: pd.DataFrame, customers: pd.Index) -> np.ndarray:
     return keys.groupby(s.CUSTOMER_ID).size().reindex(customers, fill_value=0).to_numpy(dtype=float)
 
 
+def probability_check(due: pd.DataFrame, window: pd.DataFrame, customers: pd.Index, rows: np.ndarray) -> dict:
+    """Are the probabilities honest: the listed rows bought in the window over the sum of their
+    due_probability (1 when, in total, they are as likely as they say)."""
+    keys = [s.CUSTOMER_ID, s.PRODUCT_ID]
+    bought = due.merge(window[keys].drop_duplicates(), on=keys, how="left", indicator=True)["_merge"] == "both"
+    expected = due.groupby(s.CUSTOMER_ID)[s.DUE_PROBABILITY].sum().reindex(customers, fill_value=0.0).to_numpy()
+    hits = per_customer(due[bought.to_numpy()], customers)
+    return {
+        "measure": "listed rows bought in the window / sum of their due_probability",
+        "estimate [95%]": _ratio(hits, expected, rows),
+        "out of": f"{int(hits.sum()):,} bought, {expected.sum():,.1f} expected",
+    }
+
+
 def precision_recall_rows(predicted: pd.DataFrame, actual: pd.DataFrame, on: list[str], customers, rows) -> dict:
     """Precision and recall of predicted keys against actual keys, counted per customer so the
     bootstrap resamples customers whole: (estimate, draws) for each."""
@@ -184,6 +201,7 @@ def evaluate_as_of(tables: dict, truth: pd.DataFrame, due: pd.DataFrame, due_all
     ):
         hits = per_customer(restocks[restocks[flag]], customers)
         results.append({"measure": measure, "estimate [95%]": _ratio(hits, n, rows), "out of": len(restocks)})
+    results.append(probability_check(due, window, customers, rows))
     for rule, chosen in (
         (LISTED, due),
         (IN_WINDOW, due[due[s.DUE_DATE] < as_of + WITHIN_DAYS * DAY]),
