@@ -88,7 +88,7 @@ def evaluate_split(transactions: pd.DataFrame, as_of: pd.Timestamp, window_days:
             "C-index": (tm.concordance_index(time, event, median), tm.concordance_draws(time, event, median, rows)),
             "MAE days (buyers)": (
                 tm.mae_days_of_buyers(time, event, median),
-                tm.ratio_of_sums_draws(np.abs(median - time) * event, event, rows),
+                tm.mae_days_draws(time, event, median, rows),
             ),
         }
         if np.isfinite(low).all() and np.isfinite(high).all():  # a candidate with an interval
@@ -112,20 +112,14 @@ def evaluate_split(transactions: pd.DataFrame, as_of: pd.Timestamp, window_days:
 def _interval_metrics(time, event, low, high, window_days: int, rows: np.ndarray) -> dict:
     """Coverage among buyers and the two shares of non-buyers, each with its bootstrap draws."""
     found = tm.evaluate_timing_interval(time, event, low, high, window_days)
-    censored = ~event
+    outcomes = tm.timing_interval_outcomes(time, event, low, high, window_days)
     return {
-        "80% coverage (buyers)": (
-            found[tm.COVERAGE_BUYERS],
-            tm.ratio_of_sums_draws((low <= time) & (time <= high) & event, event, rows),
-        ),
-        "non-buyers with low past the window": (
-            found[tm.NON_BUYERS_LOW_PAST_WINDOW],
-            tm.ratio_of_sums_draws((low >= window_days) & censored, censored, rows),
-        ),
-        "non-buyers with high inside the window": (
-            found[tm.NON_BUYERS_HIGH_INSIDE_WINDOW],
-            tm.ratio_of_sums_draws((high < window_days) & censored, censored, rows),
-        ),
+        label: (found[name], tm.ratio_of_sums_draws(outcomes[name][0] & outcomes[name][1], outcomes[name][1], rows))
+        for name, label in (
+            (tm.COVERAGE_BUYERS, "80% coverage (buyers)"),
+            (tm.NON_BUYERS_LOW_PAST_WINDOW, "non-buyers with low past the window"),
+            (tm.NON_BUYERS_HIGH_INSIDE_WINDOW, "non-buyers with high inside the window"),
+        )
     }
 
 

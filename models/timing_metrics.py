@@ -142,10 +142,25 @@ def mae_days_of_buyers(time, event, predicted) -> float:
     return float(np.abs(predicted - time)[event].mean()) if event.any() else math.nan
 
 
+def mae_days_draws(time, event, predicted, rows: np.ndarray) -> np.ndarray:
+    """`mae_days_of_buyers` on each bootstrap draw of customers (NaN for a draw without a buyer)."""
+    time, event, predicted = check_timing_inputs(time, event, predicted)
+    return ratio_of_sums_draws(np.abs(predicted - time) * event, event, rows)
+
+
 def evaluate_timing_interval(time, event, low, high, window_days: float) -> dict[str, float]:
     """How the intervals [low, high] of the wait fare: coverage among buyers, and among non-buyers
     (censored at `window_days`) the share whose low end lies at or past the window's end (right) and
     the share whose high end lies before it (wrong). NaN for a share of nobody."""
+    outcomes = timing_interval_outcomes(time, event, low, high, window_days)
+    event = outcomes[COVERAGE_BUYERS][1]
+    shares = {name: _share(hit, among) for name, (hit, among) in outcomes.items()}
+    return shares | {BUYERS: float(event.sum()), NON_BUYERS: float((~event).sum())}
+
+
+def timing_interval_outcomes(time, event, low, high, window_days: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per customer, for each share of `evaluate_timing_interval`: (hit, counted) flags, so a
+    bootstrap can resample customers (`ratio_of_sums_draws(hit & counted, counted, rows)`)."""
     time, event, low, high = check_timing_inputs(time, event, low, high, names=("low", "high"))
     if (low > high).any():
         raise ValueError(f"{int((low > high).sum())} interval(s) have low above high")
@@ -153,11 +168,9 @@ def evaluate_timing_interval(time, event, low, high, window_days: float) -> dict
         raise ValueError(f"window_days must be > 0, got {window_days}")
     censored = ~event
     return {
-        COVERAGE_BUYERS: _share((low <= time) & (time <= high), event),
-        NON_BUYERS_LOW_PAST_WINDOW: _share(low >= window_days, censored),
-        NON_BUYERS_HIGH_INSIDE_WINDOW: _share(high < window_days, censored),
-        BUYERS: float(event.sum()),
-        NON_BUYERS: float(censored.sum()),
+        COVERAGE_BUYERS: ((low <= time) & (time <= high), event),
+        NON_BUYERS_LOW_PAST_WINDOW: (low >= window_days, censored),
+        NON_BUYERS_HIGH_INSIDE_WINDOW: (high < window_days, censored),
     }
 
 

@@ -132,3 +132,14 @@ def test_a_large_sample_is_counted_exactly():
     time = rng.integers(0, 1_000_000, size=200_000).astype(float)
     event = rng.random(200_000) < 0.5
     assert tm.concordance_index(time, event, time) == 1.0
+
+
+def test_the_draws_of_the_mae_and_the_interval_shares_resample_customers():
+    time, event = np.array([2.0, 10.0, 30.0]), np.array([True, True, False])
+    rows = np.array([[0, 0, 2], [1, 2, 2], [2, 2, 2]])
+    np.testing.assert_allclose(tm.mae_days_draws(time, event, [4.0, 7.0, 1.0], rows), [2.0, 3.0, np.nan])
+    outcomes = tm.timing_interval_outcomes(time, event, [1.0, 11.0, 31.0], [3.0, 12.0, 40.0], window_days=30)
+    hit, counted = outcomes[tm.COVERAGE_BUYERS]
+    np.testing.assert_allclose(tm.ratio_of_sums_draws(hit & counted, counted, rows), [1.0, 0.0, np.nan])
+    hit, counted = outcomes[tm.NON_BUYERS_LOW_PAST_WINDOW]
+    np.testing.assert_allclose(tm.ratio_of_sums_draws(hit & counted, counted, rows), [1.0, 1.0, 1.0])
