@@ -43,11 +43,32 @@ CANDIDATES = {
 DOCS = Path("docs/BENCHMARKS.md")
 
 
-def run(work: Path, draws: int) -> tuple[pd.DataFrame, dict]:
+def load_cdnow_transactions(work: Path) -> pd.DataFrame:
+    """The CDNOW sample's transactions, through `pipelines.ingest` and validation, as a user gets them."""
     data = work / "data"
     assert ingest.main(["--format", "cdnow", "--input", str(fetch_cdnow_sample()), "--out", str(data)]) == 0
     tables, _ = load_valid_tables(data, now_utc())
-    transactions = tables[s.TRANSACTIONS]
+    return tables[s.TRANSACTIONS]
+
+
+def observe_next_purchase(
+    transactions: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Timestamp, window_days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(time, event) per customer of `customer_ids`: days from as_of to their first purchase in
+    [as_of, as_of + window_days) plus a half (a purchase on day d came during it), and whether
+    there was one; customers without one are censored at `window_days`."""
+    bought = transactions[
+        (transactions[s.TIMESTAMP] >= as_of)
+        & (transactions[s.TIMESTAMP] < as_of + pd.Timedelta(days=window_days))
+        & s.is_purchase(transactions[s.QUANTITY])
+    ]
+    first = bought.groupby(bought[s.CUSTOMER_ID].astype(str))[s.TIMESTAMP].min()
+    days = ((first - as_of).dt.days + 0.5).reindex(customer_ids)
+    return days.fillna(float(window_days)).to_numpy(dtype=float), days.notna().to_numpy()
+
+
+def run(work: Path, draws: int) -> tuple[pd.DataFrame, dict]:
+    transactions = load_cdnow_transactions(work)
     summary = rfm_summary(transactions, AS_OF)
     actual = make_value_labels(transactions, summary.index.tolist(), AS_OF, HOLDOUT_DAYS).set_index(s.CUSTOMER_ID)
     config = ValueConfig(horizon_days=HOLDOUT_DAYS, draws=draws)
@@ -94,14 +115,9 @@ def run(work: Path, draws: int) -> tuple[pd.DataFrame, dict]:
 def _next_purchase(transactions: pd.DataFrame, predicted: pd.DataFrame) -> dict[str, str]:
     """For customers who bought in the holdout: the predicted median wait's MAE in days, and how many
     first holdout purchases fall in the 80% interval."""
-    bought = transactions[
-        (transactions[s.TIMESTAMP] >= AS_OF)
-        & (transactions[s.TIMESTAMP] < AS_OF + pd.Timedelta(days=HOLDOUT_DAYS))
-        & s.is_purchase(transactions[s.QUANTITY])
-    ]
-    first = bought.groupby(bought[s.CUSTOMER_ID].astype(str))[s.TIMESTAMP].min()
-    days = (first - AS_OF).dt.days.to_numpy() + 0.5  # a purchase on day d came during it
-    chosen = predicted.loc[first.index]
+    time, event = observe_next_purchase(transactions, predicted.index, AS_OF, HOLDOUT_DAYS)
+    days = time[event]
+    chosen = predicted[event]
     inside = (chosen[s.NEXT_PURCHASE_LOW_DAYS] <= days) & (days <= chosen[s.NEXT_PURCHASE_HIGH_DAYS])
     return {
         "next purchase: MAE days (buyers)": f"{np.abs(chosen[s.NEXT_PURCHASE_DAYS] - days).mean():.1f}",
