@@ -54,17 +54,11 @@ def load_cdnow_transactions(work: Path) -> pd.DataFrame:
 def observe_next_purchase(
     transactions: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Timestamp, window_days: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(time, event) per customer of `customer_ids`: days from as_of to their first purchase in
-    [as_of, as_of + window_days) plus a half (a purchase on day d came during it), and whether
-    there was one; customers without one are censored at `window_days`."""
-    bought = transactions[
-        (transactions[s.TIMESTAMP] >= as_of)
-        & (transactions[s.TIMESTAMP] < as_of + pd.Timedelta(days=window_days))
-        & s.is_purchase(transactions[s.QUANTITY])
-    ]
-    first = bought.groupby(bought[s.CUSTOMER_ID].astype(str))[s.TIMESTAMP].min()
-    days = ((first - as_of).dt.days + 0.5).reindex(customer_ids)
-    return days.fillna(float(window_days)).to_numpy(dtype=float), days.notna().to_numpy()
+    """(time, event) per customer of `customer_ids`: the product's next-purchase labels
+    (`features.labels.make_value_labels`: the wait to the first purchase in the window, censored at
+    `window_days`, and whether there was one)."""
+    labels = make_value_labels(transactions, customer_ids, as_of, window_days)
+    return labels[s.NEXT_PURCHASE_WAIT].to_numpy(dtype=float), labels[s.NEXT_PURCHASE_SEEN].to_numpy()
 
 
 def run(work: Path, draws: int) -> tuple[pd.DataFrame, dict]:

@@ -69,7 +69,8 @@ def make_value_labels(
 ) -> pd.DataFrame:
     """future_orders and future_spend of each given customer in [as_of, as_of + horizon_days): their
     distinct orders with a purchase line, and those lines' summed value (0 for a customer who
-    bought nothing). Rows in the order given."""
+    bought nothing); and the wait to their first purchase in it (`schema.NEXT_PURCHASE_WAIT`, censored
+    at the horizon where `NEXT_PURCHASE_SEEN` is false). Rows in the order given."""
     as_of = pd.Timestamp(as_of)
     future = _purchases_between(transactions, as_of, as_of + horizon_days * DAY)
     customer = future[s.CUSTOMER_ID].astype("str")
@@ -82,12 +83,16 @@ def make_value_labels(
         .sum()
     )
     orders = future[s.ORDER_ID].groupby(customer.to_numpy()).nunique()
+    first = future[s.TIMESTAMP].groupby(customer.to_numpy()).min()
     ids = pd.Index(pd.array(list(customer_ids), dtype="str"))
+    wait = ((first - as_of).dt.days + 0.5).reindex(ids)
     return pd.DataFrame(
         {
             s.CUSTOMER_ID: ids,
             s.FUTURE_ORDERS: orders.reindex(ids, fill_value=0).to_numpy(np.int64),
             s.FUTURE_SPEND: spend.reindex(ids, fill_value=0.0).to_numpy(np.float64),
+            s.NEXT_PURCHASE_WAIT: wait.fillna(float(horizon_days)).to_numpy(np.float64),
+            s.NEXT_PURCHASE_SEEN: wait.notna().to_numpy(),
         }
     )
 

@@ -479,6 +479,10 @@ PRODUCTS_BOUGHT = "products_bought"
 # purchase lines; spend: their summed `line_value`, returns not netted, as the spend models count it).
 FUTURE_ORDERS = "future_orders"
 FUTURE_SPEND = "future_spend"
+# Days from as_of to the first purchase in the horizon, plus a half (a purchase on day d came during
+# it); censored at the horizon for customers who bought nothing in it (NEXT_PURCHASE_SEEN false).
+NEXT_PURCHASE_WAIT = "next_purchase_wait"
+NEXT_PURCHASE_SEEN = "next_purchase_seen"
 
 # Event types counted per behaviour window, with the plural noun used in the column name.
 BEHAVIOUR_COUNTS = {

@@ -18,9 +18,10 @@ next_purchase_high. Empty for customers who never bought (nothing to extrapolate
 
 Which models: those named by `--models`, each of which must have a version with `--alias`; by
 default every feature-row model (churn, propensity, clv) that has one (a missing one is noted on
-stderr and its columns are left out), and the recommender when `--k` asks for lists. Without `--models` and `--k`, a registry
-with no model at all is an error, unless `--due-within` asks for the due table, which needs none:
-then the scores hold customer_id, rfm_segment and lifecycle_stage only.
+stderr and its columns are left out), and the recommender when `--k` asks for lists. Without
+`--models` and `--k`, a registry with no model at all is an error, unless `--due-within` asks for
+the due table, which needs none: then the scores hold customer_id, rfm_segment and lifecycle_stage
+only.
 
 With `--k K`, the registered recommender adds `recommendations`: each customer's top K product
 ids, best first (products they own are left out, consumables due for restock kept; customers

@@ -223,12 +223,22 @@ def print_summary(results: list[LoggedResult], as_of: pd.Timestamp, elapsed: flo
             protocol = logged.result.protocol
             print(f"  {logged.result.name}: validated {protocol.protocol.replace('_', ' ')}: {protocol.reason}")
         if isinstance(logged.result, ValueResult):
-            print(f"  {logged.result.name}: the model is {logged.result.model_kind}" + _validation_words(logged.result))
+            value = logged.result
+            print(f"  {value.name}: the model is {value.model_kind}{_validation_words(value)}")
+            print(f"  {value.name}: next purchase from {value.timing_model}: {_timing_words(value)}")
         if isinstance(logged.result, TrainingResult) and not logged.result.trees:
             print(
                 f"  {logged.result.name}: trees off, the model is its linear base only: "
                 f"{logged.result.share_older_than_training:.0%} of test customers are older than any training row"
             )
+
+
+def _timing_words(result: ValueResult) -> str:
+    served = result.timing_metrics[result.timing_model]
+    return (
+        f"concordance {served['concordance']:.3f}, MAE {served['mae_days_buyers']:.0f} days over buyers, "
+        f"80% interval holds {served['coverage_buyers']:.0%} of buyers (test window)"
+    )
 
 
 def _validation_words(result: ValueResult) -> str:

@@ -310,6 +310,13 @@ def test_customer_value_is_gated_logged_registered_and_scored(workspace, tmp_pat
     assert run["metrics.served.test.gate_metric"] == run[f"metrics.{'' if served == 'model' else served + '.'}test.mae"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "plots")}
     assert {"plots/deciles.png", "plots/evidence.png"} <= artifacts
+    # the next purchase, measured for both count models on the test window, the served one named
+    timing = run["tags.value.timing_model"]
+    assert timing in ("pareto_nbd", "bgnbd")
+    for count_model in ("pareto_nbd", "bgnbd"):
+        assert 0.6 < run[f"metrics.timing.{count_model}.test.concordance"] <= 1.0
+        assert run[f"metrics.timing.{count_model}.test.mae_days_buyers"] > 0
+    assert 0.7 < run[f"metrics.timing.{timing}.test.coverage_buyers"] < 0.95
 
     out = tmp_path / "scores.parquet"
     argv = ["--data", str(workspace["data"]), "--out", str(out), "--mlflow-store", str(workspace["store"])]

@@ -159,9 +159,15 @@ def log_recommender_result(result: RecommenderResult, decision: GateDecision, as
 def log_value_result(result: ValueResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
     """Log customer value under a nested run: every candidate's spend and orders metrics (MAE, RMSE,
     Spearman, normalised Gini, top-decile capture, aggregate bias, interval coverage and width), the
-    evidence, the metrics by RFM segment, the decile plot; register the served candidate refitted at
-    as_of; move aliases per the decision. Returns the new version."""
-    tags = {"value.model_kind": result.model_kind, **({"value.note": result.note} if result.note else {})}
+    next purchase's (`timing.<count model>.test.concordance`, `.mae_days_buyers`,
+    `.coverage_buyers`, on the test window and the validation cutoff), the evidence, the metrics by
+    RFM segment, the decile plot; register the served candidate refitted at as_of; move aliases per
+    the decision. Returns the new version."""
+    tags = {
+        "value.model_kind": result.model_kind,
+        "value.timing_model": result.timing_model,
+        **({"value.note": result.note} if result.note else {}),
+    }
     with _model_run(result, decision, as_of, result.train_cutoffs, tags):
         registry.log_params(
             {
@@ -178,6 +184,11 @@ def log_value_result(result: ValueResult, decision: GateDecision, as_of: pd.Time
             prefix = "test" if candidate == MODEL else f"{candidate}.test"
             registry.log_metrics({f"{prefix}.{name}": float(v) for name, v in values.items() if np.isfinite(v)})
         registry.log_metrics({f"validation.{kind}.mae": mae for kind, mae in result.validation.items()})
+        for window, by_model in (("test", result.timing_metrics), ("validation", result.timing_validation)):
+            for count_model, values in by_model.items():
+                registry.log_metrics(
+                    {f"timing.{count_model}.{window}.{name}": v for name, v in values.items() if np.isfinite(v)}
+                )
         _log_evidence(decision, "test")
         _log_comparison(result.metrics)
         registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")

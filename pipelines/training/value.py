@@ -10,6 +10,11 @@ The candidates, all scored on the same customers:
   each followed by a full horizon before the test window; with fewer than two of them it sits out;
 - the baselines: the customer's past spend rate times the horizon, and BG/NBD x Gamma-Gamma.
 
+The next purchase (p_active and the wait to the next order) comes from the conditional timing of
+Pareto/NBD or BG/NBD, whichever ranks the observed waits of the validation cutoff better
+(censoring-aware concordance; within the noise of each other, the lower MAE of days over buyers).
+Both are measured on the test window too: concordance, MAE of days, interval coverage.
+
 The parametric models are fitted on the RFM summary at the cutoff they predict from (the test
 cutoff for the test window), which is all they need. The served model is refitted the same way
 at as_of (`CustomerValueModel.refitted`): what the supervised candidate learnt from labels stays,
@@ -29,7 +34,16 @@ from features import schema as s
 from features.customer import feature_columns
 from features.labels import CutoffPlan, make_value_labels, plan_cutoffs
 from models.boosted_value import BoostedValue, btyd_inputs
+from models.evidence import gather_evidence
 from models.names import CLV
+from models.timing_metrics import (
+    CONCORDANCE,
+    MAE_DAYS_BUYERS,
+    concordance_draws,
+    concordance_index,
+    evaluate_timing_interval,
+    mae_days_of_buyers,
+)
 from models.value import BGNBD, PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 from models.value_metrics import evaluate_value, evaluate_value_by_segment
 from models.value_model import CustomerValueModel, summary_from_features
@@ -39,6 +53,9 @@ from pipelines.training.cache import FeatureCache
 from pipelines.training.cutoffs import CutoffRequest, plan_training_cutoffs
 from pipelines.training.outcome import MODEL, booster_arguments
 
+TIMING_MODELS = (PARETO_NBD, BGNBD)  # whose conditional timing may be served, chosen on the validation cutoff
+TIMING_BOOTSTRAP_SAMPLES = 200  # each concordance draw is a sort: 200 keep the choice to seconds
+TIMING_DAYS = (s.NEXT_PURCHASE_DAYS, s.NEXT_PURCHASE_LOW_DAYS, s.NEXT_PURCHASE_HIGH_DAYS)
 BASELINE_SPEND_RATE = "spend_rate"
 BASELINE_BGNBD_GG = "bgnbd_gamma_gamma"
 BASELINES = (BASELINE_SPEND_RATE, BASELINE_BGNBD_GG)
@@ -50,11 +67,14 @@ ORDERS_PREFIX = "orders."
 
 @dataclass(frozen=True)
 class ValueRows:
-    """Buyers' feature rows at one cutoff with the spend and orders of the horizon after it."""
+    """Buyers' feature rows at one cutoff with the spend, orders and wait to the next purchase of
+    the horizon after it (`wait` censored at the horizon where `seen` is false)."""
 
     features: pd.DataFrame
     spend: np.ndarray
     orders: np.ndarray
+    wait: np.ndarray
+    seen: np.ndarray
 
 
 @dataclass
@@ -70,6 +90,9 @@ class ValueResult:
     metrics: dict[str, dict[str, float]]  # candidate -> evaluate_value of spend, and of orders (prefixed)
     by_segment: pd.DataFrame
     served_candidates: dict[str, CustomerValueModel]  # refitted at as_of, by candidate
+    timing_model: str  # the count model whose next-purchase timing is served
+    timing_validation: dict[str, dict[str, float]]  # count model -> timing metrics on the validation cutoff
+    timing_metrics: dict[str, dict[str, float]]  # count model -> timing metrics on the test window
     name: str = CLV
 
     @property
@@ -136,7 +159,48 @@ def value_rows(cache: FeatureCache, cutoff: pd.Timestamp, horizon_days: int) -> 
     features = cache.at(cutoff).features
     features = features.loc[features[s.PURCHASE_DAYS_TOTAL] > 0].reset_index(drop=True)
     labels = make_value_labels(cache.transactions, features[s.CUSTOMER_ID], cutoff, horizon_days)
-    return ValueRows(features, labels[s.FUTURE_SPEND].to_numpy(float), labels[s.FUTURE_ORDERS].to_numpy(float))
+    return ValueRows(
+        features,
+        labels[s.FUTURE_SPEND].to_numpy(float),
+        labels[s.FUTURE_ORDERS].to_numpy(float),
+        labels[s.NEXT_PURCHASE_WAIT].to_numpy(float),
+        labels[s.NEXT_PURCHASE_SEEN].to_numpy(bool),
+    )
+
+
+def evaluate_timing(rows: ValueRows, values: pd.DataFrame, window_days: int) -> dict[str, float]:
+    """How the predicted next purchase fared: concordance of the median wait with the observed one
+    (censoring-aware), MAE of days over those who bought, and the interval's coverage (buyers; and
+    among non-buyers, the shares whose interval starts past the window or ends inside it)."""
+    median, low, high = (values[column].to_numpy(dtype=float) for column in TIMING_DAYS)
+    return {
+        CONCORDANCE: concordance_index(rows.wait, rows.seen, median),
+        MAE_DAYS_BUYERS: mae_days_of_buyers(rows.wait, rows.seen, median),
+        **evaluate_timing_interval(rows.wait, rows.seen, low, high, window_days),
+    }
+
+
+def choose_timing(validation: ValueRows, window_days: int, config: ValueConfig) -> tuple[str, dict[str, dict]]:
+    """(the count model whose timing is served, each one's timing metrics on the validation cutoff):
+    the higher concordance, and where the two are within the noise of each other (a paired 95%
+    interval that holds 0), the lower MAE of days over buyers."""
+    summary = summary_from_features(validation.features)
+    medians, metrics = {}, {}
+    for count_model in TIMING_MODELS:
+        values = BuyTillYouDieValue(count_model).fit(summary).predict(summary, config, intervals=False)
+        medians[count_model] = values[s.NEXT_PURCHASE_DAYS].to_numpy(dtype=float)
+        metrics[count_model] = evaluate_timing(validation, values, window_days)
+    evidence = gather_evidence(
+        CONCORDANCE,
+        {name: metrics[name][CONCORDANCE] for name in TIMING_MODELS},
+        lambda name, rows: concordance_draws(validation.wait, validation.seen, medians[name], rows),
+        len(validation.wait),
+        samples=TIMING_BOOTSTRAP_SAMPLES,
+    )
+    difference = evidence.difference(*TIMING_MODELS)
+    if difference.low > 0 or difference.high < 0:
+        return evidence.best(TIMING_MODELS), metrics
+    return min(TIMING_MODELS, key=lambda name: metrics[name][MAE_DAYS_BUYERS]), metrics
 
 
 def fit_btyd(rows: ValueRows | pd.DataFrame, count_model: str) -> BuyTillYouDieValue:
@@ -144,14 +208,17 @@ def fit_btyd(rows: ValueRows | pd.DataFrame, count_model: str) -> BuyTillYouDieV
     return BuyTillYouDieValue(count_model).fit(summary_from_features(features))
 
 
-def parametric_candidates(features: pd.DataFrame, config: ValueConfig) -> dict[str, CustomerValueModel]:
+def parametric_candidates(
+    features: pd.DataFrame, config: ValueConfig, timing_model: str = PARETO_NBD
+) -> dict[str, CustomerValueModel]:
     """The summary-based candidates fitted on these feature rows: Pareto/NBD x Gamma-Gamma and the
-    two baselines (the spend rate takes its timing from Pareto/NBD)."""
-    pareto = fit_btyd(features, PARETO_NBD)
-    bgnbd = fit_btyd(features, BGNBD)
+    two baselines. Each takes its timing from `timing_model` except BG/NBD x Gamma-Gamma, the
+    yardstick, which is all BG/NBD."""
+    fitted = {count_model: fit_btyd(features, count_model) for count_model in TIMING_MODELS}
+    pareto, bgnbd, timing = fitted[PARETO_NBD], fitted[BGNBD], fitted[timing_model]
     return {
-        PARETO_NBD_GG: CustomerValueModel(PARETO_NBD_GG, pareto, pareto, config),
-        BASELINE_SPEND_RATE: CustomerValueModel(BASELINE_SPEND_RATE, SpendRateBaseline(), pareto, config),
+        PARETO_NBD_GG: CustomerValueModel(PARETO_NBD_GG, pareto, timing, config),
+        BASELINE_SPEND_RATE: CustomerValueModel(BASELINE_SPEND_RATE, SpendRateBaseline(), timing, config),
         BASELINE_BGNBD_GG: CustomerValueModel(BASELINE_BGNBD_GG, bgnbd, bgnbd, config),
     }
 
@@ -223,10 +290,12 @@ def train_value_model(
     test = value_rows(cache, plan.test, plan.horizon_days)
     if len(test.features) < 2:
         raise UserError(f"{CLV}: fewer than two customers bought before the test window {plan.test.date()}")
-    kind, boosted, validation = PARETO_NBD_GG, None, {}
+    kind, boosted, validation, timing_model, timing_validation = PARETO_NBD_GG, None, {}, PARETO_NBD, {}
     if not note:
         kind, boosted, validation = choose_model(cache, plan, settings, config)
-    at_test = parametric_candidates(test.features, config)
+        validation_rows = value_rows(cache, plan.train[-1], plan.horizon_days)
+        timing_model, timing_validation = choose_timing(validation_rows, plan.horizon_days, config)
+    at_test = parametric_candidates(test.features, config, timing_model)
     candidates = {MODEL: _model_candidate(kind, boosted, at_test), **{name: at_test[name] for name in BASELINES}}
     predictions = {name: candidate.predict_frame(test.features) for name, candidate in candidates.items()}
     metrics = {name: _value_metrics(test, frame) for name, frame in predictions.items()}
@@ -238,9 +307,28 @@ def train_value_model(
         model_values[s.CLV_LOW].to_numpy(),
         model_values[s.CLV_HIGH].to_numpy(),
     )
+    timing = {
+        count_model: evaluate_timing(test, predictions[name], plan.horizon_days)
+        for count_model, name in ((timing_model, MODEL), (BGNBD, BASELINE_BGNBD_GG))
+    }
     at_as_of = _buyers(cache.at(as_of).features)
     served = {name: candidate.refitted(at_as_of) for name, candidate in candidates.items()}
-    return ValueResult(plan, config, candidates, kind, validation, note, test, predictions, metrics, by_segment, served)
+    return ValueResult(
+        plan,
+        config,
+        candidates,
+        kind,
+        validation,
+        note,
+        test,
+        predictions,
+        metrics,
+        by_segment,
+        served,
+        timing_model,
+        timing_validation,
+        timing,
+    )
 
 
 def _model_candidate(
