@@ -162,17 +162,22 @@ def _refit(model: BuyTillYouDieValue, summary: pd.DataFrame) -> BuyTillYouDieVal
     return BuyTillYouDieValue(model.count_model, model.penalizer).fit(summary)
 
 
+# A wait beyond this has no date: "not within a century" (a quiet customer's upper end can be
+# millions of days, past what a timestamp holds).
+MAX_DATED_WAIT_DAYS = 36_500
+
+
 def next_purchase_dates(values: pd.DataFrame, as_of) -> pd.DataFrame:
     """next_purchase_date, next_purchase_low, next_purchase_high: each row's as_of (its midnight)
-    plus the waits in days, rounded to whole days (NaT where there is no wait)."""
+    plus the waits in days, rounded to whole days (NaT where there is no wait, or it is longer than
+    `MAX_DATED_WAIT_DAYS`)."""
     start = pd.DatetimeIndex(np.broadcast_to(pd.to_datetime(as_of), len(values))).normalize()
-    return pd.DataFrame(
-        {
-            date_column: start + pd.to_timedelta(np.round(values[days_column].to_numpy(dtype=float)), unit="D")
-            for date_column, days_column in NEXT_PURCHASE_DATES.items()
-        },
-        index=values.index,
-    )
+    dates = {}
+    for date_column, days_column in NEXT_PURCHASE_DATES.items():
+        days = np.round(values[days_column].to_numpy(dtype=float))
+        days[~(days <= MAX_DATED_WAIT_DAYS)] = np.nan
+        dates[date_column] = start + pd.to_timedelta(days, unit="D")
+    return pd.DataFrame(dates, index=values.index)
 
 
 NEXT_PURCHASE_DATES = {

@@ -14,7 +14,7 @@ from features.repeat_buying import rfm_summary
 from models.boosted_value import BTYD_INPUTS, BoostedValue, conformal_widening, level_factor
 from models.value import PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 from models.value_metrics import spearman
-from models.value_model import CustomerValueModel, summary_from_features
+from models.value_model import CustomerValueModel, next_purchase_dates, summary_from_features
 from pipelines.profiles import build_profiles, build_reference
 from pipelines.settings import load_settings
 
@@ -139,3 +139,17 @@ def test_the_level_factor_and_the_conformal_widening_on_hand_numbers():
     inside = (low - widening <= actual) & (actual <= high + widening)
     assert inside.mean() >= 0.8
     assert conformal_widening(low, high, np.full(10, 0.5), 0.8) < 0  # all well inside: it narrows
+
+
+def test_a_wait_past_a_century_has_no_date_instead_of_an_overflow():
+    waits = pd.DataFrame(
+        {
+            s.NEXT_PURCHASE_DAYS: [10.4, 5e9],
+            s.NEXT_PURCHASE_LOW_DAYS: [1.0, 3.0],
+            s.NEXT_PURCHASE_HIGH_DAYS: [40.0, np.nan],
+        }
+    )
+    dates = next_purchase_dates(waits, pd.Series([AS_OF + pd.Timedelta(hours=13)] * 2))
+    assert dates[s.NEXT_PURCHASE_DATE].iloc[0] == pd.Timestamp("2025-01-11")  # from as_of's midnight
+    assert dates[s.NEXT_PURCHASE_LOW].iloc[1] == pd.Timestamp("2025-01-04")
+    assert pd.isna(dates[s.NEXT_PURCHASE_DATE].iloc[1]) and pd.isna(dates[s.NEXT_PURCHASE_HIGH].iloc[1])

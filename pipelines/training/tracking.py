@@ -27,12 +27,13 @@ from models.evidence import Interval
 from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
 from models.recommender_evaluation import metric_name
+from models.value import BGNBD
 from models.value_metrics import decile_table
 from pipelines import registry
 from pipelines.training.gate import CHAMPION, GateDecision, served_outcome_model
 from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import RecommenderResult
-from pipelines.training.value import ValueResult
+from pipelines.training.value import BASELINE_BGNBD_GG, ValueResult
 
 SHAP_SAMPLE_ROWS = 2000
 GATE_METRIC = "gate_metric"
@@ -190,6 +191,7 @@ def log_value_result(result: ValueResult, decision: GateDecision, as_of: pd.Time
                     {f"timing.{count_model}.{window}.{name}": v for name, v in values.items() if np.isfinite(v)}
                 )
         _log_evidence(decision, "test")
+        _log_intervals(result, decision)
         _log_comparison(result.metrics)
         registry.log_table(result.by_segment.reset_index(drop=False), "evaluation/metrics_by_segment.json")
         deciles = {
@@ -205,6 +207,28 @@ def log_value_result(result: ValueResult, decision: GateDecision, as_of: pd.Time
         version = registry.log_model(served, result.name, example)
     _apply_decision(result.name, version, decision)
     return version
+
+
+def _log_intervals(result: ValueResult, decision: GateDecision) -> None:
+    """Spearman's correlation of every candidate and the timing models' concordance with their
+    intervals, and every candidate's paired difference from the BG/NBD yardstick
+    (`diff.<a>_vs_<b>.<metric>`, the gate metric's included)."""
+    metrics: dict[str, float] = {}
+    for name in result.candidates:
+        if name != BASELINE_BGNBD_GG:
+            difference = decision.evidence.difference(name, BASELINE_BGNBD_GG)
+            metrics |= _interval_metrics(f"diff.{name}_vs_{BASELINE_BGNBD_GG}.{GATE_METRIC}", difference)
+    for evidence, prefix, yardstick in (
+        (result.spearman, "", BASELINE_BGNBD_GG),
+        (result.concordance, "timing.", BGNBD),
+    ):
+        for name, value in evidence.metrics.items():
+            where = "test" if name == MODEL else f"{prefix}{name}.test"
+            metrics |= _interval_metrics(f"{where}.{evidence.metric}", value)
+            if name != yardstick:
+                difference = evidence.difference(name, yardstick)
+                metrics |= _interval_metrics(f"diff.{prefix}{name}_vs_{yardstick}.{evidence.metric}", difference)
+    registry.log_metrics({name: value for name, value in metrics.items() if np.isfinite(value)})
 
 
 def _protocol_tags(result: RecommenderResult) -> dict[str, str]:

@@ -34,7 +34,7 @@ from features import schema as s
 from features.customer import feature_columns
 from features.labels import CutoffPlan, make_value_labels, plan_cutoffs
 from models.boosted_value import BoostedValue, btyd_inputs
-from models.evidence import gather_evidence
+from models.evidence import Evidence, gather_evidence
 from models.names import CLV
 from models.timing_metrics import (
     CONCORDANCE,
@@ -45,7 +45,7 @@ from models.timing_metrics import (
     mae_days_of_buyers,
 )
 from models.value import BGNBD, PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
-from models.value_metrics import evaluate_value, evaluate_value_by_segment
+from models.value_metrics import SPEARMAN, evaluate_value, evaluate_value_by_segment, spearman_draws
 from models.value_model import CustomerValueModel, summary_from_features
 from pipelines.errors import UserError
 from pipelines.settings import Settings
@@ -93,6 +93,8 @@ class ValueResult:
     timing_model: str  # the count model whose next-purchase timing is served
     timing_validation: dict[str, dict[str, float]]  # count model -> timing metrics on the validation cutoff
     timing_metrics: dict[str, dict[str, float]]  # count model -> timing metrics on the test window
+    spearman: Evidence | None = None  # every candidate's Spearman correlation with its interval, paired
+    concordance: Evidence | None = None  # the timing models' concordance on the test window, paired
     name: str = CLV
 
     @property
@@ -313,6 +315,27 @@ def train_value_model(
     }
     at_as_of = _buyers(cache.at(as_of).features)
     served = {name: candidate.refitted(at_as_of) for name, candidate in candidates.items()}
+    gate = settings.gate
+    spearman = gather_evidence(
+        SPEARMAN,
+        {name: values[SPEARMAN] for name, values in metrics.items()},
+        lambda name, rows: spearman_draws(test.spend, predictions[name][s.CLV].to_numpy(dtype=float), rows),
+        len(test.spend),
+        gate.bootstrap_samples,
+        gate.confidence,
+    )
+    waits = {
+        count_model: predictions[name][s.NEXT_PURCHASE_DAYS].to_numpy(dtype=float)
+        for count_model, name in ((timing_model, MODEL), (BGNBD, BASELINE_BGNBD_GG))
+    }
+    concordance = gather_evidence(
+        CONCORDANCE,
+        {count_model: values[CONCORDANCE] for count_model, values in timing.items()},
+        lambda name, rows: concordance_draws(test.wait, test.seen, waits[name], rows),
+        len(test.wait),
+        TIMING_BOOTSTRAP_SAMPLES,
+        gate.confidence,
+    )
     return ValueResult(
         plan,
         config,
@@ -328,6 +351,8 @@ def train_value_model(
         timing_model,
         timing_validation,
         timing,
+        spearman,
+        concordance,
     )
 
 
