@@ -47,13 +47,11 @@ def run(work: Path, customers: int, seed: int) -> dict:
             {
                 "candidate": candidate,
                 "mean per-category ROC-AUC [95%]": logged_interval(run_row, f"{prefix}.mean_roc_auc"),
-                "model - candidate [95%]": ""
-                if candidate == "model"
-                else logged_interval(
-                    run_row, f"metrics.categories.diff.model_vs_{candidate}.mean_roc_auc", signed=True
-                ),
+                "model - candidate [95%]": _versus(run_row, candidate, "mean_roc_auc"),
                 "top-1 accuracy [95%]": logged_interval(run_row, f"{prefix}.top1_hit_rate"),
+                "model - candidate, top-1": _versus(run_row, candidate, "top1_hit_rate"),
                 "top-3 hit rate [95%]": logged_interval(run_row, f"{prefix}.top3_hit_rate"),
+                "model - candidate, top-3": _versus(run_row, candidate, "top3_hit_rate"),
                 "Brier": f"{run_row[f'{prefix}.brier']:.4f}",
                 "ECE": f"{run_row[f'{prefix}.ece']:.4f}",
                 "serves the categories": "yes" if candidate == served else "",
@@ -85,6 +83,13 @@ def run(work: Path, customers: int, seed: int) -> dict:
         "per_category": pd.DataFrame(per_category),
         "reason": run_row["tags.gate.reason"],
     }
+
+
+def _versus(run_row: pd.Series, candidate: str, metric: str) -> str:
+    """The model's paired difference to the candidate in a category metric, with its interval."""
+    if candidate == "model":
+        return ""
+    return logged_interval(run_row, f"metrics.categories.diff.model_vs_{candidate}.{metric}", signed=True)
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:

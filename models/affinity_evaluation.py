@@ -71,8 +71,14 @@ class AffinityEvaluation:
     evidence: Evidence  # mean per-category ROC-AUC: the gate's evidence
     per_category: pd.DataFrame  # candidate, category, roc_auc, roc_auc_low, roc_auc_high, brier, base_rate, buyers
     top_k: dict[str, dict[int, Interval]]  # candidate -> k -> hit rate over buyers
+    top_k_draws: dict[str, dict[int, np.ndarray]]  # candidate -> k -> the hit rate on each shared draw of buyers
     calibration: dict[str, dict[str, float]]  # candidate -> brier, ece (over every cell)
     buyers: int  # test customers who bought in some category
+
+    def top_k_difference(self, first: str, second: str, k: int) -> Interval:
+        """first - second in top-k hit rate, with the interval of the paired differences."""
+        estimate = self.top_k[first][k].estimate - self.top_k[second][k].estimate
+        return interval(estimate, self.top_k_draws[first][k] - self.top_k_draws[second][k], self.evidence.confidence)
 
     def summary(self) -> pd.DataFrame:
         """One row per candidate: mean AUC, top-k hit rates, Brier, ECE, each with its interval where it has one."""
@@ -100,7 +106,7 @@ def evaluate_affinity(
             raise ValueError(f"{name}: probabilities of shape {np.shape(table)}, labels {labels.shape}")
     everyone = np.arange(len(labels))[None, :]
     rows = bootstrap_rows(len(labels), samples, seed)
-    metrics, draws, per_category, top_k, calibration = {}, {}, [], {}, {}
+    metrics, draws, per_category, top_k, top_k_draws, calibration = {}, {}, [], {}, {}, {}
     hits_of = {name: {k: top_k_hits(labels, table, k) for k in TOP_KS} for name, table in tables.items()}
     buyers = np.flatnonzero(labels.sum(axis=1) > 0)
     buyer_rows = bootstrap_rows(max(len(buyers), 1), samples, seed + 1)
@@ -123,17 +129,16 @@ def evaluate_affinity(
                     "buyers": int(labels[:, j].sum()),
                 }
             )
-        top_k[name] = {}
+        top_k[name], top_k_draws[name] = {}, {}
         for k, hits in hits_of[name].items():
-            values = hits[buyers]
-            top_k[name][k] = (
-                interval(float(values.mean()), mean_draws(values, buyer_rows), confidence)
-                if len(values)
-                else Interval(float("nan"), float("nan"), float("nan"))
-            )
+            values = hits[buyers] if len(buyers) else np.full(1, np.nan)
+            top_k_draws[name][k] = mean_draws(values, buyer_rows)
+            top_k[name][k] = interval(float(values.mean()), top_k_draws[name][k], confidence)
         calibration[name] = {
             "brier": float(np.mean((table - labels) ** 2)),
             "ece": expected_calibration_error(labels.reshape(-1), table.reshape(-1)),
         }
     evidence = Evidence(MEAN_AUC, metrics, draws, confidence)
-    return AffinityEvaluation(tuple(categories), evidence, pd.DataFrame(per_category), top_k, calibration, len(buyers))
+    return AffinityEvaluation(
+        tuple(categories), evidence, pd.DataFrame(per_category), top_k, top_k_draws, calibration, len(buyers)
+    )

@@ -125,6 +125,9 @@ def test_the_gate_serves_the_model_only_when_it_beats_the_best_baseline_beyond_t
     assert training.choose_category_scorer(result, 0.0) == training.MODEL
     assert evaluation.evidence.metrics[training.POPULARITY].estimate == pytest.approx(0.5)
     assert evaluation.top_k[training.MODEL][1].estimate > evaluation.top_k[training.PAST_SHARE][1].estimate
+    assert evaluation.top_k_difference(training.MODEL, training.PAST_SHARE, 1).low > 0
+    itself = evaluation.top_k_difference(training.MODEL, training.MODEL, 3)
+    assert (itself.estimate, itself.low, itself.high) == (0.0, 0.0, 0.0)
     # the same model against itself: no difference beyond the noise, the best baseline is served
     same = evaluate_affinity(labels, {**tables, training.PAST_SHARE: tables[training.MODEL]}, ["a", "b", "c"], 200)
     tied = training.AffinityResult(None, {}, labels, tables, tables[training.MODEL], same)

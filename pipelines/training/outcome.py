@@ -7,13 +7,15 @@ Each cutoff's rows are the features at that cutoff joined with the labels of its
 The candidates: the project's model and three baselines (recency alone, logistic regression on
 RFM, BG/NBD expected purchases), fitted on the same rows, each an `OutcomeModel` with the same
 outputs that can be registered and served. All are scored on the same test rows; the gate
-(`pipelines.training.gate`) picks what is served.
+(`pipelines.training.gate`) picks what is served. Propensity also gives every category a probability:
+its rows carry one label per category, and `pipelines.training.affinity` fits and judges the category
+model and its baselines on the same train, holdout and test rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -57,8 +59,6 @@ class OutcomeFamily:
     # +1 when a higher value of the baseline's score means the outcome is more likely
     recency_direction: int
     bgnbd_direction: int
-    # feature columns the RFM baseline adds for an output
-    extra_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # propensity: every category that gets a probability (`pipelines.training.affinity`), and its label columns
     categories: tuple[str, ...] = ()
     category_labels: tuple[str, ...] = ()
@@ -279,7 +279,7 @@ def fit_baselines(
     """The three baselines as models over the same feature rows, one classifier per output."""
     makers = {
         BASELINE_RECENCY: lambda output: ScoreColumnBaseline(s.DAYS_SINCE_LAST_PURCHASE, family.recency_direction),
-        BASELINE_RFM: lambda output: RfmLogisticBaseline(family.extra_columns.get(output, ())),
+        BASELINE_RFM: lambda output: RfmLogisticBaseline(),
         BASELINE_BGNBD: lambda output: ScoreColumnBaseline(BGNBD_SCORE, family.bgnbd_direction),
     }
     baselines = {}

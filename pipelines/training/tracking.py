@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from models import plots
+from models.affinity_evaluation import TOP_KS
 from models.evidence import Interval
 from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
@@ -115,7 +116,8 @@ def _log_category_affinity(affinity: AffinityResult, test_description: str) -> N
     category's ROC-AUC with its interval, and a bar chart of the per-category ROC-AUC.
 
     Metric names: `categories.<candidate>.mean_roc_auc` (`_low`, `_high`), `categories.<candidate>.
-    top1_hit_rate`, `.top3_hit_rate`, `.brier`, `.ece`, `categories.diff.model_vs_<baseline>.mean_roc_auc`,
+    top1_hit_rate`, `.top3_hit_rate`, `.brier`, `.ece`, `categories.diff.model_vs_<baseline>.mean_roc_auc`
+    (and `.top1_hit_rate`, `.top3_hit_rate`: paired differences),
     `<output>.<candidate>.roc_auc` per category (output: purchase_probability_<category>)."""
     evaluation = affinity.evaluation
     summary = evaluation.summary()
@@ -126,6 +128,9 @@ def _log_category_affinity(affinity: AffinityResult, test_description: str) -> N
     for baseline in AFFINITY_BASELINES:
         difference = evaluation.evidence.difference(AFFINITY_MODEL, baseline)
         metrics |= _interval_metrics(f"categories.diff.{AFFINITY_MODEL}_vs_{baseline}.mean_roc_auc", difference)
+        for k in TOP_KS:
+            difference = evaluation.top_k_difference(AFFINITY_MODEL, baseline, k)
+            metrics |= _interval_metrics(f"categories.diff.{AFFINITY_MODEL}_vs_{baseline}.top{k}_hit_rate", difference)
     output_of = dict(zip(affinity.layout.categories, affinity.layout.outputs, strict=True))
     for row in evaluation.per_category.to_dict("records"):
         prefix = f"{output_of[row['category']]}.{row['candidate']}"
