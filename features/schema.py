@@ -513,6 +513,13 @@ PRICE_FIT = "price_fit"  # |log(product price / the customer's median unit price
 # item-kNN similarity to the customer's purchases, the latest weighing most (half-life in purchases)
 RECENT_SIMILARITY = "recent_similarity"
 
+# Category affinity (`models.affinity`): one row per (customer, category), the customer's feature
+# row plus these columns of that category.
+AFFINITY_SHARE = "affinity_share"  # the customer's share of purchase lines in the category
+AFFINITY_SHARE_RANK = "affinity_share_rank"  # 1 for the customer's most bought category (ties share the best)
+AFFINITY_BASE_RATE = "affinity_base_rate"  # share of training rows that bought in the category within a horizon
+TOP_CATEGORIES = "top_categories"  # in scored output: the customer's most likely categories, best first
+
 # Customer value (`models.value`): over the horizon, expected orders and spend with an interval,
 # the chance the customer is still active, and the days to their next order given they are.
 EXPECTED_ORDERS = "expected_orders"

@@ -1,8 +1,8 @@
 """Baselines every model must beat on the same test window, as servable classifiers.
 
 - recency alone: days since the last purchase;
-- logistic regression on the RFM features (log scale), plus the category's share of the
-  customer's purchases for a per-category output;
+- logistic regression on the RFM features (log scale), plus any extra columns (the category
+  affinity's RFM-and-share baseline, `models.affinity`, adds the category's share and base rate);
 - BG/NBD: the expected purchases in the next 90 days under the cutoff's fit (a feature column).
 
 Each reads the same feature rows as the project's model (the full feature matrix, in the model's

@@ -1,6 +1,7 @@
 """A scoring model: one or more calibrated classifiers over the same customer feature columns.
 
-Churn has one outcome (churned); propensity has "purchased" plus one per top category. Both are
+Churn has one outcome (churned); propensity has "purchased", plus a category scorer
+(`models.affinity`) with one output per category. Both are
 fitted by `fit_outcome_model`; the object is what the registry stores and what batch scoring and
 the service call.
 """
@@ -12,16 +13,35 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from models.affinity import CategoryScorer
 from models.classifier import CalibratedBoostedClassifier, monotone_for
 
 
 class OutcomeModel:
-    """output column -> classifier; the first output is the primary one (gated, explained)."""
+    """output column -> classifier; the first output is the primary one (gated, explained).
 
-    def __init__(self, name: str, classifiers: Mapping[str, CalibratedBoostedClassifier], feature_names: list[str]):
+    `affinity` (propensity): the category scorer (`models.affinity`) that adds
+    purchase_probability_<category> for every category; it reads the same feature rows.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        classifiers: Mapping[str, CalibratedBoostedClassifier],
+        feature_names: list[str],
+        affinity: CategoryScorer | None = None,
+    ):
         self.name = name
         self.classifiers = dict(classifiers)
         self.feature_names = list(feature_names)
+        if affinity is not None and list(affinity.layout.feature_names) != self.feature_names:
+            raise ValueError(f"{name}: the category scorer reads other feature columns than the model")
+        self.affinity = affinity
+
+    @property
+    def category_scorer(self) -> CategoryScorer | None:
+        # a model pickled before category scorers existed has no such attribute
+        return getattr(self, "affinity", None)
 
     @property
     def primary_output(self) -> str:
@@ -29,7 +49,8 @@ class OutcomeModel:
 
     @property
     def outputs(self) -> list[str]:
-        return list(self.classifiers)
+        scorer = self.category_scorer
+        return [*self.classifiers, *(scorer.outputs if scorer is not None else ())]
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         missing = [name for name in self.feature_names if name not in features]
@@ -39,7 +60,9 @@ class OutcomeModel:
 
     def predict_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for rows already laid out in feature_names order (the fast path)."""
-        return {output: model.predict_proba(matrix) for output, model in self.classifiers.items()}
+        outputs = {output: model.predict_proba(matrix) for output, model in self.classifiers.items()}
+        scorer = self.category_scorer
+        return outputs if scorer is None else {**outputs, **scorer.predict_matrix(matrix)}
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """One column per output, aligned with the rows of features."""
@@ -112,15 +135,19 @@ def _has_both_classes(labels: pd.Series) -> bool:
 
 
 def assemble_outcome_model(
-    name: str, candidates: Mapping[str, OutcomeModel], winners: Mapping[str, str]
+    name: str,
+    candidates: Mapping[str, OutcomeModel],
+    winners: Mapping[str, str],
+    affinity: CategoryScorer | None = None,
 ) -> OutcomeModel:
     """One model from the candidates' classifiers: for each output, the winning candidate's.
 
     Every candidate reads the same feature rows, so classifiers of different candidates mix in one
-    model (`winners` maps output -> candidate name; its first output is the primary one).
+    model (`winners` maps output -> candidate name; its first output is the primary one). `affinity`:
+    the category scorer that won its own gate, if any.
     """
     feature_names = next(iter(candidates.values())).feature_names
     if any(candidate.feature_names != feature_names for candidate in candidates.values()):
         raise ValueError(f"{name}: the candidates read different feature columns; they cannot be mixed")
     classifiers = {output: candidates[winner].classifiers[output] for output, winner in winners.items()}
-    return OutcomeModel(name, classifiers, feature_names)
+    return OutcomeModel(name, classifiers, feature_names, affinity)

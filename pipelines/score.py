@@ -5,8 +5,10 @@
                               [--set clv.horizon_days=120 ...]
 
 Columns: customer_id, churn_probability, purchase_probability, purchase_probability_<category>
-for the top categories, the customer value columns, rfm_segment, lifecycle_stage. Parquet, or CSV
-by the file's extension. Customers are scored in chunks (memory stays bounded), with a progress bar.
+for every category, top_categories (the customer's `propensity.top_categories` most likely
+categories, best first: a list column, in CSV a JSON array), the customer value columns,
+rfm_segment, lifecycle_stage. Parquet, or CSV by the file's extension. Customers are scored in
+chunks (memory stays bounded), with a progress bar.
 
 Customer value (`clv`, `models.value_model`) over the model's horizon (365 days unless trained
 otherwise; another with `--set clv.horizon_days=N`, likewise clv.interval and
@@ -60,6 +62,7 @@ from features import schema as s
 from features.history import History
 from features.parallel import build_customer_features_sharded, shard_positions, take_shard
 from features.population import churn_population
+from models.affinity import top_categories
 from models.due import build_due_products
 from models.names import CLV, FEATURE_ROW_MODELS, MODEL_NAMES, RECOMMENDER
 from models.recommender_evaluation import lists_from_frame
@@ -93,6 +96,12 @@ def score_features(features: pd.DataFrame, models: dict, lookback_days: int) -> 
         predicted = model.predict_frame(features.reset_index(drop=True))
         for column in predicted:
             scores[column] = predicted[column].to_numpy()
+        scorer = getattr(model, "category_scorer", None)
+        if scorer is not None:
+            table = predicted[scorer.outputs].to_numpy()
+            scores[s.TOP_CATEGORIES] = [
+                [category for category, _ in top] for top in top_categories(table, scorer.categories, scorer.top_k)
+            ]
     if s.CHURN_PROBABILITY in scores:
         in_population = churn_population(features, lookback_days)
         scores[s.CHURN_PROBABILITY] = np.where(in_population, scores[s.CHURN_PROBABILITY], np.nan)
@@ -292,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             recommender, tables, as_of, scores[s.CUSTOMER_ID].tolist(), args.k, args.chunk_customers
         )
         scores[s.RECOMMENDATIONS] = [json.dumps(ids) for ids in lists] if args.out.suffix == ".csv" else lists
+    if s.TOP_CATEGORIES in scores and args.out.suffix == ".csv":
+        scores[s.TOP_CATEGORIES] = [json.dumps(names) for names in scores[s.TOP_CATEGORIES]]
     write_table(scores, args.out)
     print(f"{len(scores):,} customers scored at {as_of.date()} -> {args.out} ({time.perf_counter() - started:.1f} s)")
     if due_out is not None:

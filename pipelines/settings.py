@@ -83,9 +83,10 @@ class PropensitySettings(_Section):
     """Purchase label: at least one purchase within horizon_days after as_of."""
 
     horizon_days: int = 30
-    # One propensity output per category for this many of the most bought categories (by purchase
-    # lines before as_of); every category has its own share feature column regardless.
-    top_categories: int = 5
+    # How many of each customer's most likely categories /propensity and pipelines.score list, best
+    # first (every category gets a probability); also how many most bought categories the reference
+    # tables keep.
+    top_categories: int = Field(default=5, ge=1)
     booster: BoosterSettings = BoosterSettings()
     base_features: tuple[str, ...] = BASE_FEATURES
     monotone: dict[str, int] = {

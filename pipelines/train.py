@@ -135,8 +135,8 @@ def run_training(
     if outcome_names:
         horizons = {name: family.horizon_days for name, family in outcome_families(settings, tables, ()).items()}
         plans = {name: plan_family(name, horizons[name], cache, as_of, settings, evaluate_at) for name in outcome_names}
-        # per-category outputs for the categories most bought before the test window (never from inside it)
-        categories = cache.at(plans[PROPENSITY].test).reference.top_categories if PROPENSITY in plans else ()
+        # a propensity per category for every category of the reference tables at the test cutoff
+        categories = tuple(cache.at(plans[PROPENSITY].test).reference.categories) if PROPENSITY in plans else ()
         families = outcome_families(settings, tables, categories)
     logged = []
     with registry.run(f"train as_of {as_of.date()}: {'+'.join(model_names)}"):

@@ -111,7 +111,8 @@ class CategoryProbability(BaseModel):
 class PropensityResult(BaseModel):
     customer_id: str
     purchase_probability: float | None
-    top_categories: list[CategoryProbability]
+    top_categories: list[CategoryProbability]  # the most likely categories, best first (propensity.top_categories)
+    category_probabilities: dict[str, float]  # every category -> its probability of a purchase in the horizon
     known_customer: bool
     model_version: str | None
 

@@ -148,6 +148,11 @@ class Scorer:
         # what the value model reads, and what its reasons quote, from the stored rows
         value_names = models.clv.feature_names if models.clv else []
         self._value_columns = list(dict.fromkeys([*value_names, *VALUE_REASON_COLUMNS]))
+        category_scorer = models.propensity.category_scorer if models.propensity else None
+        if category_scorer is not None:  # the names the model was trained with win
+            self._category_names |= dict(zip(category_scorer.outputs, category_scorer.categories, strict=True))
+        # how many categories /propensity lists per customer: as trained (every one for an older model)
+        self._top_k = category_scorer.top_k if category_scorer is not None else None
         self._descriptions = {c: describe_feature(c) for c in models.churn.feature_names} if models.churn else {}
         self._grouped = GroupedContributions.of(models.churn.feature_names) if models.churn else None
         # the products a rule may name (a set built once: tens of thousands of ids)
@@ -210,6 +215,7 @@ class Scorer:
         return rates
 
     def _category_list(self, outputs: Mapping[str, float]) -> list[dict[str, Any]]:
+        """Every category output as {category, probability}, most likely first (ties in output order)."""
         categories = [
             {"category": self._category_names.get(name, name), "probability": float(probability)}
             for name, probability in outputs.items()
@@ -330,11 +336,13 @@ class Scorer:
                 values = {output: self.base_rates.get(output) for output in model.outputs}
             else:
                 values = {output: float(outputs[output][row]) for output in model.outputs}
+            categories = self._category_list({k: v for k, v in values.items() if v is not None})
             results.append(
                 {
                     s.CUSTOMER_ID: customer_id,
                     s.PURCHASE_PROBABILITY: values.get(s.PURCHASE_PROBABILITY),
-                    "top_categories": self._category_list({k: v for k, v in values.items() if v is not None}),
+                    "top_categories": categories[: self._top_k],
+                    "category_probabilities": {item["category"]: item["probability"] for item in categories},
                     "known_customer": row is not None,
                     "model_version": version,
                 }

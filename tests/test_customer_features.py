@@ -13,6 +13,7 @@ from features.customer import FEATURE_DEFAULTS, build_customer_features, feature
 from features.history import History
 from features.labels import make_purchase_labels
 from features.parallel import build_customer_features_sharded
+from models.affinity import CategoryLayout
 from models.names import PROPENSITY
 from pipelines.profiles import build_reference
 from pipelines.settings import load_settings
@@ -234,9 +235,10 @@ def test_clashing_categories_get_their_own_propensity_labels_outputs_and_share_i
     features = build_customer_features(History.from_tables(tables), AS_OF, reference)
     family = outcome_families(load_settings(), tables, ("Pet Food", "pet-food"))[PROPENSITY]
     # two outputs, each with its own label, each fed by its own category's share column
-    assert len(family.outputs) == 3 and len(set(family.outputs.values())) == 3
-    for output in family.outputs:
-        assert set(family.extra_columns.get(output, ())) <= set(features.columns)
+    layout = CategoryLayout.of(feature_columns(features), family.categories, reference.categories)
+    assert len(set(layout.outputs)) == 2 and len(set(family.category_labels)) == 2
+    shares = [layout.feature_names[i] for i in layout.share_positions]
+    assert shares == [s.category_share(c, reference.categories) for c in ("Pet Food", "pet-food")]
     before = pd.Timestamp("2024-04-15")  # the purchases are on 2024-05-01
     labels = make_purchase_labels(
         tables[s.TRANSACTIONS], features[s.CUSTOMER_ID], before, 60, ("Pet Food", "pet-food"), tables[s.PRODUCTS]
@@ -246,7 +248,7 @@ def test_clashing_categories_get_their_own_propensity_labels_outputs_and_share_i
     assert labels.loc["only_pet_food", [pet_food, pet_dash_food]].tolist() == [1, 0]
     assert labels.loc["only_pet_dash_food", [pet_food, pet_dash_food]].tolist() == [0, 1]
     # the service names the outputs the same way from the stored reference tables
-    assert s.category_purchase_probability("pet-food", reference.categories) in family.outputs
+    assert s.category_purchase_probability("pet-food", reference.categories) in layout.outputs
 
 
 def test_column_parts_change_only_clashing_names_whatever_their_order():

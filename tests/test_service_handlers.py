@@ -26,6 +26,7 @@ from models.names import CHURN, CLV, PROPENSITY, RECOMMENDER
 from models.recommender import RecommendationRules
 from pipelines import registry
 from pipelines.errors import UserError
+from pipelines.score import score_features
 from pipelines.store.base import PROFILES_AS_OF_KEY
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
@@ -166,6 +167,44 @@ def test_propensity_lists_categories_most_likely_first(scorer, service_workspace
     assert probabilities and probabilities == sorted(probabilities, reverse=True)
     categories = set(service_workspace.tables[s.PRODUCTS][s.CATEGORY])
     assert {item["category"] for item in answer["top_categories"]} <= categories
+
+
+def test_propensity_gives_every_category_the_same_probability_as_the_batch_and_the_training_rows(
+    scorer, service_workspace
+):
+    ids = service_workspace.profiles[s.CUSTOMER_ID].head(30).tolist()
+    answer = scorer.propensity(ids)["results"]
+    model = scorer.models.propensity
+    categories = model.category_scorer.categories
+    # training scores the feature rows as built (predict_frame); the batch through score_features;
+    # the service from the stored rows: one conversion to (customer, category) rows for all three
+    rows = service_workspace.profiles.set_index(s.CUSTOMER_ID).loc[ids].reset_index()
+    training = model.predict_frame(rows)
+    batch = score_features(rows, {PROPENSITY: model}, 365)
+    for i, result in enumerate(answer):
+        assert set(result["category_probabilities"]) == set(categories)
+        for category, output in zip(categories, model.category_scorer.outputs, strict=True):
+            assert result["category_probabilities"][category] == pytest.approx(training[output].iloc[i], rel=1e-9)
+            assert batch[output].iloc[i] == pytest.approx(training[output].iloc[i], rel=1e-12)
+        top = [item["category"] for item in result["top_categories"]]
+        assert top == batch[s.TOP_CATEGORIES].iloc[i]
+        assert len(top) == model.category_scorer.top_k == 5
+        assert all(0.0 <= item["probability"] <= 1.0 for item in result["top_categories"])
+
+
+def test_propensity_answers_an_unknown_customer_with_the_average_customer_s_categories(scorer):
+    answer = scorer.propensity(["nobody-we-know"])["results"][0]
+    assert answer["known_customer"] is False
+    assert 0.0 < answer[s.PURCHASE_PROBABILITY] < 1.0
+    categories = scorer.models.propensity.category_scorer.categories
+    assert set(answer["category_probabilities"]) == set(categories)
+    top = answer["top_categories"]
+    assert (
+        len(top) == 5
+        and [item["probability"] for item in top] == sorted(answer["category_probabilities"].values(), reverse=True)[:5]
+    )
+    # the base rates: the mean over the stored customers, so every probability is strictly inside (0, 1)
+    assert all(0.0 < p < 1.0 for p in answer["category_probabilities"].values())
 
 
 def test_batches_above_the_limit_are_refused(scorer):

@@ -6,6 +6,7 @@ same scores, and the generator's hidden structure is recovered.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -55,6 +56,18 @@ def test_first_training_run_registers_champions_with_metrics_and_plots(workspace
         assert latest["tags.gate.decision"] == "champion"
         artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(latest["run_id"], "plots")}
         assert {"plots/roc.png", "plots/calibration.png", "plots/shap_summary.png"} <= artifacts
+    # propensity per category: every candidate's mean per-category ROC-AUC and top-1 accuracy, a chart
+    propensity = nested_runs(workspace["store"], "propensity").iloc[0]
+    for candidate in ("model", "past_share", "popularity"):
+        assert 0.0 <= propensity[f"metrics.categories.{candidate}.top1_hit_rate"] <= 1.0
+        assert (
+            propensity[f"metrics.categories.{candidate}.mean_roc_auc_low"]
+            <= (propensity[f"metrics.categories.{candidate}.mean_roc_auc"])
+        )
+    assert propensity["metrics.categories.model.mean_roc_auc"] > 0.6
+    assert "category_affinity" in json.loads(propensity["tags.gate.served_per_output"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(propensity["run_id"], "plots")}
+    assert "plots/categories_roc_auc.png" in artifacts
     # the recommender is one of the default models, in its own nested run under the same parent
     recommender = nested_runs(workspace["store"], "recommender").iloc[0]
     assert aliases(workspace["store"], "recommender") == {"champion": "1"}
@@ -162,6 +175,14 @@ def test_scores_for_every_known_customer_match_the_registry_models(workspace, tm
     assert scores[s.CHURN_PROBABILITY].dropna().between(0, 1).all()
     assert any(column.startswith(s.PURCHASE_PROBABILITY + "_") for column in scores)
     assert s.RECOMMENDATIONS not in scores  # only with --k
+    # a probability for every category of the catalogue, and each customer's five most likely, best first
+    catalogue = set(pd.read_parquet(workspace["data"] / "products.parquet")[s.CATEGORY])
+    assert {s.category_purchase_probability(c) for c in catalogue} <= set(scores.columns)
+    top = scores[s.TOP_CATEGORIES].map(json.loads)
+    assert (top.map(len) == 5).all() and set(top.iloc[0]) <= catalogue
+    first = scores.iloc[0]
+    probabilities = [first[s.category_purchase_probability(c)] for c in top.iloc[0]]
+    assert probabilities == sorted(probabilities, reverse=True)
     # prospects are outside the churn population
     prospects = scores[scores[s.LIFECYCLE_STAGE] == "prospect"]
     assert len(prospects) and prospects[s.CHURN_PROBABILITY].isna().all()

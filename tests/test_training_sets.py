@@ -44,7 +44,9 @@ def test_propensity_rows_are_every_known_customer_with_one_label_per_output():
     training = build_training_set(family, cache, CUTOFFS[:1])
     assert training[s.CUSTOMER_ID].tolist() == cache.at(CUTOFFS[0]).features[s.CUSTOMER_ID].tolist()
     assert set(family.outputs.values()) <= set(training.columns)
-    assert family.outputs[s.category_purchase_probability("shirts")] == s.category_purchase_label("shirts")
+    # every category asked for gets a label column, read by the category affinity model
+    assert family.category_labels == (s.category_purchase_label("shirts"),)
+    assert set(family.category_labels) <= set(training.columns)
 
 
 def test_features_of_a_cutoff_are_built_once_and_shared_by_both_families():

@@ -17,8 +17,9 @@ import pandas as pd
 from features import schema as s
 from features.customer import feature_columns
 from features.population import churn_population
+from models.affinity import CategoryAffinityModel, CategoryLayout
 from models.names import CHURN, CLV, PROPENSITY, RECOMMENDER
-from models.outcome import fit_outcome_model
+from models.outcome import OutcomeModel, fit_outcome_model
 from models.recommender import TwoStageRecommender
 from models.value import PARETO_NBD, BuyTillYouDieValue, ValueConfig
 from models.value_model import CustomerValueModel, summary_from_features
@@ -26,7 +27,8 @@ from pipelines import registry
 from pipelines.cli import data_end
 from pipelines.profiles import build_profiles, build_reference, materialize
 from pipelines.settings import load_settings
-from pipelines.training.outcome import outcome_families
+from pipelines.training.affinity import label_table
+from pipelines.training.outcome import OutcomeFamily, outcome_families
 
 SMALL_BOOSTER = {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20, "verbose": -1, "num_threads": 1}
 
@@ -61,6 +63,19 @@ def _labelled(tables, cutoff, family, settings) -> pd.DataFrame:
     return features.merge(labels, on=s.CUSTOMER_ID, how="inner")
 
 
+def with_category_scorer(
+    model: OutcomeModel, family: OutcomeFamily, train: pd.DataFrame, holdout: pd.DataFrame, catalogue: list[str]
+) -> OutcomeModel:
+    """The propensity model with a small category affinity model fitted on the same rows."""
+    layout = CategoryLayout.of(model.feature_names, family.categories, catalogue)
+    matrices = [frame[model.feature_names].to_numpy(dtype=float) for frame in (train, holdout)]
+    labels = [label_table(frame, family.category_labels) for frame in (train, holdout)]
+    affinity = CategoryAffinityModel(layout, SMALL_BOOSTER, num_boost_round=60, early_stopping_rounds=10).fit(
+        matrices[0], labels[0], matrices[1], labels[1]
+    )
+    return OutcomeModel(model.name, model.classifiers, model.feature_names, affinity)
+
+
 def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> ServiceWorkspace:
     """Fit small models directly (seconds, not the minutes of `pipelines.train`), register, materialise."""
     settings = load_settings(overrides=["features.n_jobs=1"])
@@ -68,14 +83,15 @@ def build_service_workspace(root: Path, tables: dict[str, pd.DataFrame]) -> Serv
     train_cutoff, holdout_cutoff = as_of - pd.Timedelta(days=270), as_of - pd.Timedelta(days=180)
     transactions, products = tables[s.TRANSACTIONS], tables[s.PRODUCTS]
     fit = {"booster_params": SMALL_BOOSTER, "num_boost_round": 60, "early_stopping_rounds": 10, "monotone_rules": {}}
-    categories = tuple(products[s.CATEGORY].value_counts().index[:3])
-    families = outcome_families(settings, tables, categories)
+    catalogue = build_reference(tables, holdout_cutoff, settings.propensity.top_categories).categories
+    families = outcome_families(settings, tables, tuple(catalogue))
     models = {}
     for name in (CHURN, PROPENSITY):
         family = families[name]
         train, holdout = (_labelled(tables, c, family, settings) for c in (train_cutoff, holdout_cutoff))
         names = feature_columns(train.drop(columns=list(family.outputs.values())))
         models[name] = fit_outcome_model(name, train, holdout, names, family.outputs, **fit)
+    models[PROPENSITY] = with_category_scorer(models[PROPENSITY], families[PROPENSITY], train, holdout, catalogue)
 
     recommender = TwoStageRecommender().fit(
         transactions, products, [as_of - pd.Timedelta(days=d) for d in (90, 60)], 30

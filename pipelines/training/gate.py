@@ -28,6 +28,7 @@ from models.value_metrics import SPEARMAN
 from pipelines import registry
 from pipelines.settings import GateSettings
 from pipelines.training import outcome, recommender, value
+from pipelines.training.affinity import CATEGORY_AFFINITY, choose_category_scorer, describe_choice
 from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import ALL_ITEMS, NEW_ITEMS, RecommenderResult, per_user_ndcg
 from pipelines.training.value import ValueResult
@@ -132,10 +133,14 @@ def decide_outcome_model(
             winners[output] = choose_winner(outcome_evidence(result, output, gate), outcome.BASELINES, gate.min_gain)
         else:  # a single class in the test window: nothing to judge by, the model's own output stays
             winners[output] = MODEL
+    reason = decision.reason
+    if result.affinity is not None:  # the category probabilities: their own winner, by the same rule
+        winners[CATEGORY_AFFINITY] = choose_category_scorer(result.affinity, gate.min_gain)
+        reason = f"{reason}; {describe_choice(result.affinity, winners[CATEGORY_AFFINITY])}"
     return GateDecision(
         decision.promote,
         decision.winner,
-        decision.reason,
+        reason,
         decision.metric,
         decision.evidence,
         decision.baselines,
@@ -182,8 +187,10 @@ def remeasure_outcome_champion(result: TrainingResult) -> Champion:
 
 
 def served_outcome_model(result: TrainingResult, decision: GateDecision) -> OutcomeModel:
-    """The model the new version holds: each output's winning candidate."""
-    return assemble_outcome_model(result.name, result.candidates, decision.winners)
+    """The model the new version holds: each output's winning candidate (and the categories' winner)."""
+    winners = {output: winner for output, winner in decision.winners.items() if output != CATEGORY_AFFINITY}
+    affinity = result.affinity.candidates[decision.winners[CATEGORY_AFFINITY]] if result.affinity else None
+    return assemble_outcome_model(result.name, result.candidates, winners, affinity)
 
 
 # ---------------------------------------------------------------------------

@@ -7,13 +7,15 @@ Each cutoff's rows are the features at that cutoff joined with the labels of its
 The candidates: the project's model and three baselines (recency alone, logistic regression on
 RFM, BG/NBD expected purchases), fitted on the same rows, each an `OutcomeModel` with the same
 outputs that can be registered and served. All are scored on the same test rows; the gate
-(`pipelines.training.gate`) picks what is served.
+(`pipelines.training.gate`) picks what is served. Propensity also gives every category a probability:
+its rows carry one label per category, and `pipelines.training.affinity` fits and judges the category
+model and its baselines on the same train, holdout and test rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,12 +25,14 @@ from features import schema as s
 from features.customer import feature_columns
 from features.labels import CutoffPlan, make_churn_labels, make_purchase_labels, product_categories
 from features.population import churn_population
+from models.affinity import CategoryLayout
 from models.baselines import BGNBD_SCORE, RfmLogisticBaseline, ScoreColumnBaseline
 from models.metrics import evaluate_binary, evaluate_by_segment
 from models.names import CHURN, PROPENSITY
 from models.outcome import OutcomeModel, fit_outcome_model
 from pipelines.errors import UserError
 from pipelines.settings import BoosterSettings, ChurnSettings, PropensitySettings, Settings
+from pipelines.training.affinity import AffinityResult, train_affinity
 from pipelines.training.cache import FeatureCache
 from pipelines.training.cutoffs import CutoffRequest, plan_training_cutoffs
 
@@ -55,8 +59,9 @@ class OutcomeFamily:
     # +1 when a higher value of the baseline's score means the outcome is more likely
     recency_direction: int
     bgnbd_direction: int
-    # feature columns the RFM baseline adds for an output (a category's share for its propensity)
-    extra_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # propensity: every category that gets a probability (`pipelines.training.affinity`), and its label columns
+    categories: tuple[str, ...] = ()
+    category_labels: tuple[str, ...] = ()
 
     @property
     def label_column(self) -> str:
@@ -70,7 +75,8 @@ class OutcomeFamily:
 def outcome_families(
     settings: Settings, tables: dict[str, pd.DataFrame], categories: tuple[str, ...]
 ) -> dict[str, OutcomeFamily]:
-    """Churn and propensity as configured; `categories` get their own propensity outputs."""
+    """Churn and propensity as configured; each of `categories` (the reference tables' categories;
+    'unknown' is left out) gets a propensity label and, through the affinity model, a probability."""
     churn, propensity = settings.churn, settings.propensity
     products = tables.get(s.PRODUCTS, pd.DataFrame(columns=[s.PRODUCT_ID, s.CATEGORY]))
 
@@ -78,15 +84,14 @@ def outcome_families(
         population = features.loc[churn_population(features, churn.lookback_days), s.CUSTOMER_ID]
         return make_churn_labels(transactions, population, as_of, churn.horizon_days)
 
+    categories = tuple(c for c in categories if c != s.UNKNOWN)
+
     def purchase_labels(transactions: pd.DataFrame, features: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         return make_purchase_labels(
             transactions, features[s.CUSTOMER_ID], as_of, propensity.horizon_days, categories, products
         )
 
     catalogue = product_categories(products)
-    category_outputs = {
-        s.category_purchase_probability(c, catalogue): s.category_purchase_label(c, catalogue) for c in categories
-    }
     return {
         CHURN: OutcomeFamily(
             name=CHURN,
@@ -100,14 +105,13 @@ def outcome_families(
         PROPENSITY: OutcomeFamily(
             name=PROPENSITY,
             horizon_days=propensity.horizon_days,
-            outputs={s.PURCHASE_PROBABILITY: s.PURCHASE_LABEL, **category_outputs},
+            outputs={s.PURCHASE_PROBABILITY: s.PURCHASE_LABEL},
             make_labels=purchase_labels,
             settings=propensity,
             recency_direction=-1,
             bgnbd_direction=1,
-            extra_columns={
-                s.category_purchase_probability(c, catalogue): (s.category_share(c, catalogue),) for c in categories
-            },
+            categories=categories,
+            category_labels=tuple(s.category_purchase_label(c, catalogue) for c in categories),
         ),
     }
 
@@ -170,6 +174,7 @@ class TrainingResult:
     train_rows: int
     share_older_than_training: float
     trees: bool
+    affinity: AffinityResult | None = None  # propensity: the per-category candidates and their evaluation
 
     @property
     def name(self) -> str:
@@ -235,6 +240,22 @@ def train_outcome_model(
     primary = family.primary_output
     uncalibrated = model.classifiers[primary].predict_raw(test[names])
     by_segment = evaluate_by_segment(labels[primary], scores[MODEL][primary], test[s.RFM_SEGMENT])
+    affinity = None
+    if family.categories:
+        layout = CategoryLayout.of(names, family.categories, cache.at(holdout_cutoff).reference.categories)
+        affinity = train_affinity(
+            layout,
+            family.category_labels,
+            (train, holdout, test),
+            {
+                **booster_arguments(family.settings.booster, settings.training.seed, trees),
+                "monotone_rules": family.settings.monotone,
+                "base_features": family.settings.base_features,
+            },
+            family.settings.top_categories,
+            settings.gate.bootstrap_samples,
+            settings.gate.confidence,
+        )
     return TrainingResult(
         family,
         plan,
@@ -248,6 +269,7 @@ def train_outcome_model(
         len(train),
         older_share,
         trees,
+        affinity,
     )
 
 
@@ -257,7 +279,7 @@ def fit_baselines(
     """The three baselines as models over the same feature rows, one classifier per output."""
     makers = {
         BASELINE_RECENCY: lambda output: ScoreColumnBaseline(s.DAYS_SINCE_LAST_PURCHASE, family.recency_direction),
-        BASELINE_RFM: lambda output: RfmLogisticBaseline(family.extra_columns.get(output, ())),
+        BASELINE_RFM: lambda output: RfmLogisticBaseline(),
         BASELINE_BGNBD: lambda output: ScoreColumnBaseline(BGNBD_SCORE, family.bgnbd_direction),
     }
     baselines = {}

@@ -23,6 +23,7 @@ import pandas as pd
 
 from features import schema as s
 from models import plots
+from models.affinity_evaluation import TOP_KS
 from models.evidence import Interval
 from models.metrics import expected_calibration_error
 from models.ranking_metrics import NDCG
@@ -30,6 +31,9 @@ from models.recommender_evaluation import metric_name
 from models.value import BGNBD
 from models.value_metrics import decile_table
 from pipelines import registry
+from pipelines.training.affinity import BASELINES as AFFINITY_BASELINES
+from pipelines.training.affinity import MODEL as AFFINITY_MODEL
+from pipelines.training.affinity import AffinityResult
 from pipelines.training.gate import CHAMPION, GateDecision, served_outcome_model
 from pipelines.training.outcome import MODEL, TrainingResult
 from pipelines.training.recommender import RecommenderResult
@@ -63,6 +67,8 @@ def log_training_result(result: TrainingResult, decision: GateDecision, as_of: p
         _log_comparison({name: by_output[result.family.primary_output] for name, by_output in result.metrics.items()})
         for artifact, figure in _outcome_figures(result, decision).items():
             registry.log_figure(figure, f"plots/{artifact}.png", plots.SAVE_OPTIONS)
+        if result.affinity is not None:
+            _log_category_affinity(result.affinity, result.test_description)
         version = registry.log_model(served, result.name, result.test[served.feature_names].head(5))
     _apply_decision(result.name, version, decision)
     return version
@@ -106,6 +112,52 @@ def _outcome_figures(result: TrainingResult, decision: GateDecision) -> dict:
         "feature_importance": plots.plot_feature_importance(list(importance.index), importance.to_numpy()),
         "shap_summary": plots.plot_shap_summary(classifier.contributions(sample), sample, result.model.feature_names),
     }
+
+
+def _log_category_affinity(affinity: AffinityResult, test_description: str) -> None:
+    """The per-category part of propensity: every candidate's mean per-category ROC-AUC, top-1 accuracy
+    and top-3 hit rate with their intervals, Brier and ECE, paired differences to the model, each
+    category's ROC-AUC with its interval, and a bar chart of the per-category ROC-AUC.
+
+    Metric names: `categories.<candidate>.mean_roc_auc` (`_low`, `_high`), `categories.<candidate>.
+    top1_hit_rate`, `.top3_hit_rate`, `.brier`, `.ece`, `categories.diff.model_vs_<baseline>.mean_roc_auc`
+    (and `.top1_hit_rate`, `.top3_hit_rate`: paired differences),
+    `<output>.<candidate>.roc_auc` per category (output: purchase_probability_<category>)."""
+    evaluation = affinity.evaluation
+    summary = evaluation.summary()
+    metrics: dict[str, float] = {}
+    for row in summary.to_dict("records"):
+        name = row.pop("candidate")
+        metrics |= {f"categories.{name}.{key}": float(value) for key, value in row.items()}
+    for baseline in AFFINITY_BASELINES:
+        difference = evaluation.evidence.difference(AFFINITY_MODEL, baseline)
+        metrics |= _interval_metrics(f"categories.diff.{AFFINITY_MODEL}_vs_{baseline}.mean_roc_auc", difference)
+        for k in TOP_KS:
+            difference = evaluation.top_k_difference(AFFINITY_MODEL, baseline, k)
+            metrics |= _interval_metrics(f"categories.diff.{AFFINITY_MODEL}_vs_{baseline}.top{k}_hit_rate", difference)
+    output_of = dict(zip(affinity.layout.categories, affinity.layout.outputs, strict=True))
+    for row in evaluation.per_category.to_dict("records"):
+        prefix = f"{output_of[row['category']]}.{row['candidate']}"
+        metrics |= {f"{prefix}.{key}": float(row[key]) for key in ("roc_auc", "roc_auc_low", "roc_auc_high", "brier")}
+    labels = affinity.labels.reshape(-1)
+    metrics |= {
+        "categories.model.ece_before_calibration": expected_calibration_error(
+            labels, affinity.uncalibrated.reshape(-1)
+        ),
+        "categories.buyers": float(evaluation.buyers),
+    }
+    registry.log_metrics({name: value for name, value in metrics.items() if np.isfinite(value)})
+    registry.log_table(summary, "evaluation/categories_summary.json")
+    registry.log_table(evaluation.per_category, "evaluation/categories_roc_auc.json")
+    by_candidate = evaluation.per_category.pivot(index="category", columns="candidate", values="roc_auc")
+    by_candidate = by_candidate.reindex(list(affinity.categories))
+    figure = plots.plot_grouped_bars(
+        {name: by_candidate[name].fillna(0.5).tolist() for name in affinity.candidates},
+        list(affinity.categories),
+        "ROC-AUC",
+        f"Purchase in each category: {test_description}",
+    )
+    registry.log_figure(figure, "plots/categories_roc_auc.png", plots.SAVE_OPTIONS)
 
 
 def log_recommender_result(result: RecommenderResult, decision: GateDecision, as_of: pd.Timestamp) -> str:
