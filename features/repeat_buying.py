@@ -185,11 +185,17 @@ def expected_purchases(params, t, frequency, recency, T) -> np.ndarray:  # noqa:
 
     t, frequency, recency and T broadcast against each other.
     """
-    t = _check_horizon(t)
     x, t_x, age = check_rfm(frequency, recency, T)
     alive = 1.0 / (1.0 + _odds_dead(params, x, t_x, age))
     # eq. 10 = E[purchases | alive at T] * P(alive at T)
-    return np.maximum(_expected_given_alive(*params, t, x, age) * alive, 0.0)
+    return expected_purchases_given_alive(params, t, x, t_x, age) * alive
+
+
+def expected_purchases_given_alive(params, t, frequency, recency, T) -> np.ndarray:  # noqa: N803
+    """E[purchases in (T, T + t] | x, t_x, T, alive at T] (eq. 10 before its P(alive) factor)."""
+    t = _check_horizon(t)
+    x, _, age = check_rfm(frequency, recency, T)
+    return np.maximum(_expected_given_alive(*params, t, x, age), 0.0)
 
 
 def expected_purchases_new_customer(params, t) -> np.ndarray:

@@ -91,6 +91,11 @@ class BetaGeoModel(MaximumLikelihoodModel):
         """
         return repeat_buying.expected_purchases(self._params, t, frequency, recency, T)
 
+    def expected_purchases_given_alive(self, t, frequency, recency, T) -> np.ndarray:  # noqa: N803
+        """E[purchases in (T, T + t] | x, t_x, T, alive at T]: `expected_purchases` before the P(alive)
+        factor (eq. 10's numerator), for a caller asking for several horizons."""
+        return repeat_buying.expected_purchases_given_alive(self._params, t, frequency, recency, T)
+
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)]: expected repeat purchases in the t units after a first purchase (eq. 7)."""
         return repeat_buying.expected_purchases_new_customer(self._params, t)

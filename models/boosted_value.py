@@ -99,19 +99,19 @@ class BoostedValue:
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """expected_orders, clv, clv_low, clv_high per row (same index)."""
-        matrix = self._matrix(features)
+        return pd.DataFrame(self.predict_matrix(self._matrix(features)), index=features.index)
+
+    def predict_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """`predict` on a matrix whose columns are `feature_names_`: column -> array."""
         clv = self._level(matrix, _MEAN)
         low = np.expm1(np.maximum(self._raw(matrix, _LOW) - self.widening_, 0.0))
         high = np.expm1(np.maximum(self._raw(matrix, _HIGH) + self.widening_, 0.0))
-        return pd.DataFrame(
-            {
-                s.EXPECTED_ORDERS: self._level(matrix, _ORDERS),
-                s.CLV: clv,
-                s.CLV_LOW: np.minimum(low, clv),
-                s.CLV_HIGH: np.maximum(high, clv),
-            },
-            index=features.index,
-        )
+        return {
+            s.EXPECTED_ORDERS: self._level(matrix, _ORDERS),
+            s.CLV: clv,
+            s.CLV_LOW: np.minimum(low, clv),
+            s.CLV_HIGH: np.maximum(high, clv),
+        }
 
     def feature_importance(self) -> pd.Series:
         """Total gain per input of the spend regression, largest first."""

@@ -77,6 +77,13 @@ def check_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, t_x, T, monetary) of a checked summary, monetary 0 where there is no repeat purchase."""
+    summary = check_summary(summary)
+    x, t_x, age = (summary[column].to_numpy(dtype=float) for column in (FREQUENCY, RECENCY, AGE))
+    return x, t_x, age, np.where(x > 0, summary[MONETARY].to_numpy(dtype=float), 0.0)
+
+
 class BuyTillYouDieValue:
     """A count model (`count_model`: "bgnbd" or "pareto_nbd") x Gamma-Gamma, fitted on one summary."""
 
@@ -101,29 +108,34 @@ class BuyTillYouDieValue:
     ) -> pd.DataFrame:
         """VALUE_COLUMNS per customer of `summary` (same index). `intervals=False` leaves clv_low and
         clv_high empty and skips their Monte Carlo draws, the costly part."""
-        summary = check_summary(summary)
-        x, t_x, age = (summary[column].to_numpy(dtype=float) for column in (FREQUENCY, RECENCY, AGE))
-        monetary = np.where(x > 0, summary[MONETARY].to_numpy(dtype=float), 0.0)
+        return pd.DataFrame(self.predict_arrays(*summary_arrays(summary), config, intervals), index=summary.index)
+
+    def predict_arrays(
+        self, x, t_x, age, monetary, config: ValueConfig = ValueConfig(), intervals: bool = True
+    ) -> dict:
+        """`predict` on the summary's arrays (monetary 0 where x = 0): VALUE_COLUMNS -> array. The
+        service's path: one customer at a time, no DataFrame."""
         horizon = config.horizon_days / WEEK_DAYS
-        orders = self.counts_.expected_purchases(horizon, x, t_x, age)
+        # P(alive) once: for Pareto/NBD it can take an integral per customer
+        p_active = self.counts_.probability_alive(x, t_x, age)
+        orders = self.counts_.expected_purchases_given_alive(horizon, x, t_x, age) * p_active
         spend_per_order = self.spend_.conditional_expected_average_spend(x, monetary)
         clv = orders * spend_per_order * self._discount_factor(x, t_x, age, orders, config)
-        low, high = self._spend_interval(x, t_x, age, monetary, config) if intervals else (clv * np.nan, clv * np.nan)
-        p_active = self.counts_.probability_alive(x, t_x, age)
+        if intervals:
+            low, high = self._spend_interval(x, t_x, age, monetary, p_active, config)
+        else:
+            low, high = clv * np.nan, clv * np.nan
         wait = [self._wait_quantile(x, age, q) * WEEK_DAYS for q in config.quantiles]
-        return pd.DataFrame(
-            {
-                s.EXPECTED_ORDERS: orders,
-                s.CLV: clv,
-                s.CLV_LOW: np.minimum(low, clv),
-                s.CLV_HIGH: np.maximum(high, clv),
-                s.P_ACTIVE: p_active,
-                s.NEXT_PURCHASE_DAYS: wait[1],
-                s.NEXT_PURCHASE_LOW_DAYS: wait[0],
-                s.NEXT_PURCHASE_HIGH_DAYS: wait[2],
-            },
-            index=summary.index,
-        )
+        return {
+            s.EXPECTED_ORDERS: orders,
+            s.CLV: clv,
+            s.CLV_LOW: np.minimum(low, clv),
+            s.CLV_HIGH: np.maximum(high, clv),
+            s.P_ACTIVE: p_active,
+            s.NEXT_PURCHASE_DAYS: wait[1],
+            s.NEXT_PURCHASE_LOW_DAYS: wait[0],
+            s.NEXT_PURCHASE_HIGH_DAYS: wait[2],
+        }
 
     # -- the pieces ---------------------------------------------------------------------------
     def _rate_posterior(self, x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,20 +155,23 @@ class BuyTillYouDieValue:
             return np.ones_like(orders)
         ends = np.arange(1, int(np.ceil(config.horizon_days / WEEK_DAYS)) + 1) * WEEK_DAYS
         ends[-1] = config.horizon_days
-        cumulative = np.stack([self.counts_.expected_purchases(end / WEEK_DAYS, x, t_x, age) for end in ends], axis=-1)
+        given_alive = self.counts_.expected_purchases_given_alive
+        # the discount is a ratio of expectations, so the common P(alive) factor drops out
+        cumulative = np.stack([given_alive(end / WEEK_DAYS, x, t_x, age) for end in ends], axis=-1)
         increments = np.diff(cumulative, axis=-1, prepend=0.0)
         discount = (1.0 + config.discount_rate_annual) ** (-ends / DAYS_PER_YEAR)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(orders > 0, (increments * discount).sum(axis=-1) / orders, 1.0)
+            total = cumulative[:, -1]
+            return np.where(total > 0, (increments * discount).sum(axis=-1) / total, 1.0)
 
-    def _spend_interval(self, x, t_x, age, monetary, config: ValueConfig) -> tuple[np.ndarray, np.ndarray]:
+    def _spend_interval(self, x, t_x, age, monetary, alive, config: ValueConfig) -> tuple[np.ndarray, np.ndarray]:
         """The interval's ends of the horizon's spend, by Monte Carlo, chunk by chunk."""
         rng = np.random.default_rng(config.seed)
         low, _, high = config.quantiles
         ends = [np.empty(len(x)), np.empty(len(x))]
         for start in range(0, len(x), _CHUNK_CUSTOMERS):
             part = slice(start, start + _CHUNK_CUSTOMERS)
-            spend = self._draw_spend(x[part], t_x[part], age[part], monetary[part], config, rng)
+            spend = self._draw_spend(x[part], age[part], monetary[part], alive[part], config, rng)
             bounds = np.quantile(spend, [low, high, config.interval], axis=0)
             # Spending nothing has a probability of its own: where it exceeds the lower tail, the
             # interval starts at 0 and ends where `interval` of the draws lie (an equal-tailed one
@@ -167,11 +182,12 @@ class BuyTillYouDieValue:
         discount = (1.0 + config.discount_rate_annual) ** (-config.horizon_days / 2 / DAYS_PER_YEAR)
         return ends[0] * discount, ends[1] * discount  # mid-horizon discount: the interval, not the mean
 
-    def _draw_spend(self, x, t_x, age, monetary, config: ValueConfig, rng) -> np.ndarray:
-        """draws x customers: the horizon's spend, drawn from the models' predictive distributions."""
+    def _draw_spend(self, x, age, monetary, p_alive, config: ValueConfig, rng) -> np.ndarray:
+        """draws x customers: the horizon's spend, drawn from the models' predictive distributions
+        (`p_alive`: each customer's P(alive))."""
         shape = (config.draws, len(x))
         horizon = config.horizon_days / WEEK_DAYS
-        alive = rng.random(shape) < self.counts_.probability_alive(x, t_x, age)
+        alive = rng.random(shape) < p_alive
         rate_shape, rate_rate = self._rate_posterior(x, age)
         rate = rng.gamma(rate_shape, 1.0, size=shape) / rate_rate
         if self.count_model == BGNBD:
@@ -203,23 +219,23 @@ class SpendRateBaseline:
         return self
 
     def predict(self, summary: pd.DataFrame, config: ValueConfig = ValueConfig()) -> pd.DataFrame:
-        summary = check_summary(summary)
-        x, age = summary[FREQUENCY].to_numpy(dtype=float), summary[AGE].to_numpy(dtype=float)
-        monetary = np.where(x > 0, summary[MONETARY].to_numpy(dtype=float), 0.0)
+        return pd.DataFrame(self.predict_arrays(*summary_arrays(summary), config), index=summary.index)
+
+    def predict_arrays(
+        self, x, t_x, age, monetary, config: ValueConfig = ValueConfig(), intervals: bool = False
+    ) -> dict:
+        """`predict` on the summary's arrays: VALUE_COLUMNS -> array (no interval, no timing)."""
         days = np.maximum(age * WEEK_DAYS, 1.0)  # a first purchase yesterday: one day of history
         # repeat orders per day; the first order is the customer's arrival, not their rate
         orders = x / days * config.horizon_days
         missing = np.full(len(x), np.nan)
-        return pd.DataFrame(
-            {
-                s.EXPECTED_ORDERS: orders,
-                s.CLV: orders * monetary,
-                s.CLV_LOW: missing,
-                s.CLV_HIGH: missing,
-                s.P_ACTIVE: missing,
-                s.NEXT_PURCHASE_DAYS: missing,
-                s.NEXT_PURCHASE_LOW_DAYS: missing,
-                s.NEXT_PURCHASE_HIGH_DAYS: missing,
-            },
-            index=summary.index,
-        )
+        return {
+            s.EXPECTED_ORDERS: orders,
+            s.CLV: orders * monetary,
+            s.CLV_LOW: missing,
+            s.CLV_HIGH: missing,
+            s.P_ACTIVE: missing,
+            s.NEXT_PURCHASE_DAYS: missing,
+            s.NEXT_PURCHASE_LOW_DAYS: missing,
+            s.NEXT_PURCHASE_HIGH_DAYS: missing,
+        }

@@ -26,7 +26,7 @@ import pandas as pd
 
 from features import schema as s
 from features.repeat_buying import AGE, FREQUENCY, MONETARY, RECENCY, WEEK_DAYS
-from models.boosted_value import BTYD_INPUTS, BoostedValue, btyd_inputs
+from models.boosted_value import BTYD_INPUTS, BoostedValue
 from models.value import BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 
 SPEND_COLUMNS = (s.EXPECTED_ORDERS, s.CLV, s.CLV_LOW, s.CLV_HIGH)
@@ -43,37 +43,44 @@ SpendModel = BuyTillYouDieValue | SpendRateBaseline | BoostedValue
 def summary_from_features(features: pd.DataFrame) -> pd.DataFrame:
     """The RFM summary (frequency, recency, T in weeks, monetary_value) of the feature rows of
     customers with a purchase, indexed by their position in `features`."""
-    bought = (features[s.PURCHASE_DAYS_TOTAL] > 0).to_numpy()
-    rows = features.loc[bought]
-    return pd.DataFrame(
-        {
-            FREQUENCY: rows[s.PURCHASE_DAYS_TOTAL].to_numpy(dtype=float) - 1,
-            RECENCY: rows[s.FIRST_TO_LAST_PURCHASE_DAYS].to_numpy(dtype=float) / WEEK_DAYS,
-            AGE: rows[s.PURCHASE_HISTORY_DAYS].to_numpy(dtype=float) / WEEK_DAYS,
-            MONETARY: rows[s.REPEAT_DAY_VALUE_MEAN].to_numpy(dtype=float),
-        },
-        index=pd.Index(np.flatnonzero(bought), name="row"),
+    rows, x, t_x, age, monetary = summary_of_rows(features)
+    return pd.DataFrame({FREQUENCY: x, RECENCY: t_x, AGE: age, MONETARY: monetary}, index=pd.Index(rows, name="row"))
+
+
+def summary_of_rows(features: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(positions of the rows with a purchase, and their x, t_x, T in weeks and monetary value)."""
+    bought = np.flatnonzero(features[s.PURCHASE_DAYS_TOTAL].to_numpy(dtype=float) > 0)
+    column = {name: features[name].to_numpy(dtype=float)[bought] for name in SUMMARY_FEATURES}
+    return (
+        bought,
+        column[s.PURCHASE_DAYS_TOTAL] - 1,
+        column[s.FIRST_TO_LAST_PURCHASE_DAYS] / WEEK_DAYS,
+        column[s.PURCHASE_HISTORY_DAYS] / WEEK_DAYS,
+        column[s.REPEAT_DAY_VALUE_MEAN],
     )
 
 
 def predict_boosted(
     boosted: BoostedValue,
     timing: BuyTillYouDieValue,
-    timing_values: pd.DataFrame,
+    timing_values: dict[str, np.ndarray],
     features: pd.DataFrame,
-    summary: pd.DataFrame,
+    summary: tuple[np.ndarray, ...],
     config: ValueConfig,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """The supervised candidate's SPEND_COLUMNS for the summary's rows. It reads the feature row and
     the buy-till-you-die outputs at the horizon it was trained for; asked for another horizon, its
     prediction is scaled by how the buy-till-you-die expectation grows from one to the other (the
     trees' correction read as a factor on the parametric curve)."""
+    rows, *arrays = summary
     trained = replace(config, horizon_days=boosted.horizon_days)
     same = config.horizon_days == boosted.horizon_days
-    at_trained = timing_values if same else timing.predict(summary, trained, intervals=False)
-    rows = features.iloc[summary.index.to_numpy()].reset_index(drop=True)
-    inputs = pd.concat([rows, btyd_inputs(at_trained).reset_index(drop=True)], axis=1).set_index(summary.index)
-    values = boosted.predict(inputs)
+    at_trained = timing_values if same else timing.predict_arrays(*arrays, trained, intervals=False)
+    btyd = {name: at_trained[column] for column, name in BTYD_INPUTS.items()}
+    matrix = np.column_stack(
+        [btyd[name] if name in btyd else features[name].to_numpy(dtype=float)[rows] for name in boosted.feature_names_]
+    )
+    values = boosted.predict_matrix(matrix)
     if not same:
         for target, columns in ((s.EXPECTED_ORDERS, (s.EXPECTED_ORDERS,)), (s.CLV, (s.CLV, s.CLV_LOW, s.CLV_HIGH))):
             ratio = _growth(timing_values[target], at_trained[target], config.horizon_days / boosted.horizon_days)
@@ -82,9 +89,8 @@ def predict_boosted(
     return values
 
 
-def _growth(asked: pd.Series, trained: pd.Series, horizons_ratio: float) -> np.ndarray:
+def _growth(asked: np.ndarray, trained: np.ndarray, horizons_ratio: float) -> np.ndarray:
     """asked / trained expectation per customer; the ratio of the horizons where the trained one is 0."""
-    asked, trained = asked.to_numpy(dtype=float), trained.to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(trained > 0, asked / trained, horizons_ratio)
 
@@ -138,24 +144,29 @@ class CustomerValueModel:
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """customer_id, VALUE_COLUMNS and the next purchase as dates (`next_purchase_dates`, from each
         row's as_of) per feature row, in order; empty for customers who never bought."""
-        out = pd.DataFrame({column: np.full(len(features), np.nan) for column in s.VALUE_COLUMNS})
-        summary = summary_from_features(features)
-        if len(summary):
-            serves_btyd = self.spend is self.timing  # then the spend interval is the timing model's
-            timing = self.timing.predict(summary, self.config, intervals=serves_btyd)
-            if serves_btyd:
-                spend = timing
-            elif isinstance(self.spend, BoostedValue):
-                spend = predict_boosted(self.spend, self.timing, timing, features, summary, self.config)
-            else:
-                spend = self.spend.predict(summary, self.config)
-            rows = summary.index.to_numpy()
-            for column in SPEND_COLUMNS:
-                out.loc[rows, column] = spend[column].to_numpy(dtype=float)
-            for column in TIMING_COLUMNS:
-                out.loc[rows, column] = timing[column].to_numpy(dtype=float)
-        out.insert(0, s.CUSTOMER_ID, features[s.CUSTOMER_ID].to_numpy())
-        return pd.concat([out, next_purchase_dates(out, features[s.AS_OF])], axis=1)
+        values = self.predict_values(features)
+        dates = next_purchase_dates(values, features[s.AS_OF].to_numpy())
+        return pd.DataFrame({s.CUSTOMER_ID: features[s.CUSTOMER_ID].to_numpy(), **values, **dates})
+
+    def predict_values(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        """VALUE_COLUMNS -> one value per feature row (NaN for customers who never bought)."""
+        out = {column: np.full(len(features), np.nan) for column in s.VALUE_COLUMNS}
+        summary = summary_of_rows(features)
+        rows, *arrays = summary
+        if not len(rows):
+            return out
+        serves_btyd = self.spend is self.timing  # then the spend interval is the timing model's
+        timing = self.timing.predict_arrays(*arrays, self.config, intervals=serves_btyd)
+        if serves_btyd:
+            spend = timing
+        elif isinstance(self.spend, BoostedValue):
+            spend = predict_boosted(self.spend, self.timing, timing, features, summary, self.config)
+        else:
+            spend = self.spend.predict_arrays(*arrays, self.config)
+        for columns, source in ((SPEND_COLUMNS, spend), (TIMING_COLUMNS, timing)):
+            for column in columns:
+                out[column][rows] = source[column]
+        return out
 
 
 def _refit(model: BuyTillYouDieValue, summary: pd.DataFrame) -> BuyTillYouDieValue:
@@ -167,17 +178,18 @@ def _refit(model: BuyTillYouDieValue, summary: pd.DataFrame) -> BuyTillYouDieVal
 MAX_DATED_WAIT_DAYS = 36_500
 
 
-def next_purchase_dates(values: pd.DataFrame, as_of) -> pd.DataFrame:
+def next_purchase_dates(values: dict[str, np.ndarray] | pd.DataFrame, as_of) -> dict[str, np.ndarray]:
     """next_purchase_date, next_purchase_low, next_purchase_high: each row's as_of (its midnight)
     plus the waits in days, rounded to whole days (NaT where there is no wait, or it is longer than
-    `MAX_DATED_WAIT_DAYS`)."""
-    start = pd.DatetimeIndex(np.broadcast_to(pd.to_datetime(as_of), len(values))).normalize()
+    `MAX_DATED_WAIT_DAYS`), as datetime64[ns] arrays."""
+    midnight = np.asarray(as_of, dtype="datetime64[ns]").astype("datetime64[D]")
     dates = {}
     for date_column, days_column in NEXT_PURCHASE_DATES.items():
-        days = np.round(values[days_column].to_numpy(dtype=float))
-        days[~(days <= MAX_DATED_WAIT_DAYS)] = np.nan
-        dates[date_column] = start + pd.to_timedelta(days, unit="D")
-    return pd.DataFrame(dates, index=values.index)
+        days = np.round(np.asarray(values[days_column], dtype=float))
+        dated = days <= MAX_DATED_WAIT_DAYS  # False for NaN too
+        day = midnight + np.where(dated, days, 0).astype("timedelta64[D]")
+        dates[date_column] = np.where(dated, day, np.datetime64("NaT")).astype("datetime64[ns]")
+    return dates
 
 
 NEXT_PURCHASE_DATES = {

@@ -36,7 +36,7 @@ from models.explanations import GroupedContributions, describe_feature, explain_
 from models.names import CHURN, CLV, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
 from models.recommender import SIMILARITY, RecommendationRules, TwoStageRecommender
-from models.value_model import SUMMARY_FEATURES, CustomerValueModel, value_reasons
+from models.value_model import SUMMARY_FEATURES, CustomerValueModel, next_purchase_dates, value_reasons
 from pipelines.cli import train_command
 from pipelines.store import ProfileStore
 from pipelines.store.codec import json_value
@@ -59,11 +59,11 @@ VALUE_REASON_COLUMNS = (*SUMMARY_FEATURES, s.ORDER_VALUE_MEAN, s.DAYS_SINCE_LAST
 
 
 def _json_number(value: Any) -> Any:
-    """A value column as JSON: null for missing, an ISO date for a timestamp, else a float."""
+    """A value column as JSON: null for missing, an ISO date for a date, else a float."""
     if value is None or pd.isna(value):
         return None
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
+    if isinstance(value, np.datetime64 | pd.Timestamp):
+        return str(np.datetime64(value, "D"))
     return float(value)
 
 
@@ -298,9 +298,8 @@ class Scorer:
         ids = self._ids(customer_ids)
         found, matrix, as_ofs = self.store.get_numbers(ids, self._value_columns)
         features = pd.DataFrame(matrix, columns=self._value_columns)
-        features.insert(0, s.CUSTOMER_ID, found)
-        features.insert(1, s.AS_OF, pd.to_datetime(as_ofs) if as_ofs else pd.to_datetime([]))
-        values = model.predict_frame(features) if len(features) else pd.DataFrame()
+        values = model.predict_values(features)
+        values |= next_purchase_dates(values, np.array(as_ofs, dtype="datetime64[ns]"))
         row_of = {customer_id: i for i, customer_id in enumerate(found)}
         version = self.models.versions.get(CLV)
         results = []
@@ -309,8 +308,9 @@ class Scorer:
             answer = dict.fromkeys(VALUE_ANSWER_COLUMNS)
             reasons: list[str] = []
             if row is not None:
-                answer = {column: _json_number(values.at[row, column]) for column in VALUE_ANSWER_COLUMNS}
-                reasons = value_reasons(features.iloc[row], values.iloc[row], model.config.horizon_days)
+                answer = {column: _json_number(values[column][row]) for column in VALUE_ANSWER_COLUMNS}
+                stored = dict(zip(self._value_columns, matrix[row].tolist(), strict=True))
+                reasons = value_reasons(stored, answer, model.config.horizon_days)
             results.append(
                 {
                     s.CUSTOMER_ID: customer_id,

@@ -150,6 +150,6 @@ def test_a_wait_past_a_century_has_no_date_instead_of_an_overflow():
         }
     )
     dates = next_purchase_dates(waits, pd.Series([AS_OF + pd.Timedelta(hours=13)] * 2))
-    assert dates[s.NEXT_PURCHASE_DATE].iloc[0] == pd.Timestamp("2025-01-11")  # from as_of's midnight
-    assert dates[s.NEXT_PURCHASE_LOW].iloc[1] == pd.Timestamp("2025-01-04")
-    assert pd.isna(dates[s.NEXT_PURCHASE_DATE].iloc[1]) and pd.isna(dates[s.NEXT_PURCHASE_HIGH].iloc[1])
+    assert dates[s.NEXT_PURCHASE_DATE][0] == np.datetime64("2025-01-11")  # from as_of's midnight
+    assert dates[s.NEXT_PURCHASE_LOW][1] == np.datetime64("2025-01-04")
+    assert np.isnat(dates[s.NEXT_PURCHASE_DATE][1]) and np.isnat(dates[s.NEXT_PURCHASE_HIGH][1])
