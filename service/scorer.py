@@ -507,11 +507,18 @@ def predict_on_one_thread(models: ServingModels) -> None:
     recommender's own `_predict` does the same for small inputs). The models are this service's own
     copies, loaded from the registry for it.
     """
-    boosters = [
-        getattr(c, "booster_", None) for model in models.outcome_models().values() for c in model.classifiers.values()
-    ]
+    for booster in served_boosters(models):
+        if not isinstance(booster.predict, functools.partial):
+            booster.predict = functools.partial(booster.predict, num_threads=1)
+
+
+def served_boosters(models: ServingModels) -> list[Any]:
+    """Every LightGBM booster a request may call: the outcome models' classifiers, the propensity
+    model's category scorer, the value model's spend boosters."""
+    classifiers = [c for model in models.outcome_models().values() for c in model.classifiers.values()]
+    category_scorer = getattr(models.propensity, "category_scorer", None)
+    classifiers.append(getattr(category_scorer, "classifier_", None))
+    boosters = [getattr(classifier, "booster_", None) for classifier in classifiers]
     if models.clv is not None:
         boosters.extend(getattr(models.clv.spend, "boosters_", {}).values())
-    for booster in boosters:
-        if booster is not None and not isinstance(booster.predict, functools.partial):
-            booster.predict = functools.partial(booster.predict, num_threads=1)
+    return [booster for booster in boosters if booster is not None]

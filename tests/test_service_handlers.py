@@ -70,6 +70,31 @@ def churn_only(service_workspace, tmp_path_factory):
 # ---------------------------------------------------------------------------
 # Pure helpers
 # ---------------------------------------------------------------------------
+def _boosters_within(value, seen: set[int]) -> list:
+    """Every LightGBM booster reachable from `value` through attributes, dicts and lists."""
+    import lightgbm
+
+    if id(value) in seen or isinstance(value, str | bytes | int | float | np.ndarray | pd.DataFrame):
+        return []
+    seen.add(id(value))
+    if isinstance(value, lightgbm.Booster):
+        return [value]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        children = [*children, *vars(value).values()]
+    return [booster for child in children for booster in _boosters_within(child, seen)]
+
+
+def test_every_served_booster_predicts_on_one_thread(scorer):
+    # OpenMP threads per one-row request cost milliseconds and spin against the other processes (the
+    # recommender chooses its threads per call itself)
+    models = scorer.models
+    boosters = _boosters_within([models.churn, models.propensity, models.clv], set())
+    assert len(boosters) >= 3  # churn, propensity and its category scorer (and the value model's, if it has any)
+    for booster in boosters:
+        assert booster.predict.keywords == {"num_threads": 1}
+
+
 def test_risk_tiers_cover_every_probability():
     assert risk_tier(0.0) == "low"
     assert risk_tier(1.0) == "high"
