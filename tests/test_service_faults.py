@@ -161,7 +161,7 @@ def test_a_registry_down_at_start_leaves_the_service_unready_until_it_answers(
         tracking_server()  # the registry comes back: the service becomes ready by itself
         wait_for(lambda: call(server, "GET", "/readyz")[0] == 200, 60, "the service was not ready")
         status, _, ready = call(server, "GET", "/readyz")
-        assert ready["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1"}
+        assert ready["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1", "clv": "1"}
         assert ready["registry"]["ok"] is True and ready["reason"] is None
         status, _, scored = call(server, "POST", "/churn", {"customer_ids": ["early-1"]})
         assert status == 200 and scored["results"][0]["known_customer"] is True
@@ -169,7 +169,7 @@ def test_a_registry_down_at_start_leaves_the_service_unready_until_it_answers(
         tracking_server.stop()  # down again: a reload fails and the loaded models keep serving
         status, _, reloaded = call(server, "POST", "/reload", {})
         assert status == 503 and registry_url in reloaded["error"]
-        assert reloaded["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1"}
+        assert reloaded["model_versions"] == {"churn": "1", "propensity": "1", "recommender": "1", "clv": "1"}
         status, _, ready = call(server, "GET", "/readyz")
         assert status == 200 and ready["registry"]["ok"] is False and ready["reason"] is None
         assert call(server, "POST", "/churn", {"customer_ids": ["early-1"]})[0] == 200
