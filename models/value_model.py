@@ -27,6 +27,7 @@ import pandas as pd
 from features import schema as s
 from features.repeat_buying import AGE, FREQUENCY, MONETARY, RECENCY, WEEK_DAYS
 from models.boosted_value import BTYD_INPUTS, BoostedValue
+from models.names import CLV
 from models.value import BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 
 SPEND_COLUMNS = (s.EXPECTED_ORDERS, s.CLV, s.CLV_LOW, s.CLV_HIGH)
@@ -103,7 +104,7 @@ class CustomerValueModel:
     spend: SpendModel
     timing: BuyTillYouDieValue
     config: ValueConfig
-    name: str = "clv"
+    name: str = CLV
     # Raised whenever a fitted model of an earlier layout could not run on this code.
     code_version: int = 1
 

@@ -153,3 +153,17 @@ def test_a_wait_past_a_century_has_no_date_instead_of_an_overflow():
     assert dates[s.NEXT_PURCHASE_DATE][0] == np.datetime64("2025-01-11")  # from as_of's midnight
     assert dates[s.NEXT_PURCHASE_LOW][1] == np.datetime64("2025-01-04")
     assert np.isnat(dates[s.NEXT_PURCHASE_DATE][1]) and np.isnat(dates[s.NEXT_PURCHASE_HIGH][1])
+
+
+def test_scoring_may_ask_another_horizon_but_not_another_interval_of_the_supervised_model(pareto):
+    from pipelines.errors import UserError
+    from pipelines.settings import load_settings
+    from pipelines.training.value import scoring_config
+
+    boosted = CustomerValueModel("lightgbm_log_spend", BoostedValue(interval=0.8), pareto, ValueConfig())
+    assert scoring_config(boosted, load_settings(overrides=["clv.horizon_days=120"])).horizon_days == 120
+    assert scoring_config(boosted, load_settings()) == boosted.config  # nothing set: the model's own
+    with pytest.raises(UserError, match=r"clv.interval=0.9: the served lightgbm_log_spend was trained for a 80%"):
+        scoring_config(boosted, load_settings(overrides=["clv.interval=0.9"]))
+    parametric = CustomerValueModel("pareto", pareto, pareto, ValueConfig())
+    assert scoring_config(parametric, load_settings(overrides=["clv.interval=0.9"])).interval == 0.9

@@ -47,6 +47,7 @@ from models.timing_metrics import (
 from models.value import BGNBD, PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 from models.value_metrics import SPEARMAN, evaluate_value, evaluate_value_by_segment, spearman_draws
 from models.value_model import CustomerValueModel, summary_from_features
+from pipelines.cli import train_command
 from pipelines.errors import UserError
 from pipelines.settings import Settings
 from pipelines.training.cache import FeatureCache
@@ -117,7 +118,15 @@ def scoring_config(model: CustomerValueModel, settings: Settings) -> ValueConfig
     """The served model's own config, with whatever `clv.*` the scoring command set (`--set
     clv.horizon_days=120`): the same model, asked about another horizon or interval."""
     chosen = settings.clv.model_fields_set & {"horizon_days", "interval", "draws", "discount_rate_annual"}
-    return replace(model.config, **{name: getattr(settings.clv, name) for name in chosen})
+    config = replace(model.config, **{name: getattr(settings.clv, name) for name in chosen})
+    if isinstance(model.spend, BoostedValue) and config.interval != model.spend.interval:
+        # its interval ends are two quantile regressions fitted at training time
+        raise UserError(
+            f"--set clv.interval={config.interval:g}: the served {model.spend_name} was trained for a "
+            f"{model.spend.interval:.0%} interval; retrain it with that setting ({train_command([CLV])} "
+            f"plus --set clv.interval={config.interval:g})"
+        )
+    return config
 
 
 def value_config(settings: Settings) -> ValueConfig:
