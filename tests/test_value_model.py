@@ -167,3 +167,24 @@ def test_scoring_may_ask_another_horizon_but_not_another_interval_of_the_supervi
         scoring_config(boosted, load_settings(overrides=["clv.interval=0.9"]))
     parametric = CustomerValueModel("pareto", pareto, pareto, ValueConfig())
     assert scoring_config(parametric, load_settings(overrides=["clv.interval=0.9"])).interval == 0.9
+
+
+def test_a_history_shorter_than_the_horizon_leaves_value_out_of_the_default_run_and_names_the_fix(
+    generated_data, capsys
+):
+    from pipelines.errors import UserError
+    from pipelines.settings import load_settings
+    from pipelines.train import value_fits
+    from pipelines.training.value import plan_test_window
+
+    transactions = generated_data.tables[s.TRANSACTIONS]
+    first = transactions[s.TIMESTAMP].min()
+    short = {s.TRANSACTIONS: transactions[transactions[s.TIMESTAMP] < first + pd.Timedelta(days=200)]}
+    as_of = (first + pd.Timedelta(days=200)).normalize()
+    settings = load_settings()
+    assert not value_fits(short, as_of, settings, None)
+    assert "note: clv left out: clv: " in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"a shorter --set clv.horizon_days may fit"):
+        plan_test_window(short[s.TRANSACTIONS], as_of, settings, None)
+    # a 90-day horizon fits the same 200 days
+    assert value_fits(short, as_of, load_settings(overrides=["clv.horizon_days=90"]), None)

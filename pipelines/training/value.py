@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from features import schema as s
 from features.customer import feature_columns
+from features.history import first_purchase
 from features.labels import CutoffPlan, make_value_labels, plan_cutoffs
 from models.boosted_value import BoostedValue, btyd_inputs
 from models.evidence import Evidence, gather_evidence
@@ -154,15 +155,30 @@ def plan_value(
         horizon_key="clv.horizon_days",
         step_key="training.cutoff_step_days",
     )
+    plan = plan_test_window(cache.transactions, as_of, settings, evaluate_at)
     try:
         return plan_training_cutoffs(request, cache.transactions, as_of, evaluate_at), ""
     except UserError as error:
-        why = str(error)
+        return plan, f"the supervised candidate sits out ({str(error).removeprefix(f'{CLV}: ')})"
+
+
+def plan_test_window(
+    transactions: pd.DataFrame, as_of: pd.Timestamp, settings: Settings, evaluate_at: pd.Timestamp | None
+) -> CutoffPlan:
+    """The test window alone (no training cutoff), or UserError when the data holds no complete
+    clv.horizon_days with a purchase before it."""
+    horizon = settings.clv.horizon_days
     try:
-        plan = plan_cutoffs(as_of, settings.clv.horizon_days, n_cutoffs=0, test_cutoff=evaluate_at, min_cutoffs=0)
+        plan = plan_cutoffs(as_of, horizon, n_cutoffs=0, test_cutoff=evaluate_at, min_cutoffs=0)
     except ValueError as error:
         raise UserError(f"{CLV}: {error}; a shorter --set clv.horizon_days may fit") from error
-    return plan, f"the supervised candidate sits out ({why.removeprefix(f'{CLV}: ')})"
+    first = first_purchase(transactions)
+    if first is None or first >= plan.test:
+        raise UserError(
+            f"{CLV}: no purchase before the test window {plan.test.date()} +{horizon}d (the data ends "
+            f"{pd.Timestamp(as_of).date()}); a shorter --set clv.horizon_days may fit"
+        )
+    return plan
 
 
 def value_rows(cache: FeatureCache, cutoff: pd.Timestamp, horizon_days: int) -> ValueRows:
