@@ -25,7 +25,7 @@ Estimator conventions as in `models.classifier`: fitted attributes end in `_`, f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import lightgbm as lgb
 import numpy as np
@@ -38,9 +38,9 @@ BTYD_INPUTS = {s.EXPECTED_ORDERS: "btyd_expected_orders", s.CLV: "btyd_clv", s.P
 _MEAN, _LOW, _HIGH, _ORDERS = "mean", "low", "high", "orders"
 
 
-def btyd_inputs(values: pd.DataFrame) -> pd.DataFrame:
-    """The buy-till-you-die value columns renamed as the trees' inputs."""
-    return values[list(BTYD_INPUTS)].rename(columns=BTYD_INPUTS)
+def btyd_inputs(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The buy-till-you-die value columns (`predict_arrays`' output) under the trees' input names."""
+    return {name: np.asarray(values[column]) for column, name in BTYD_INPUTS.items()}
 
 
 class BoostedValue:
@@ -158,10 +158,6 @@ class BoostedValue:
         if isinstance(features, pd.DataFrame):
             return features[self.feature_names_].to_numpy(dtype=float)
         return np.asarray(features, dtype=float)
-
-    @property
-    def input_names(self) -> Sequence[str]:
-        return self.feature_names_
 
 
 def _log_target(values: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from features import schema as s
 from features.repeat_buying import AGE, FREQUENCY, MONETARY, RECENCY, WEEK_DAYS
-from models.boosted_value import BTYD_INPUTS, BoostedValue
+from models.boosted_value import BTYD_INPUTS, BoostedValue, btyd_inputs
 from models.names import CLV
 from models.value import BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 
@@ -77,7 +77,7 @@ def predict_boosted(
     trained = replace(config, horizon_days=boosted.horizon_days)
     same = config.horizon_days == boosted.horizon_days
     at_trained = timing_values if same else timing.predict_arrays(*arrays, trained, intervals=False)
-    btyd = {name: at_trained[column] for column, name in BTYD_INPUTS.items()}
+    btyd = btyd_inputs(at_trained)
     matrix = np.column_stack(
         [btyd[name] if name in btyd else features[name].to_numpy(dtype=float)[rows] for name in boosted.feature_names_]
     )

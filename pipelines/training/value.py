@@ -207,14 +207,18 @@ def evaluate_timing(rows: ValueRows, values: pd.DataFrame, window_days: int) -> 
     }
 
 
-def choose_timing(validation: ValueRows, window_days: int, config: ValueConfig) -> tuple[str, dict[str, dict]]:
+def choose_timing(
+    validation: ValueRows, window_days: int, config: ValueConfig, fitted: dict[str, BuyTillYouDieValue]
+) -> tuple[str, dict[str, dict]]:
     """(the count model whose timing is served, each one's timing metrics on the validation cutoff):
     the higher concordance, and where the two are within the noise of each other (a paired 95%
-    interval that holds 0), the lower MAE of days over buyers."""
+    interval that holds 0), the lower MAE of days over buyers. `fitted`: count models already fitted
+    on these rows."""
     summary = summary_from_features(validation.features)
     medians, metrics = {}, {}
     for count_model in TIMING_MODELS:
-        values = BuyTillYouDieValue(count_model).fit(summary).predict(summary, config, intervals=False)
+        model = fitted.get(count_model) or BuyTillYouDieValue(count_model).fit(summary)
+        values = model.predict(summary, config, intervals=False)
         medians[count_model] = values[s.NEXT_PURCHASE_DAYS].to_numpy(dtype=float)
         metrics[count_model] = evaluate_timing(validation, values, window_days)
     evidence = gather_evidence(
@@ -251,9 +255,10 @@ def parametric_candidates(
 
 
 def boosted_inputs(rows: ValueRows, timing: BuyTillYouDieValue, config: ValueConfig, names: list[str]) -> pd.DataFrame:
-    """The supervised candidate's inputs: the feature columns and the buy-till-you-die outputs."""
-    values = timing.predict(summary_from_features(rows.features), config)
-    return pd.concat([rows.features[names].reset_index(drop=True), btyd_inputs(values).reset_index(drop=True)], axis=1)
+    """The supervised candidate's inputs: the feature columns and the buy-till-you-die outputs (no
+    Monte Carlo interval: the trees read expectations only)."""
+    values = timing.predict(summary_from_features(rows.features), config, intervals=False)
+    return pd.concat([rows.features[names].reset_index(drop=True), pd.DataFrame(btyd_inputs(values))], axis=1)
 
 
 def fit_boosted(
@@ -291,10 +296,11 @@ def fit_boosted(
 
 def choose_model(
     cache: FeatureCache, plan: CutoffPlan, settings: Settings, config: ValueConfig
-) -> tuple[str, BoostedValue | None, dict[str, float]]:
-    """(the model kind, the supervised model when trained, validation MAE per kind): the lower MAE
-    of spend on the validation cutoff wins. The supervised model stopped early on the same rows,
-    which flatters it a little; the test window, where the gate decides, is untouched."""
+) -> tuple[str, BoostedValue, dict[str, float], ValueRows, BuyTillYouDieValue]:
+    """(the model kind, the supervised model, validation MAE per kind, the validation rows and the
+    Pareto/NBD fitted on them): the lower MAE of spend on the validation cutoff wins. The supervised
+    model stopped early on the same rows, which flatters it a little; the test window, where the
+    gate decides, is untouched."""
     boosted, validation, timing = fit_boosted(cache, plan, settings, config)
     candidates = {
         PARETO_NBD_GG: CustomerValueModel(PARETO_NBD_GG, timing, timing, config),
@@ -305,7 +311,7 @@ def choose_model(
         for kind, model in candidates.items()
     }
     kind = min(mae, key=mae.get)
-    return kind, boosted, mae
+    return kind, boosted, mae, validation, timing
 
 
 def train_value_model(
@@ -319,9 +325,10 @@ def train_value_model(
         raise UserError(f"{CLV}: fewer than two customers bought before the test window {plan.test.date()}")
     kind, boosted, validation, timing_model, timing_validation = PARETO_NBD_GG, None, {}, PARETO_NBD, {}
     if not note:
-        kind, boosted, validation = choose_model(cache, plan, settings, config)
-        validation_rows = value_rows(cache, plan.train[-1], plan.horizon_days)
-        timing_model, timing_validation = choose_timing(validation_rows, plan.horizon_days, config)
+        kind, boosted, validation, validation_rows, pareto = choose_model(cache, plan, settings, config)
+        timing_model, timing_validation = choose_timing(
+            validation_rows, plan.horizon_days, config, {PARETO_NBD: pareto}
+        )
     at_test = parametric_candidates(test.features, config, timing_model)
     candidates = {MODEL: _model_candidate(kind, boosted, at_test), **{name: at_test[name] for name in BASELINES}}
     predictions = {name: candidate.predict_frame(test.features) for name, candidate in candidates.items()}
