@@ -6,11 +6,14 @@
 Starts a real server (one worker by default) on a private copy of the profile store, or on a small
 generated workspace without --profiles, exactly as `bench.load_test` does (`bench.serving`). After
 a short warm-up, requests go out paced at --rate for --minutes; each latency counts from its
-scheduled send time. Each request is drawn at random: 35% /churn and 35% /propensity for one known
-customer, 20% /recommend (k = 10), 10% /events with one new purchase line (a unique order id, a
-reference product, timestamped now) for a known customer. Every 5 s the server's processes (the
-`bentoml serve` parent and everything it started: its workers) are sampled: resident memory
-(VmRSS) and open file descriptors, summed.
+scheduled send time. By default each request leaves when due, on an idle connection or a new one
+(`--client open-loop`, `bench.serving.run_open_loop`); `--client threads` sends from 4 threads of
+one connection each, where a few slow calls in flight hold every thread and the calls due
+meanwhile wait in the load generator. Each request is drawn at random: 35% /churn and 35%
+/propensity for one known customer, 20% /recommend (k = 10), 10% /events with one new purchase
+line (a unique order id, a reference product, timestamped now) for a known customer. Every 5 s
+the server's processes (the `bentoml serve` parent and everything it started: its workers) are
+sampled: resident memory (VmRSS) and open file descriptors, summed.
 
 Targets (issue): 0 errors (a non-2xx answer or a failed connection); p99 under 15 ms for the scoring
 calls (churn, propensity, recommend); resident memory growing less than 5% and open files not at all
@@ -39,12 +42,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bench.serving import (
+    OPEN_LOOP,
     THREADS,
+    THREADS_CLIENT,
     Client,
+    add_client_argument,
     add_workspace_arguments,
+    client_name,
     prepare_store,
     purchase_row,
     read_targets,
+    run_open_loop,
     run_paced,
     server_environment,
 )
@@ -222,7 +230,7 @@ def print_report(result: dict) -> None:
     print()
     print(
         f"Soak: {run['minutes']:g} min at {run['rate']:g} req/s paced ({run['profiles']:,} profiles, "
-        f"{run['workers']} BentoML worker(s), {run['client_threads']} client threads, same host)"
+        f"{run['workers']} BentoML worker(s), {client_name(run.get('client', THREADS_CLIENT))}, same host)"
     )
     print()
     print("| calls | requests | errors | p50 ms | p99 ms | max ms |")
@@ -341,13 +349,16 @@ def run_soak(args: argparse.Namespace, work: Path) -> Measured:
             return {"customer_id": customers[i], "k": RECOMMEND_K}
         return {"customer_ids": [customers[i]]}
 
+    def note_answer(i: int, status: int, answer: dict) -> None:
+        if kinds[i] == EVENTS and status == 200:
+            stored[i] = answer.get("accepted") == 1
+
     def send(i: int) -> int:
         try:
             status, answer = client.post(ENDPOINTS[kinds[i]], body(i, f"soak-{i}"))
         except (OSError, http.client.HTTPException, ValueError):
             return 0  # no answer, or not JSON
-        if kinds[i] == EVENTS and status == 200:
-            stored[i] = answer.get("accepted") == 1
+        note_answer(i, status, answer)
         return status
 
     environment = server_environment(work, store_path, mlflow_store, args.workers)
@@ -365,7 +376,11 @@ def run_soak(args: argparse.Namespace, work: Path) -> Measured:
         sampler = threading.Thread(target=sample_process_tree, args=(server.process.pid, start, stop, samples))
         sampler.start()
         try:
-            latencies, statuses = run_paced(count, args.rate, send, start)
+            if args.client == OPEN_LOOP:
+                request = lambda i: (ENDPOINTS[kinds[i]], body(i, f"soak-{i}"))  # noqa: E731
+                latencies, statuses = run_open_loop(server.port, count, args.rate, request, note_answer, start)
+            else:
+                latencies, statuses = run_paced(count, args.rate, send, start)
         finally:
             stop.set()
             sampler.join()
@@ -388,7 +403,8 @@ def summarise_run(args: argparse.Namespace, measured: Measured, load_before: flo
             "minutes": args.minutes,
             "rate": args.rate,
             "workers": args.workers,
-            "client_threads": THREADS,
+            "client": args.client,
+            "client_threads": THREADS if args.client == THREADS_CLIENT else 1,
             "profiles": measured.profiles,
             "profile_store": str(args.profiles) if args.profiles else f"generated, {args.customers} customers",
             "seed": args.seed,
@@ -419,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s, all endpoints together")
     parser.add_argument("--workers", type=int, default=1, help="BentoML worker processes (SCORING_WORKERS)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the request mix")
+    add_client_argument(parser)
     parser.add_argument("--json", type=Path, default=None, help="write the result here, and a plot next to it")
     args = parser.parse_args(argv)
     if args.minutes < 0.5 or args.rate <= 0:
