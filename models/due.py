@@ -358,10 +358,13 @@ def _read_purchase_days(
     day = timestamps[keep].astype("datetime64[D]").astype(np.int64)
     # customers sorted by id, so that the output's order needs no string sort
     present = np.flatnonzero(np.bincount(customer_codes, minlength=len(customer_uniques)) > 0)
-    by_id = present[customer_uniques.take(present).argsort()] if len(present) else present
-    rank = np.full(len(customer_uniques), -1, dtype=np.int64)
-    rank[by_id] = np.arange(len(by_id))
-    customer = rank[customer_codes]
+    if len(present) == len(customer_uniques) == 1:  # one customer (the service's call): nothing to sort
+        customer, customer_ids = customer_codes.astype(np.int64), customer_uniques
+    else:
+        by_id = present[customer_uniques.take(present).argsort()] if len(present) else present
+        rank = np.full(len(customer_uniques), -1, dtype=np.int64)
+        rank[by_id] = np.arange(len(by_id))
+        customer, customer_ids = rank[customer_codes], customer_uniques.take(by_id)
     item = item_codes.astype(np.int64)
     order = _sort_order(customer, item, day)
     customer, item, day, quantity = customer[order], item[order], day[order], quantity[order]
@@ -371,7 +374,7 @@ def _read_purchase_days(
         item=item[starts],
         day=day[starts],
         quantity=np.add.reduceat(quantity, starts) if len(starts) else quantity,
-        customer_ids=customer_uniques.take(by_id),
+        customer_ids=customer_ids,
         item_ids=item_ids,
         item_product=np.asarray(locate_products(item_ids), dtype=np.int64),
     )
