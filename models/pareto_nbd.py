@@ -290,9 +290,10 @@ def _log_tail(params, x, t) -> np.ndarray:
         out[trusted] = ln_power[trusted] + np.log(hyp) - np.log(m[trusted])
     todo = ~trusted | ~np.isfinite(out)
     if todo.any():
-        # customers share (x, t) pairs (every x = 0 customer has t_x = 0): integrate each once
-        pairs, inverse = np.unique(np.column_stack([x[todo], t[todo]]), axis=0, return_inverse=True)
-        out[todo] = _log_tail_by_quadrature(params, pairs[:, 0], pairs[:, 1])[inverse.ravel()]
+        # customers share (x, t) pairs (every x = 0 customer has t_x = 0): integrate each once. The
+        # pairs as complex numbers, whose 1-D unique is far cheaper than a unique of rows (axis=0)
+        pairs, inverse = np.unique(x[todo] + 1j * t[todo], return_inverse=True)
+        out[todo] = _log_tail_by_quadrature(params, pairs.real, pairs.imag)[inverse.ravel()]
     return out
 
 
@@ -331,11 +332,12 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         near, far = special.expit(y), special.expit(y - y0)
         return -(k * near * (1 - near) + far * (1 - far))
 
-    # the mode: phi' falls from c to -d; the bracket is where each sigmoid term is negligible, the
-    # start where the first term alone would put it (the second only shifts it by y0's pull)
-    low = np.minimum(np.minimum(np.log(c / (c + d)), y0), np.log(c)) - 50.0
-    high = np.maximum(np.log(c / (d - 1.0)), y0) + 50.0
-    mode = _newton_in_bracket(slope, curvature, np.clip(np.log(c / (d - 1.0)), low, high), low, high)
+    # the mode, where phi' = c - k expit(y) - expit(y - y0) = 0: at or below where the first term
+    # alone reaches c, and where the larger of the two expits reaches c / (k + 1) or above. Between
+    # those bounds, a few units apart, Newton steps from the upper one
+    high = np.log(c / (d - 1.0))
+    low = np.log(c / d) + np.minimum(y0, 0.0)
+    mode = _newton_in_bracket(slope, curvature, high, low, high)
     peak = phi(mode)
     step = np.minimum(0.25, 0.5 / np.sqrt(-curvature(mode)))
     # the window edges, where phi = peak - drop; beyond y_left phi' >= c/2, beyond y_right phi' <= -d/2
@@ -345,9 +347,8 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     far_left = mode - np.maximum(0.0, mode - y_left) - 2 * (drop + 1) / c - 1
     far_right = mode + np.maximum(0.0, y_right - mode) + 2 * (drop + 1) / d + 1
     # the window's edges need no precision (phi is 42 below its peak there): Newton from outside,
-    # where phi is nearly linear, reaches them in a few steps
-    left = _newton_from_outside(phi, slope, peak - drop, far_left)
-    right = _newton_from_outside(phi, slope, peak - drop, far_right)
+    # where phi is nearly linear, reaches them in a few steps (both edges in one go)
+    left, right = _newton_from_outside(phi, slope, peak - drop, np.stack([far_left, far_right]))
     subtract = c < 0.5
     pivot = np.minimum(0.0, y0)
     left = np.where(subtract, np.minimum(np.minimum(pivot, mode), y0) - 60.0, left)
@@ -400,7 +401,7 @@ def _newton_in_bracket(decreasing, derivative, start, low, high) -> np.ndarray:
         low, high = np.where(above, y, low), np.where(above, high, y)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = y - value / derivative(y)
-        following = np.where((newton > low) & (newton < high), newton, 0.5 * (low + high))
+        following = np.where((newton >= low) & (newton <= high), newton, 0.5 * (low + high))
         if not np.any(np.abs(following - y) > _ROOT_TOLERANCE):  # NaN rows (bad parameters) count as done
             return following
         y = following
