@@ -46,8 +46,9 @@ _GRADIENT_STEP = 1e-5
 _Z_TRUSTED = 0.8
 # That quadrature's window: where the log-integrand is within this of its peak (e^-42 ~ 6e-19).
 _WINDOW_DROP = 42.0
-# Its root finding (the mode and the window's edges): Newton steps until they move less than this.
-_ROOT_TOLERANCE = 1e-9
+# Its root finding (the mode and the window's edges): Newton steps until they move less than this
+# (converging quadratically, the last step leaves the root within ~1e-12).
+_ROOT_TOLERANCE = 1e-6
 _ROOT_STEPS = 100
 # ... and its batches: at most this many integrand values in memory at once.
 _QUADRATURE_CELLS = 2_000_000
@@ -328,18 +329,18 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     def slope(y):
         return c - k * special.expit(y) - special.expit(y - y0)
 
-    def curvature(y):
+    def slope_and_curvature(y):
         near, far = special.expit(y), special.expit(y - y0)
-        return -(k * near * (1 - near) + far * (1 - far))
+        return c - k * near - far, -(k * near * (1 - near) + far * (1 - far))
 
     # the mode, where phi' = c - k expit(y) - expit(y - y0) = 0: at or below where the first term
     # alone reaches c, and where the larger of the two expits reaches c / (k + 1) or above. Between
     # those bounds, a few units apart, Newton steps from the upper one
     high = np.log(c / (d - 1.0))
     low = np.log(c / d) + np.minimum(y0, 0.0)
-    mode = _newton_in_bracket(slope, curvature, high, low, high)
+    mode = _newton_in_bracket(slope_and_curvature, high, low, high)
     peak = phi(mode)
-    step = np.minimum(0.25, 0.5 / np.sqrt(-curvature(mode)))
+    step = np.minimum(0.25, 0.5 / np.sqrt(-slope_and_curvature(mode)[1]))
     # the window edges, where phi = peak - drop; beyond y_left phi' >= c/2, beyond y_right phi' <= -d/2
     drop = _WINDOW_DROP
     y_left = np.minimum(np.log(c / (4 * (c + d))), y0 + np.log(c / 4))
@@ -391,20 +392,21 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (1 - c) * log_a + (1 - d) * log_b - np.log(k) + log_integral - special.betaln(c, d)
 
 
-def _newton_in_bracket(decreasing, derivative, start, low, high) -> np.ndarray:
+def _newton_in_bracket(value_and_derivative, start, low, high) -> np.ndarray:
     """Where a decreasing function crosses 0 in [low, high], elementwise: Newton steps, a halving of
-    the bracket wherever a step would leave it (so it converges whatever the start)."""
+    the bracket wherever a step would leave it (so it converges whatever the start).
+    `value_and_derivative(y)` gives the function and its derivative at y."""
     y = start
-    for _ in range(_ROOT_STEPS):
-        value = decreasing(y)
-        above = value > 0
-        low, high = np.where(above, y, low), np.where(above, high, y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = y - value / derivative(y)
-        following = np.where((newton >= low) & (newton <= high), newton, 0.5 * (low + high))
-        if not np.any(np.abs(following - y) > _ROOT_TOLERANCE):  # NaN rows (bad parameters) count as done
-            return following
-        y = following
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(_ROOT_STEPS):
+            value, derivative = value_and_derivative(y)
+            above = value > 0
+            low, high = np.where(above, y, low), np.where(above, high, y)
+            newton = y - value / derivative
+            following = np.where((newton >= low) & (newton <= high), newton, 0.5 * (low + high))
+            if not np.any(np.abs(following - y) > _ROOT_TOLERANCE):  # NaN rows (bad parameters) count as done
+                return following
+            y = following
     return y
 
 
