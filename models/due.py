@@ -593,6 +593,10 @@ def _build_seasonal(
     )
     half_width = config.seasonal_window_days
     slot_days = DAYS_PER_YEAR / SEASON_SLOTS
+    # a (customer, category) qualifies only if its purchases span at least this many days
+    min_span = (config.min_seasonal_years - 1) * DAYS_PER_YEAR - 2 * half_width
+    if not len(pairs.first_day) or pairs.last_day.max() - pairs.first_day.min() < min_span:
+        return _empty_due()  # nobody's purchases span enough years (one customer's often do not)
 
     # (customer, category) pairs, from the product pairs: only those spanning enough years can qualify.
     pair_category = item_category[pairs.item]
@@ -603,7 +607,7 @@ def _build_seasonal(
     np.minimum.at(first, group_of_pair, pairs.first_day[pair_known])
     np.maximum.at(last, group_of_pair, pairs.last_day[pair_known])
     group_days = np.bincount(group_of_pair, weights=pairs.n_gaps[pair_known] + 1.0, minlength=len(groups))
-    long_enough = last - first >= (config.min_seasonal_years - 1) * DAYS_PER_YEAR - 2 * half_width
+    long_enough = last - first >= min_span
     group_of_day = np.full(len(pairs.customer), -1, dtype=np.int64)
     group_of_day[pair_known] = group_of_pair
     group_of_day = group_of_day[pairs.day_pair]
