@@ -220,6 +220,62 @@ def build_due_products(
     Returns OUTPUT_COLUMNS, sorted by customer_id then due_date (soonest first, then kind and
     product_id); dates are midnights; an empty frame when no customer has anything due.
     """
+    return _to_frame(*_due_rows(transactions, products, as_of, within_days, config, product_cycles))
+
+
+def due_items(
+    transactions: pd.DataFrame,
+    as_of,
+    within_days: float | None,
+    product_cycles: ProductCycles,
+    config: DueConfig = DueConfig(),
+) -> list[dict]:
+    """One customer's rows of `build_due_products` (their transactions, the product cycles built from
+    everyone's), in its order, as the service answers them: product_id, category, due_date, due_low,
+    due_high (ISO dates), due_probability, due_kind, expected_quantity, due_reason. The same rows
+    without a frame, whose construction and conversion cost more than the rules for a few lines."""
+    due, purchases, _ = _due_rows(transactions, None, as_of, within_days, config, product_cycles)
+    order, day, low, high = _output_order(due, purchases)
+    categories = product_cycles.lookup.categories
+    dates = {
+        name: np.datetime_as_string(days.astype("datetime64[D]"), unit="D").tolist()
+        for name, days in ((s.DUE_DATE, day), (s.DUE_LOW, low), (s.DUE_HIGH, high))
+    }
+    return [
+        {
+            s.PRODUCT_ID: str(purchases.item_ids[item]),
+            s.CATEGORY: str(categories[category]),
+            s.DUE_DATE: dates[s.DUE_DATE][position],
+            s.DUE_LOW: dates[s.DUE_LOW][position],
+            s.DUE_HIGH: dates[s.DUE_HIGH][position],
+            s.DUE_PROBABILITY: probability,
+            s.DUE_KIND: KINDS[kind],
+            s.EXPECTED_QUANTITY: quantity,
+            s.DUE_REASON: str(reason),
+        }
+        for position, (item, category, probability, kind, quantity, reason) in enumerate(
+            zip(
+                due.item[order].tolist(),
+                due.category[order].tolist(),
+                due.probability[order].tolist(),
+                due.kind[order].tolist(),
+                due.quantity[order].astype(np.float64).tolist(),
+                due.reason[order].tolist(),
+                strict=True,
+            )
+        )
+    ]
+
+
+def _due_rows(
+    transactions: pd.DataFrame,
+    products: pd.DataFrame | None,
+    as_of,
+    within_days: float | None,
+    config: DueConfig,
+    product_cycles: ProductCycles | None,
+) -> tuple[_Due, _PurchaseDays, pd.api.extensions.ExtensionArray]:
+    """The due rows as arrays, unordered, with the purchases they index and the category labels."""
     as_of = _check_as_of(as_of)
     if within_days is not None and not within_days > 0:
         raise ValueError(f"within_days must be > 0 (or None for every due product), got {within_days}")
@@ -236,7 +292,7 @@ def build_due_products(
         purchases = _read_purchase_days(transactions, as_of, product_cycles.locate_products)
         pairs = _summarise_pairs(purchases)
     if not len(purchases.day):
-        return _to_frame(_empty_due(), purchases, product_cycles.category_labels)
+        return _empty_due(), purchases, product_cycles.category_labels
     now = day_of(as_of)
     window = _Window(
         now=now,
@@ -248,7 +304,7 @@ def build_due_products(
         _build_seasonal(purchases, pairs, product_cycles.lookup, window, config),
     ]
     due = _Due(*(np.concatenate([getattr(part, name) for part in rows]) for name in _Due._fields))
-    return _to_frame(due, purchases, product_cycles.category_labels)
+    return due, purchases, product_cycles.category_labels
 
 
 class _Window(NamedTuple):
@@ -302,10 +358,13 @@ def _read_purchase_days(
     day = timestamps[keep].astype("datetime64[D]").astype(np.int64)
     # customers sorted by id, so that the output's order needs no string sort
     present = np.flatnonzero(np.bincount(customer_codes, minlength=len(customer_uniques)) > 0)
-    by_id = present[customer_uniques.take(present).argsort()] if len(present) else present
-    rank = np.full(len(customer_uniques), -1, dtype=np.int64)
-    rank[by_id] = np.arange(len(by_id))
-    customer = rank[customer_codes]
+    if len(present) == len(customer_uniques) == 1:  # one customer (the service's call): nothing to sort
+        customer, customer_ids = customer_codes.astype(np.int64), customer_uniques
+    else:
+        by_id = present[customer_uniques.take(present).argsort()] if len(present) else present
+        rank = np.full(len(customer_uniques), -1, dtype=np.int64)
+        rank[by_id] = np.arange(len(by_id))
+        customer, customer_ids = rank[customer_codes], customer_uniques.take(by_id)
     item = item_codes.astype(np.int64)
     order = _sort_order(customer, item, day)
     customer, item, day, quantity = customer[order], item[order], day[order], quantity[order]
@@ -315,7 +374,7 @@ def _read_purchase_days(
         item=item[starts],
         day=day[starts],
         quantity=np.add.reduceat(quantity, starts) if len(starts) else quantity,
-        customer_ids=customer_uniques.take(by_id),
+        customer_ids=customer_ids,
         item_ids=item_ids,
         item_product=np.asarray(locate_products(item_ids), dtype=np.int64),
     )
@@ -534,6 +593,10 @@ def _build_seasonal(
     )
     half_width = config.seasonal_window_days
     slot_days = DAYS_PER_YEAR / SEASON_SLOTS
+    # a (customer, category) qualifies only if its purchases span at least this many days
+    min_span = (config.min_seasonal_years - 1) * DAYS_PER_YEAR - 2 * half_width
+    if not len(pairs.first_day) or pairs.last_day.max() - pairs.first_day.min() < min_span:
+        return _empty_due()  # nobody's purchases span enough years (one customer's often do not)
 
     # (customer, category) pairs, from the product pairs: only those spanning enough years can qualify.
     pair_category = item_category[pairs.item]
@@ -544,7 +607,7 @@ def _build_seasonal(
     np.minimum.at(first, group_of_pair, pairs.first_day[pair_known])
     np.maximum.at(last, group_of_pair, pairs.last_day[pair_known])
     group_days = np.bincount(group_of_pair, weights=pairs.n_gaps[pair_known] + 1.0, minlength=len(groups))
-    long_enough = last - first >= (config.min_seasonal_years - 1) * DAYS_PER_YEAR - 2 * half_width
+    long_enough = last - first >= min_span
     group_of_day = np.full(len(pairs.customer), -1, dtype=np.int64)
     group_of_day[pair_known] = group_of_pair
     group_of_day = group_of_day[pairs.day_pair]
@@ -720,21 +783,30 @@ def _seasonal_reasons(
 # ---------------------------------------------------------------------------
 # The output frame.
 # ---------------------------------------------------------------------------
-def _to_frame(due: _Due, purchases: _PurchaseDays, category_labels: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+def _output_order(due: _Due, purchases: _PurchaseDays) -> tuple[np.ndarray, ...]:
+    """(the rows' output order: customer, due day, kind, product id; their due, low and high days,
+    rounded to whole days)."""
     day = np.rint(due.due).astype(np.int64)
     low = np.floor(due.low).astype(np.int64)
     high = np.ceil(due.high).astype(np.int64)
+    if len(due.item) < 2:  # nothing to order (and no ids to sort)
+        return np.arange(len(due.item)), day, low, high
     item_rank = np.empty(len(purchases.item_ids), dtype=np.int64)
     item_rank[purchases.item_ids.argsort()] = np.arange(len(purchases.item_ids))
     order = np.lexsort((item_rank[due.item], due.kind, day, due.customer))
+    return order, day[order], low[order], high[order]
+
+
+def _to_frame(due: _Due, purchases: _PurchaseDays, category_labels: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+    order, day, low, high = _output_order(due, purchases)
     return pd.DataFrame(
         {
             s.CUSTOMER_ID: purchases.customer_ids.take(due.customer[order]),
             s.PRODUCT_ID: purchases.item_ids.take(due.item[order]),
             s.CATEGORY: category_labels.take(due.category[order]),
-            s.DUE_DATE: _midnights(day[order]),
-            s.DUE_LOW: _midnights(low[order]),
-            s.DUE_HIGH: _midnights(high[order]),
+            s.DUE_DATE: _midnights(day),
+            s.DUE_LOW: _midnights(low),
+            s.DUE_HIGH: _midnights(high),
             s.DUE_PROBABILITY: due.probability[order],
             s.DUE_REASON: pd.array(due.reason[order], dtype="str"),
             s.DUE_KIND: _KIND_LABELS.take(due.kind[order]),

@@ -46,8 +46,10 @@ _GRADIENT_STEP = 1e-5
 _Z_TRUSTED = 0.8
 # That quadrature's window: where the log-integrand is within this of its peak (e^-42 ~ 6e-19).
 _WINDOW_DROP = 42.0
-_MODE_HALVINGS = 30
-_EDGE_HALVINGS = 24
+# Its root finding (the mode and the window's edges): Newton steps until they move less than this
+# (converging quadratically, the last step leaves the root within ~1e-12).
+_ROOT_TOLERANCE = 1e-6
+_ROOT_STEPS = 100
 # ... and its batches: at most this many integrand values in memory at once.
 _QUADRATURE_CELLS = 2_000_000
 # Gauss-Legendre nodes for the integral over the death time in `purchase_probabilities`.
@@ -240,9 +242,11 @@ def _log_alive_and_died(params, x, t_x, age) -> tuple[np.ndarray, np.ndarray]:
     """
     r, alpha, s, beta = params
     ln_alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
-    ln_tail_tx = _log_tail(params, x, t_x)
+    # both tails in one call: for one customer its fixed costs are most of the work
+    x, t_x, age = np.broadcast_arrays(x, t_x, age)
+    ln_tail_tx, ln_tail_age = _log_tail(params, np.stack([x, x]), np.stack([t_x, age]))
     # tail is decreasing in t; rounding may put tail(T) a hair above tail(t_x) when t_x ~ T
-    gap = np.minimum(_log_tail(params, x, age) - ln_tail_tx, 0.0)
+    gap = np.minimum(ln_tail_age - ln_tail_tx, 0.0)
     with np.errstate(divide="ignore"):
         ln_died = np.log(s) + ln_tail_tx + np.log(-np.expm1(gap))
     return ln_alive, ln_died
@@ -287,9 +291,10 @@ def _log_tail(params, x, t) -> np.ndarray:
         out[trusted] = ln_power[trusted] + np.log(hyp) - np.log(m[trusted])
     todo = ~trusted | ~np.isfinite(out)
     if todo.any():
-        # customers share (x, t) pairs (every x = 0 customer has t_x = 0): integrate each once
-        pairs, inverse = np.unique(np.column_stack([x[todo], t[todo]]), axis=0, return_inverse=True)
-        out[todo] = _log_tail_by_quadrature(params, pairs[:, 0], pairs[:, 1])[inverse.ravel()]
+        # customers share (x, t) pairs (every x = 0 customer has t_x = 0): integrate each once. The
+        # pairs as complex numbers, whose 1-D unique is far cheaper than a unique of rows (axis=0)
+        pairs, inverse = np.unique(x[todo] + 1j * t[todo], return_inverse=True)
+        out[todo] = _log_tail_by_quadrature(params, pairs.real, pairs.imag)[inverse.ravel()]
     return out
 
 
@@ -324,28 +329,27 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     def slope(y):
         return c - k * special.expit(y) - special.expit(y - y0)
 
-    # the mode: phi' falls from c to -d; the bracket is where each sigmoid term is negligible. The
-    # mode only places the window and scales the sum (the peak cancels out of the integral), so
-    # 1e-6 of a bracket ~100 wide is plenty: 30 halvings, not 60
-    mode = _bisect(
-        slope,
-        np.minimum(np.minimum(np.log(c / (c + d)), y0), np.log(c)) - 50.0,
-        np.maximum(np.log(c / (d - 1.0)), y0) + 50.0,
-        _MODE_HALVINGS,
-    )
+    def slope_and_curvature(y):
+        near, far = special.expit(y), special.expit(y - y0)
+        return c - k * near - far, -(k * near * (1 - near) + far * (1 - far))
+
+    # the mode, where phi' = c - k expit(y) - expit(y - y0) = 0: at or below where the first term
+    # alone reaches c, and where the larger of the two expits reaches c / (k + 1) or above. Between
+    # those bounds, a few units apart, Newton steps from the upper one
+    high = np.log(c / (d - 1.0))
+    low = np.log(c / d) + np.minimum(y0, 0.0)
+    mode = _newton_in_bracket(slope_and_curvature, high, low, high)
     peak = phi(mode)
-    near, far = special.expit(mode), special.expit(mode - y0)
-    step = np.minimum(0.25, 0.5 / np.sqrt(k * near * (1 - near) + far * (1 - far)))
+    step = np.minimum(0.25, 0.5 / np.sqrt(-slope_and_curvature(mode)[1]))
     # the window edges, where phi = peak - drop; beyond y_left phi' >= c/2, beyond y_right phi' <= -d/2
     drop = _WINDOW_DROP
     y_left = np.minimum(np.log(c / (4 * (c + d))), y0 + np.log(c / 4))
     y_right = np.maximum(y0 + np.log(3.0), np.log(4 * k))
     far_left = mode - np.maximum(0.0, mode - y_left) - 2 * (drop + 1) / c - 1
     far_right = mode + np.maximum(0.0, y_right - mode) + 2 * (drop + 1) / d + 1
-    # the window's edges need no precision (phi is 42 below its peak there): 24 halvings of a
-    # bracket tens wide place them within ~1e-5, a third of the time of the mode's 60
-    left = _bisect(lambda y: peak - drop - phi(y), far_left, mode, _EDGE_HALVINGS)
-    right = _bisect(lambda y: phi(y) - peak + drop, mode, far_right, _EDGE_HALVINGS)
+    # the window's edges need no precision (phi is 42 below its peak there): Newton from outside,
+    # where phi is nearly linear, reaches them in a few steps (both edges in one go)
+    left, right = _newton_from_outside(phi, slope, peak - drop, np.stack([far_left, far_right]))
     subtract = c < 0.5
     pivot = np.minimum(0.0, y0)
     left = np.where(subtract, np.minimum(np.minimum(pivot, mode), y0) - 60.0, left)
@@ -388,13 +392,36 @@ def _log_tail_by_quadrature(params, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (1 - c) * log_a + (1 - d) * log_b - np.log(k) + log_integral - special.betaln(c, d)
 
 
-def _bisect(decreasing, low, high, iterations: int = 60) -> np.ndarray:
-    """Where a decreasing function crosses 0 in [low, high], elementwise."""
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        above = decreasing(middle) > 0
-        low, high = np.where(above, middle, low), np.where(above, high, middle)
-    return 0.5 * (low + high)
+def _newton_in_bracket(value_and_derivative, start, low, high) -> np.ndarray:
+    """Where a decreasing function crosses 0 in [low, high], elementwise: Newton steps, a halving of
+    the bracket wherever a step would leave it (so it converges whatever the start).
+    `value_and_derivative(y)` gives the function and its derivative at y."""
+    y = start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(_ROOT_STEPS):
+            value, derivative = value_and_derivative(y)
+            above = value > 0
+            low, high = np.where(above, y, low), np.where(above, high, y)
+            newton = y - value / derivative
+            following = np.where((newton >= low) & (newton <= high), newton, 0.5 * (low + high))
+            if not np.any(np.abs(following - y) > _ROOT_TOLERANCE):  # NaN rows (bad parameters) count as done
+                return following
+            y = following
+    return y
+
+
+def _newton_from_outside(concave, derivative, level: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Where a concave function rises (or falls) to `level`, elementwise, from a `start` below it on
+    that side of its peak: Newton steps, which from there approach the crossing without passing it
+    (the tangent lies above a concave function) and, the function being nearly linear far from its
+    peak, take few steps."""
+    y = start
+    for _ in range(_ROOT_STEPS):
+        step = (level - concave(y)) / derivative(y)
+        y = y + step
+        if not np.any(np.abs(step) > _ROOT_TOLERANCE):
+            break
+    return y
 
 
 def _purchase_probabilities(params, t, x, age, alive, n_counts: int) -> np.ndarray:

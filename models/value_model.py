@@ -19,6 +19,7 @@ repeat-buying history to extrapolate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,6 +40,15 @@ SUMMARY_FEATURES = (
     s.REPEAT_DAY_VALUE_MEAN,
 )
 SpendModel = BuyTillYouDieValue | SpendRateBaseline | BoostedValue
+# Feature rows: a frame (batch work), or column name -> one value per row (the service's requests,
+# where a frame's per-column overhead is most of the cost).
+FeatureRows = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def feature_column(features: FeatureRows, name: str) -> np.ndarray:
+    """One feature column of the rows as float64."""
+    column = features[name]
+    return column.to_numpy(dtype=float) if isinstance(column, pd.Series) else np.asarray(column, dtype=float)
 
 
 def summary_from_features(features: pd.DataFrame) -> pd.DataFrame:
@@ -48,10 +58,10 @@ def summary_from_features(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({FREQUENCY: x, RECENCY: t_x, AGE: age, MONETARY: monetary}, index=pd.Index(rows, name="row"))
 
 
-def summary_of_rows(features: pd.DataFrame) -> tuple[np.ndarray, ...]:
+def summary_of_rows(features: FeatureRows) -> tuple[np.ndarray, ...]:
     """(positions of the rows with a purchase, and their x, t_x, T in weeks and monetary value)."""
-    bought = np.flatnonzero(features[s.PURCHASE_DAYS_TOTAL].to_numpy(dtype=float) > 0)
-    column = {name: features[name].to_numpy(dtype=float)[bought] for name in SUMMARY_FEATURES}
+    bought = np.flatnonzero(feature_column(features, s.PURCHASE_DAYS_TOTAL) > 0)
+    column = {name: feature_column(features, name)[bought] for name in SUMMARY_FEATURES}
     return (
         bought,
         column[s.PURCHASE_DAYS_TOTAL] - 1,
@@ -65,7 +75,7 @@ def predict_boosted(
     boosted: BoostedValue,
     timing: BuyTillYouDieValue,
     timing_values: dict[str, np.ndarray],
-    features: pd.DataFrame,
+    features: FeatureRows,
     summary: tuple[np.ndarray, ...],
     config: ValueConfig,
 ) -> dict[str, np.ndarray]:
@@ -79,7 +89,7 @@ def predict_boosted(
     at_trained = timing_values if same else timing.predict_arrays(*arrays, trained, intervals=False)
     btyd = btyd_inputs(at_trained)
     matrix = np.column_stack(
-        [btyd[name] if name in btyd else features[name].to_numpy(dtype=float)[rows] for name in boosted.feature_names_]
+        [btyd[name] if name in btyd else feature_column(features, name)[rows] for name in boosted.feature_names_]
     )
     values = boosted.predict_matrix(matrix)
     if not same:
@@ -149,9 +159,11 @@ class CustomerValueModel:
         dates = next_purchase_dates(values, features[s.AS_OF].to_numpy())
         return pd.DataFrame({s.CUSTOMER_ID: features[s.CUSTOMER_ID].to_numpy(), **values, **dates})
 
-    def predict_values(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
-        """VALUE_COLUMNS -> one value per feature row (NaN for customers who never bought)."""
-        out = {column: np.full(len(features), np.nan) for column in s.VALUE_COLUMNS}
+    def predict_values(self, features: FeatureRows) -> dict[str, np.ndarray]:
+        """VALUE_COLUMNS -> one value per feature row (NaN for customers who never bought). The rows
+        as a frame or as column -> values (see `FeatureRows`): the same numbers either way."""
+        n_rows = len(feature_column(features, s.PURCHASE_DAYS_TOTAL))
+        out = {column: np.full(n_rows, np.nan) for column in s.VALUE_COLUMNS}
         summary = summary_of_rows(features)
         rows, *arrays = summary
         if not len(rows):

@@ -9,7 +9,7 @@ a quiet machine; docs/BENCHMARKS.md): scoring p99 162 and 342 ms with those call
 and 13.9 ms with them here.
 
 So each worker starts two processes, each holding its own `Scorer` on the same profile store:
-"reads" answers /recommend, /profile and /due, and "writes" answers /events (the store guards each
+"reads" answers /recommend and /profile, and "writes" answers /events (the store guards each
 customer's read-rebuild-write across processes, as across workers), so that a recommendation never
 waits behind a profile rebuild. The event loop writes a call into the process's pipe and is woken
 when the answer can be read: no thread of the worker takes part, so none waits for the lock while
@@ -49,7 +49,9 @@ from service.logs import REQUEST_ID, install_request_id_prefix, logger
 from service.scorer import Scorer, ServingModels
 
 # Which process answers which Scorer method.
-PROCESS_GROUPS: dict[str, tuple[str, ...]] = {"reads": ("recommend", "profile", "due"), "writes": ("events",)}
+# /due is not here: for one customer it costs about a millisecond of CPU (its history read from the
+# store included), as /churn and /clv do on the event loop; a hop to a process adds two wake-ups.
+PROCESS_GROUPS: dict[str, tuple[str, ...]] = {"reads": ("recommend", "profile"), "writes": ("events",)}
 # When the cores are busy, a profile rebuild (tens of milliseconds, its client waits for it alone)
 # gives way to the scoring calls (a few milliseconds, many clients waiting): a lower CPU priority.
 PROCESS_NICENESS = {"writes": 10}

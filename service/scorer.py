@@ -31,7 +31,7 @@ import pandas as pd
 from features import schema as s
 from features.population import POPULATION_COLUMNS, in_churn_population
 from features.segments import SEGMENT_SOURCE_COLUMNS, segment_columns
-from models.due import build_due_products
+from models.due import due_items
 from models.explanations import GroupedContributions, describe_feature, explain_rows_in_words, typical_by_segment
 from models.names import CHURN, CLV, MODEL_NAMES, OUTCOME_MODELS, PROPENSITY, RECOMMENDER
 from models.outcome import OutcomeModel
@@ -297,8 +297,8 @@ class Scorer:
         model = self._model(CLV, "customer_ids")
         ids = self._ids(customer_ids)
         found, matrix, as_ofs = self.store.get_numbers(ids, self._value_columns)
-        features = pd.DataFrame(matrix, columns=self._value_columns)
-        values = model.predict_values(features)
+        # columns as views of the matrix: a frame's per-column costs were most of a request's
+        values = model.predict_values(dict(zip(self._value_columns, matrix.T, strict=True)))
         values |= next_purchase_dates(values, np.array(as_ofs, dtype="datetime64[ns]"))
         row_of = {customer_id: i for i, customer_id in enumerate(found)}
         version = self.models.versions.get(CLV)
@@ -422,21 +422,7 @@ class Scorer:
             return {s.CUSTOMER_ID: customer_id, "known_customer": False, s.AS_OF: None, "items": []}
         as_of = max(as_ofs[0], cycles.as_of)
         transactions = self.store.history(customer_id, (s.TRANSACTIONS,))[s.TRANSACTIONS]
-        due = build_due_products(transactions, None, as_of, within_days, product_cycles=cycles)
-        items = [
-            {
-                s.PRODUCT_ID: str(row[s.PRODUCT_ID]),
-                s.CATEGORY: str(row[s.CATEGORY]),
-                s.DUE_DATE: row[s.DUE_DATE].date().isoformat(),
-                s.DUE_LOW: row[s.DUE_LOW].date().isoformat(),
-                s.DUE_HIGH: row[s.DUE_HIGH].date().isoformat(),
-                s.DUE_PROBABILITY: float(row[s.DUE_PROBABILITY]),
-                s.DUE_KIND: str(row[s.DUE_KIND]),
-                s.EXPECTED_QUANTITY: float(row[s.EXPECTED_QUANTITY]),
-                s.DUE_REASON: str(row[s.DUE_REASON]),
-            }
-            for row in due.to_dict("records")
-        ]
+        items = due_items(transactions, as_of, within_days, cycles)
         return {s.CUSTOMER_ID: customer_id, "known_customer": True, s.AS_OF: as_of.isoformat(), "items": items}
 
     def events(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:

@@ -267,8 +267,8 @@ class CustomerIntelligence:
             raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
-    # /churn, /propensity, /clv and /similar_items take about a millisecond of CPU: answered on the event loop.
-    # /recommend, /profile, /due and /events hold the interpreter for milliseconds (a customer's
+    # /churn, /propensity, /clv, /due and /similar_items take about a millisecond of CPU or less: answered
+    # on the event loop. /recommend, /profile and /events hold the interpreter for milliseconds (a customer's
     # candidates, a profile rebuild): answered in processes of their own (`service.processes`), so
     # that neither the loop nor any other request waits for them.
     @bentoml.api
@@ -303,7 +303,8 @@ class CustomerIntelligence:
     @bentoml.api
     async def due(self, customer_id: str, within_days: WithinDays = 30) -> DueAnswer:
         """What the customer is due to buy next within the days given, soonest first, each with a reason."""
-        return await self._answer_elsewhere(DueAnswer, "due", None, customer_id, within_days)
+        # needs no model (only the store's product cycles): answered while none is loaded too
+        return _answer(DueAnswer, lambda: self.scorer.due(customer_id, within_days))
 
     @bentoml.api
     async def profile(self, customer_id: str) -> ProfileAnswer:

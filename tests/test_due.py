@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from models.due import OUTPUT_COLUMNS, DueConfig, build_due_products, build_product_cycles, shrink_cycle
+from models.due import (
+    OUTPUT_COLUMNS,
+    DueConfig,
+    build_due_products,
+    build_product_cycles,
+    due_items,
+    shrink_cycle,
+)
 from pipelines.simulation import TRUTH_REPLENISHMENT_PRODUCT_ID, generate_tables
 
 AS_OF = pd.Timestamp("2025-07-01")
@@ -244,6 +251,69 @@ def test_one_customer_with_the_product_cycles_of_everyone_gets_their_rows_of_the
         pd.testing.assert_frame_equal(alone, expected)
     with pytest.raises(ValueError, match="leak the future"):
         build_due_products(transactions, None, AS_OF - DAY, product_cycles=cycles)
+
+
+def as_items(due: pd.DataFrame) -> list[dict]:
+    """A frame's rows as the service answered them when it read the frame."""
+    return [
+        {
+            s.PRODUCT_ID: str(row[s.PRODUCT_ID]),
+            s.CATEGORY: str(row[s.CATEGORY]),
+            s.DUE_DATE: row[s.DUE_DATE].date().isoformat(),
+            s.DUE_LOW: row[s.DUE_LOW].date().isoformat(),
+            s.DUE_HIGH: row[s.DUE_HIGH].date().isoformat(),
+            s.DUE_PROBABILITY: float(row[s.DUE_PROBABILITY]),
+            s.DUE_KIND: str(row[s.DUE_KIND]),
+            s.EXPECTED_QUANTITY: float(row[s.EXPECTED_QUANTITY]),
+            s.DUE_REASON: str(row[s.DUE_REASON]),
+        }
+        for row in due.to_dict("records")
+    ]
+
+
+def assert_items_are_the_frames_rows(transactions: pd.DataFrame, cycles, as_of: pd.Timestamp, customers) -> int:
+    """due_items of each customer == their rows of the bulk frame, in order; how many rows were compared."""
+    compared = 0
+    for within in (30, None):
+        bulk = build_due_products(transactions, None, as_of, within, product_cycles=cycles)
+        for customer in customers:
+            own = transactions[transactions[s.CUSTOMER_ID] == customer]
+            expected = as_items(bulk[bulk[s.CUSTOMER_ID] == customer])
+            items = due_items(own, as_of, within, cycles)
+            assert [item[s.PRODUCT_ID] for item in items] == [item[s.PRODUCT_ID] for item in expected]
+            for item, wanted in zip(items, expected, strict=True):
+                assert item[s.DUE_PROBABILITY] == pytest.approx(wanted.pop(s.DUE_PROBABILITY), rel=1e-12, abs=1e-15)
+                assert {k: v for k, v in item.items() if k != s.DUE_PROBABILITY} == wanted
+            compared += len(items)
+    return compared
+
+
+def test_the_services_items_are_the_rows_of_the_frame_for_hand_built_customers():
+    rows = [
+        *every("A", "SOAP", 28, 6, AS_OF - 26 * DAY),  # replenishment on its own cycle
+        ("B", "SHIRT", pd.Timestamp("2024-01-10"), 5),  # seasonal
+        ("B", "SHIRT", pd.Timestamp("2025-01-14"), 5),
+        ("B", "TIE", pd.Timestamp("2025-01-12"), 1),
+        ("C", "FOOD", AS_OF - 10 * DAY, 1),  # a single purchase of a consumable
+        *every("D", "FOOD", 31, 6, AS_OF - 3 * DAY),  # several rows: their order matters
+        *every("D", "TEA", 45, 3, AS_OF - 40 * DAY),
+        *every("D", "LITTER", 30, 2, AS_OF - 100 * DAY),  # overdue
+        ("E", "LAMP", AS_OF - 5 * DAY, 1),  # nothing due
+    ]
+    transactions = make_transactions(rows)
+    cycles = build_product_cycles(transactions, make_products(), AS_OF)
+    assert assert_items_are_the_frames_rows(transactions, cycles, AS_OF, "ABCDE") >= 6
+
+
+def test_the_services_items_are_the_rows_of_the_frame_on_generated_customers():
+    tables, _ = generate_tables(300, 7)
+    as_of = pd.Timestamp("2025-03-01")
+    transactions = tables[s.TRANSACTIONS]
+    cycles = build_product_cycles(transactions, tables[s.PRODUCTS], as_of)
+    customers = sorted(transactions[s.CUSTOMER_ID].unique())[:120]
+    kinds = build_due_products(transactions, None, as_of, product_cycles=cycles)[s.DUE_KIND]
+    assert set(kinds) == {s.DUE_REPLENISHMENT, s.DUE_SEASONAL}
+    assert assert_items_are_the_frames_rows(transactions, cycles, as_of, customers) >= 100
 
 
 # ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_a_process_answers_as_the_worker_would_on_the_worker_s_models(processes,
     served = Served.of(settings.mlflow_store, scorer.models.versions)
     customer = lapsing_customer(service_workspace)
     assert run(processes.call("recommend", served, customer, k=5)) == scorer.recommend(customer, k=5)
-    assert run(processes.call("due", served, customer, 365)) == scorer.due(customer, 365)
+    assert run(processes.call("profile", served, customer)) == scorer.profile(customer)
     # the models are the worker's: served nothing, the process has no recommender either
     with pytest.raises(RequestError, match=RECOMMENDER) as refused:
         run(processes.call("recommend", Served.of(settings.mlflow_store, {}), customer))
@@ -74,9 +74,9 @@ def test_a_process_that_dies_answers_503_once_and_is_started_again(processes, se
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     with pytest.raises(RequestError, match="started again") as refused:
-        run(processes.call("due", served, customer, 30))
+        run(processes.call("profile", served, customer))
     assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
-    assert run(processes.call("due", served, customer, 30))["known_customer"] is True
+    assert run(processes.call("profile", served, customer))[s.CUSTOMER_ID] == customer
     assert processes.pids()["reads"] != pid
 
 
@@ -120,11 +120,11 @@ def test_a_fault_in_a_process_is_a_runtime_error_logged_there_with_the_request_i
     processes = ScorerProcesses(settings)  # started under capfd: their stderr is captured
     token = REQUEST_ID.set("req-fault-1")
     try:
-        with pytest.raises(RuntimeError, match="due failed in its process"):
-            run(processes.call("due", Served.of(settings.mlflow_store, {}), "C0000001", "not a number"))
+        with pytest.raises(RuntimeError, match="profile failed in its process"):
+            run(processes.call("profile", Served.of(settings.mlflow_store, {}), "C0000001", "an argument too many"))
     finally:
         REQUEST_ID.reset(token)
         processes.close()
     logged = capfd.readouterr().err
-    assert "[req-fault-1] due failed in the scoring-reads process" in logged
+    assert "[req-fault-1] profile failed in the scoring-reads process" in logged
     assert "Traceback" in logged  # the fault's own traceback, where it arose

@@ -11,10 +11,16 @@ import pytest
 
 from features import schema as s
 from features.repeat_buying import rfm_summary
-from models.boosted_value import BTYD_INPUTS, BoostedValue, conformal_widening, level_factor
+from models.boosted_value import BTYD_INPUTS, BoostedValue, btyd_inputs, conformal_widening, level_factor
 from models.value import PARETO_NBD, BuyTillYouDieValue, SpendRateBaseline, ValueConfig
 from models.value_metrics import spearman
-from models.value_model import CustomerValueModel, next_purchase_dates, summary_from_features
+from models.value_model import (
+    SUMMARY_FEATURES,
+    CustomerValueModel,
+    next_purchase_dates,
+    summary_from_features,
+    summary_of_rows,
+)
 from pipelines.profiles import build_profiles, build_reference
 from pipelines.settings import load_settings
 
@@ -86,6 +92,35 @@ def test_a_model_pickled_by_other_code_says_it_is_stale(pareto):
     older = pickle.loads(pickle.dumps(model))
     del older.__dict__["code_version"]
     assert "code version None" in older.stale_reason()
+
+
+def test_one_customer_as_columns_gets_the_numbers_of_the_whole_frame(features_at_as_of, pareto):
+    """The service's path (one row, columns as arrays) against the batch path (a frame of everyone),
+    for the supervised candidate and the parametric one."""
+    rows, *summary = summary_of_rows(features_at_as_of)
+    inputs = pd.DataFrame(btyd_inputs(pareto.predict_arrays(*summary, intervals=False)))
+    for name in (*SUMMARY_FEATURES, s.DAYS_SINCE_LAST_PURCHASE):
+        inputs[name] = features_at_as_of[name].to_numpy(dtype=float)[rows]
+    rng = np.random.default_rng(5)
+    spend, orders = rng.gamma(1.0, 80.0, len(rows)) * (rng.random(len(rows)) < 0.5), rng.poisson(1.5, len(rows))
+    booster = {"num_leaves": 7, "min_data_in_leaf": 20, "num_threads": 1, "verbosity": -1}
+    boosted = BoostedValue(booster, num_boost_round=30, early_stopping_rounds=5)
+    boosted.fit(inputs, spend, orders.astype(float), inputs, spend, orders.astype(float))
+    prospect = int(np.flatnonzero(features_at_as_of[s.PURCHASE_DAYS_TOTAL].to_numpy() == 0)[0])
+    picked = [prospect, *rng.choice(rows, 40, replace=False).tolist()]
+    for model in (
+        CustomerValueModel("lightgbm_log_spend", boosted, pareto, ValueConfig()),
+        CustomerValueModel("pareto", pareto, pareto, ValueConfig(draws=20)),
+    ):
+        everyone = model.predict_values(features_at_as_of)
+        for row in picked:
+            one = model.predict_values(
+                {name: features_at_as_of[name].to_numpy()[row : row + 1] for name in model.feature_names}
+            )
+            for column in s.VALUE_COLUMNS:
+                if model.spend is model.timing and column in (s.CLV_LOW, s.CLV_HIGH):
+                    continue  # Monte Carlo draws: one customer's differ from the same customer's among many
+                np.testing.assert_allclose(one[column], everyone[column][row : row + 1], rtol=1e-9, err_msg=column)
 
 
 # ---------------------------------------------------------------------------
