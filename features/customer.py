@@ -159,16 +159,17 @@ def _assemble(customer_ids: np.ndarray, as_of: pd.Timestamp, columns: dict[str, 
     scores = np.empty((len(_SCORE_COLUMNS), n), dtype=np.int64)
     for position, name in enumerate(_SCORE_COLUMNS):
         scores[position] = columns[name].astype(np.int64)
+    text = s.pandas_dtype_of("str")  # the object: pandas reads a dtype name anew per call
     first_text = 2 + len(numeric)
     first_score = first_text + len(_TEXT_COLUMNS)
     blocks = [
-        (pd.array(customer_ids, dtype="str"), np.array([0])),
+        (pd.array(customer_ids, dtype=text), np.array([0])),
         (np.full((1, n), as_of.to_datetime64().astype("datetime64[ns]")), np.array([1])),
         (block, np.arange(2, first_text)),
-        *((pd.array(columns[name], dtype="str"), np.array([first_text + i])) for i, name in enumerate(_TEXT_COLUMNS)),
+        *((pd.array(columns[name], dtype=text), np.array([first_text + i])) for i, name in enumerate(_TEXT_COLUMNS)),
         (scores, np.arange(first_score, first_score + len(_SCORE_COLUMNS))),
     ]
-    names = pd.Index([s.CUSTOMER_ID, s.AS_OF, *numeric, *_TEXT_COLUMNS, *_SCORE_COLUMNS], dtype="str")
+    names = pd.Index([s.CUSTOMER_ID, s.AS_OF, *numeric, *_TEXT_COLUMNS, *_SCORE_COLUMNS], dtype=text)
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=names)
 
 

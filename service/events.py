@@ -167,7 +167,7 @@ def just_after(moment: pd.Timestamp) -> pd.Timestamp:
 def _customer_ids(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     ids: set[str] = set()
     for frame in tables.values():
-        ids.update(frame[s.CUSTOMER_ID].astype(str))
+        ids.update(str(value) for value in frame[s.CUSTOMER_ID].tolist())
     return sorted(ids)
 
 
@@ -227,14 +227,26 @@ def _stored_and_accepted(stored: pd.DataFrame | None, accepted: pd.DataFrame | N
 
 
 def _latest_record(history: History) -> dict[str, pd.Timestamp]:
-    """Each customer's latest transaction, event or signup time (a few rows: plain Python is fastest)."""
-    latest: dict[str, pd.Timestamp] = {}
+    """Each customer's latest transaction, event or signup time.
+
+    Per table, the times in increasing order fill a dict (the last, the latest, stays); in numpy and
+    integer nanoseconds: a Timestamp and a pandas missing-value check per row cost more than the rest.
+    """
+    latest_ns: dict[str, int] = {}
     for frame, column in (
         (history.customers, s.SIGNUP_DATE),
         (history.transactions, s.TIMESTAMP),
         (history.events, s.TIMESTAMP),
     ):
-        for customer_id, time in zip(frame[s.CUSTOMER_ID].tolist(), frame[column].tolist(), strict=True):
-            if not pd.isna(time) and (customer_id not in latest or time > latest[customer_id]):
-                latest[str(customer_id)] = pd.Timestamp(time)
-    return latest
+        times = frame[column].to_numpy(dtype="datetime64[ns]")
+        present = ~np.isnat(times)
+        ids = frame[s.CUSTOMER_ID].to_numpy(dtype=object)[present]
+        oldest_first = np.argsort(times[present], kind="stable")
+        in_table = dict(
+            zip(ids[oldest_first].tolist(), times[present][oldest_first].view(np.int64).tolist(), strict=True)
+        )
+        for customer_id, moment in in_table.items():
+            customer_id = str(customer_id)
+            if customer_id not in latest_ns or moment > latest_ns[customer_id]:
+                latest_ns[customer_id] = moment
+    return {customer_id: pd.Timestamp(moment) for customer_id, moment in latest_ns.items()}

@@ -386,7 +386,7 @@ class SQLiteProfileStore(ProfileStore):
         block = np.frombuffer(b"".join(by_id[i][0] for i in found), dtype=PACKED_DTYPE).reshape(len(found), len(packed))
         other_rows = [json.loads(by_id[i][1]) for i in found]
         other_columns = iter(zip(*other_rows, strict=True) if other_rows else [()] * (len(layout) - len(packed)))
-        frame = {s.CUSTOMER_ID: pd.array(found, dtype="str")}
+        frame = {s.CUSTOMER_ID: pd.array(found, dtype=s.pandas_dtype_of("str"))}
         for column, dtype in layout:
             if is_packed(dtype):
                 frame[column] = block[:, packed.index(column)].astype("float64")
