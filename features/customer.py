@@ -24,6 +24,7 @@ from features.records import (
     Events,
     Lines,
     Orders,
+    count_by_label,
     days_before,
     event_rows,
     lookup_codes,
@@ -110,10 +111,8 @@ def build_customer_features(
     """
     as_of = pd.Timestamp(as_of)
     past = history.before(as_of)
-    customer_ids = _known_customers(past)
+    customer_ids, codes = _customer_codes(past)
     n = len(customer_ids)
-    lookup = pd.Index(customer_ids)
-    codes = {name: lookup_codes(getattr(past, name)[s.CUSTOMER_ID], lookup) for name in HISTORY_TABLES}
     purchases, returns = transaction_lines(past.transactions, codes[s.TRANSACTIONS], reference.product_lookup, as_of)
     orders = orders_of(purchases)
     events = event_rows(past.events, codes[s.EVENTS], as_of)
@@ -171,6 +170,37 @@ def _assemble(customer_ids: np.ndarray, as_of: pd.Timestamp, columns: dict[str, 
     ]
     names = pd.Index([s.CUSTOMER_ID, s.AS_OF, *numeric, *_TEXT_COLUMNS, *_SCORE_COLUMNS], dtype=text)
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=names)
+
+
+def _customer_codes(past: History) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the sorted distinct customer ids over the three tables, each table's rows' positions in them;
+    -1 for a missing id).
+
+    The three id columns are factorised together, once (hashed in Arrow for text columns), and the
+    codes ranked into id order: one pass instead of a distinct, a factorisation and a lookup per table.
+    """
+    id_columns = [getattr(past, name)[s.CUSTOMER_ID] for name in HISTORY_TABLES]
+    arrays = [column.array for column in id_columns]
+    if all(array.dtype == arrays[0].dtype for array in arrays):
+        # the documented extension-array concatenation (`pd.concat` of three series costs ~80 us)
+        together = type(arrays[0])._concat_same_type(arrays)
+    else:
+        together = pd.concat(id_columns, ignore_index=True).array
+    together_codes, uniques = pd.factorize(together)
+    ids = np.asarray(uniques, dtype=object)
+    if not all(isinstance(value, str) for value in ids.tolist()):
+        # ids that are not text (numbers in an object column) keep the text-based lookup
+        customer_ids = _known_customers(past)
+        lookup = pd.Index(customer_ids)
+        return customer_ids, {
+            name: lookup_codes(column, lookup) for name, column in zip(HISTORY_TABLES, id_columns, strict=True)
+        }
+    in_id_order = np.argsort(ids)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[in_id_order] = np.arange(len(ids))
+    coded = np.where(together_codes >= 0, rank[np.maximum(together_codes, 0)] if len(ids) else -1, -1)
+    ends = np.cumsum([len(column) for column in id_columns])
+    return ids[in_id_order], dict(zip(HISTORY_TABLES, np.split(coded, ends[:-1]), strict=True))
 
 
 def _known_customers(past: History) -> np.ndarray:
@@ -260,13 +290,17 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
 
 
+def _shares(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Each column of an n x k matrix of counts over the n totals, 0 where the total is 0 (`_ratio`
+    on every column at once)."""
+    return np.divide(counts, total[:, None], out=np.zeros(counts.shape), where=total[:, None] > 0)
+
+
 def _category_mix(purchases: Lines, reference: ReferenceTables, n: int) -> dict:
     lines = sum_by(purchases.code, n)
-    columns = {}
     share_columns = s.category_share_columns(reference.categories)
-    for code, name in enumerate(reference.categories):
-        in_category = purchases.category == code
-        columns[share_columns[name]] = _ratio(sum_by(purchases.code[in_category], n), lines)
+    shares = _shares(count_by_label(purchases.code, purchases.category, n, len(reference.categories)), lines)
+    columns = {share_columns[name]: shares[:, code] for code, name in enumerate(reference.categories)}
     pair_code, _, pair_count = pair_counts(purchases.code, purchases.category)
     columns[s.CATEGORY_COUNT] = sum_by(pair_code, n)
     share = pair_count / lines[pair_code] if len(pair_code) else np.zeros(0)
@@ -288,19 +322,17 @@ def _favourite_category(purchases: Lines, reference: ReferenceTables, n: int) ->
 
 def _channel_mix(purchases: Lines, n: int) -> dict:
     lines = sum_by(purchases.code, n)
-    return {
-        s.channel_share(name): _ratio(sum_by(purchases.code[purchases.channel == i], n), lines)
-        for i, name in enumerate(s.CHANNELS)
-    }
+    shares = _shares(count_by_label(purchases.code, purchases.channel, n, len(s.CHANNELS)), lines)
+    return {s.channel_share(name): shares[:, i] for i, name in enumerate(s.CHANNELS)}
 
 
 def _behaviour(events: Events, purchases: Lines, n: int, windows: tuple[int, ...]) -> dict:
     columns: dict[str, np.ndarray] = {}
     for days in windows:
         in_window = events.days_ago < days
+        by_kind = count_by_label(events.code[in_window], events.kind[in_window], n, len(s.EVENT_TYPES))
         for kind, noun in s.BEHAVIOUR_COUNTS.items():
-            mask = in_window & (events.kind == s.EVENT_TYPES.index(kind))
-            columns[s.windowed(noun, days)] = sum_by(events.code[mask], n)
+            columns[s.windowed(noun, days)] = by_kind[:, s.EVENT_TYPES.index(kind)]
         # Cart adds that no purchased line in the same window answers (a documented approximation:
         # the contract does not link a cart to an order).
         bought_lines = sum_by(purchases.code[purchases.days_ago < days], n)

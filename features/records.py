@@ -206,6 +206,14 @@ def sum_by(codes: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.n
     return np.bincount(codes, weights=weights, minlength=n).astype(float)
 
 
+def count_by_label(codes: np.ndarray, labels: np.ndarray, n: int, n_labels: int) -> np.ndarray:
+    """Rows per customer and label, as an n x n_labels float matrix (one bincount for all labels,
+    not one per label); a row whose label is outside 0..n_labels-1 (-1: unknown) is not counted."""
+    known = (labels >= 0) & (labels < n_labels)
+    pairs = codes[known] * n_labels + labels[known]
+    return np.bincount(pairs, minlength=n * n_labels).astype(float).reshape(n, n_labels)
+
+
 def min_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Each customer's smallest value; NaN for a customer without one."""
     out = np.full(n, np.inf)

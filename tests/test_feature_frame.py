@@ -9,6 +9,7 @@ import pandas as pd
 from features import schema as s
 from features.customer import build_customer_features
 from features.history import History, rows_before
+from features.records import count_by_label
 from pipelines.profiles import build_reference
 from tests.builders import customers_table, random_tables
 
@@ -76,3 +77,21 @@ def test_rows_before_keeps_what_a_pandas_comparison_keeps():
         assert cut["n"].tolist() == in_unit.loc[in_unit[s.TIMESTAMP] < AS_OF, "n"].tolist() == [0, 3]
     whole = frame.iloc[[0]]
     assert rows_before(whole, s.TIMESTAMP, AS_OF) is whole  # nothing to cut: no copy
+
+
+def test_id_columns_of_other_dtypes_give_the_same_frame():
+    """Ids factorised together over the three tables: the same rows whatever dtype each id column has."""
+    tables = random_tables(6, n_customers=15)
+    expected = features_at(tables)
+    mixed = dict(tables)
+    mixed[s.EVENTS] = tables[s.EVENTS].astype({s.CUSTOMER_ID: object})
+    mixed[s.CUSTOMERS] = tables[s.CUSTOMERS].astype({s.CUSTOMER_ID: "string"})
+    pd.testing.assert_frame_equal(features_at(mixed), expected)
+
+
+def test_count_by_label_counts_each_pair_and_skips_unknown_labels():
+    codes = np.array([0, 0, 1, 2, 2, 2])
+    labels = np.array([1, 1, 0, -1, 2, 3])
+    counts = count_by_label(codes, labels, 3, 3)
+    assert counts.tolist() == [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    assert count_by_label(codes[:0], labels[:0], 0, 3).shape == (0, 3)
