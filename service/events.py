@@ -154,7 +154,8 @@ def _with_contract_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.D
     frame = pd.DataFrame(rows, index=pd.RangeIndex(len(rows)))  # `{}` is a row too (from_records drops it)
     if name not in s.TABLES:
         return frame  # refused by name in `_validate`
-    absent = [column.name for column in s.TABLES[name].columns if column.name not in frame.columns]
+    # an absent optional column is read as empty by validation already; only required ones are added
+    absent = [column for column in s.TABLES[name].required_columns if column not in frame.columns]
     return frame.assign(**dict.fromkeys(absent)) if absent else frame
 
 
