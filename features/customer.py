@@ -32,6 +32,7 @@ from features.records import (
     min_by,
     orders_of,
     pair_counts,
+    positions_of,
     sum_by,
     transaction_lines,
 )
@@ -191,7 +192,7 @@ def _customer_codes(past: History) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if not all(isinstance(value, str) for value in ids.tolist()):
         # ids that are not text (numbers in an object column) keep the text-based lookup
         customer_ids = _known_customers(past)
-        lookup = pd.Index(customer_ids)
+        lookup = positions_of(customer_ids)
         return customer_ids, {
             name: lookup_codes(column, lookup) for name, column in zip(HISTORY_TABLES, id_columns, strict=True)
         }
