@@ -13,6 +13,7 @@ Missing data never crashes: every feature has a documented default (`FEATURE_DEF
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -169,8 +170,15 @@ def _assemble(customer_ids: np.ndarray, as_of: pd.Timestamp, columns: dict[str, 
         *((pd.array(columns[name], dtype=text), np.array([first_text + i])) for i, name in enumerate(_TEXT_COLUMNS)),
         (scores, np.arange(first_score, first_score + len(_SCORE_COLUMNS))),
     ]
-    names = pd.Index([s.CUSTOMER_ID, s.AS_OF, *numeric, *_TEXT_COLUMNS, *_SCORE_COLUMNS], dtype=text)
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=names)
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=_column_index(tuple(numeric)).copy())
+
+
+@lru_cache(maxsize=32)
+def _column_index(numeric: tuple[str, ...]) -> pd.Index:
+    """The feature frame's columns, built once per set of windows and categories (each frame gets a
+    shallow copy: its own name, the same labels)."""
+    names = [s.CUSTOMER_ID, s.AS_OF, *numeric, *_TEXT_COLUMNS, *_SCORE_COLUMNS]
+    return pd.Index(names, dtype=s.pandas_dtype_of("str"))
 
 
 def _customer_codes(past: History) -> tuple[np.ndarray, dict[str, np.ndarray]]:

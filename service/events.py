@@ -113,7 +113,7 @@ class EventWriter:
             for value in raw[name][s.CUSTOMER_ID].dropna()
         }
         reference_ids = {
-            s.CUSTOMERS: pd.Index(sorted(referenced - sent_customers), dtype="str"),
+            s.CUSTOMERS: frozenset(referenced - sent_customers),  # text already: no index to build
             s.PRODUCTS: self._product_ids,
         }
         try:
