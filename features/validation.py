@@ -472,5 +472,5 @@ def _table_report(
         "expectations_evaluated": len(run.failed_rows),
         "references_checked": [f"{r.column} -> {r.to_table}.{r.to_column}" for r in checked],
         "missing_optional_columns": [c for c in table.optional_columns if c not in raw.columns],
-        "extra_columns": [str(c) for c in raw.columns if c not in table.column_names],
+        "extra_columns": [str(c) for c in raw.columns.tolist() if c not in table.column_names],
     }

@@ -162,7 +162,16 @@ def _with_contract_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.D
 def just_after(moment: pd.Timestamp) -> pd.Timestamp:
     """The next whole second after `moment`: an as_of that includes it (records strictly before as_of
     count) and reads as a time, not as `10:00:00.000000001`."""
-    return moment.floor("s") + pd.Timedelta(seconds=1)
+    # in integer nanoseconds (Python's % floors, like `floor("s")`): pandas' floor costs ~50 us a call
+    nanoseconds = pd.Timestamp(moment).as_unit("ns").value
+    next_second = pd.Timestamp(nanoseconds - nanoseconds % _NS_PER_SECOND + _NS_PER_SECOND, tz=moment.tz)
+    # the unit the sum `floor + Timedelta` has: the finer of the two
+    return next_second.as_unit(max(moment.unit, _ONE_SECOND.unit, key=_UNITS.index))
+
+
+_NS_PER_SECOND = 10**9
+_ONE_SECOND = pd.Timedelta(seconds=1)
+_UNITS = ("s", "ms", "us", "ns")
 
 
 def _customer_ids(tables: Mapping[str, pd.DataFrame]) -> list[str]:

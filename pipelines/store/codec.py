@@ -29,7 +29,7 @@ def history_rows(name: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     if name not in HISTORY_TABLES:
         raise ValueError(f"{name!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
     table = s.TABLES[name]
-    if list(frame.columns) != list(table.column_names):
+    if frame.columns.tolist() != list(table.column_names):
         raise ValueError(f"{name}: expected the contract columns {', '.join(table.column_names)} (accepted rows)")
     typed = _as_accepted_dtypes(name, frame)
     columns = []

@@ -313,7 +313,8 @@ class SQLiteProfileStore(ProfileStore):
         # dtypes read once: a column lookup per column costs milliseconds on a one-row frame
         dtypes = {
             column: dtype_name(dtype)
-            for column, dtype in zip(profiles.columns, profiles.dtypes.tolist(), strict=True)
+            # tolist: iterating an index of Arrow strings costs about a microsecond per label
+            for column, dtype in zip(profiles.columns.tolist(), profiles.dtypes.tolist(), strict=True)
             if column != s.CUSTOMER_ID
         }
         layout = json.dumps([[column, dtype] for column, dtype in dtypes.items()])
@@ -478,7 +479,7 @@ def _float_block(profiles: pd.DataFrame, numbers: list[str]) -> np.ndarray:
     """The float64 columns `numbers` (every float64 column, in order) as a rows x columns array."""
     # select_dtypes takes the float block whole: selecting ~80 columns by name costs ~0.25 ms a call
     floats = profiles.select_dtypes(include=[np.float64])
-    if list(floats.columns) != numbers:  # another float column (an id?) among them: by name
+    if floats.columns.tolist() != numbers:  # another float column (an id?) among them: by name
         floats = profiles[numbers]
     return floats.to_numpy(dtype=PACKED_DTYPE)
 
