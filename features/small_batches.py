@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features import row_checks, rules
+from features.frames import frame_of_arrays
 from features.schema import TABLES, TIMESTAMP_DTYPE, Column, Reference, Table, accepted_dtypes, pandas_dtype_of
 from features.validation import (
     _LARGEST_EXACT_INTEGER,
@@ -329,7 +330,7 @@ def _accepted_frame(table: Table, typed: dict[str, _Typed], keep: np.ndarray) ->
     columns = {
         column.name: _accepted_column(typed[column.name].values[keep], dtypes[column.name]) for column in table.columns
     }
-    return pd.DataFrame(columns, index=pd.RangeIndex(int(keep.sum())))
+    return frame_of_arrays(columns, int(keep.sum()))
 
 
 def _accepted_column(values: np.ndarray, dtype: str) -> Any:

@@ -110,7 +110,8 @@ class EventWriter:
             str(value)
             for name in (s.TRANSACTIONS, s.EVENTS)
             if name in raw and s.CUSTOMER_ID in raw[name]
-            for value in raw[name][s.CUSTOMER_ID].dropna()
+            for value in raw[name][s.CUSTOMER_ID].tolist()  # a list: a pandas dropna costs more than the few rows
+            if not _is_missing(value)
         }
         reference_ids = {
             s.CUSTOMERS: frozenset(referenced - sent_customers),  # text already: no index to build

@@ -1,5 +1,5 @@
-"""The feature frame's layout, built from blocks, and the customers-table row a customer's attributes
-come from; a frame is the same whichever way it is used afterwards."""
+"""Frames built from their blocks (the feature frame, frames of typed arrays), the customers-table row
+a customer's attributes come from, and the point-in-time cut: the same frames as pandas' constructors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 
 from features import schema as s
 from features.customer import build_customer_features
+from features.frames import frame_of_arrays
 from features.history import History, rows_before
 from features.records import count_by_label
 from pipelines.profiles import build_reference
@@ -95,3 +96,27 @@ def test_count_by_label_counts_each_pair_and_skips_unknown_labels():
     counts = count_by_label(codes, labels, 3, 3)
     assert counts.tolist() == [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     assert count_by_label(codes[:0], labels[:0], 0, 3).shape == (0, 3)
+
+
+def test_frames_of_arrays_equal_what_the_dataframe_constructor_makes():
+    rng = np.random.default_rng(8)
+    for n in (0, 1, 7):
+        text = pd.array(rng.choice(["a", "b", None], n).tolist(), dtype="str")
+
+        def columns(text=text, n=n):
+            return {
+                "text": text.copy(),
+                "float": rng.normal(size=n),
+                "int": rng.integers(0, 9, n),
+                "numpy_ea": pd.array(rng.integers(0, 9, n), dtype=np.dtype("int64")),
+                "time": rng.integers(0, 10**18, n).view("datetime64[ns]"),
+                "nullable_int": pd.array(rng.choice([1, 2, None], n).tolist(), dtype="Int64"),
+                "nullable_bool": pd.array(rng.choice([True, False, None], n).tolist(), dtype="boolean"),
+                "bool": rng.random(n) < 0.5,
+            }
+
+        made = columns()
+        expected = pd.DataFrame({name: values.copy() for name, values in made.items()}, index=pd.RangeIndex(n))
+        pd.testing.assert_frame_equal(frame_of_arrays(made, n), expected, check_exact=True)
+        objects = {"object": np.array(["x"] * n, dtype=object), "float": np.zeros(n)}
+        pd.testing.assert_frame_equal(frame_of_arrays(objects, n), pd.DataFrame(objects, index=pd.RangeIndex(n)))

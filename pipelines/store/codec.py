@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
+from features.frames import frame_of_arrays
 from features.history import HISTORY_TABLES
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
@@ -86,7 +87,7 @@ def history_frame(table: s.Table, records: list[tuple[Any, ...]]) -> pd.DataFram
             # the dtype object, not its name: pandas looks a name up anew per call
             frame[column.name] = pd.array(list(values), dtype=dtype)
     # every column is built with its accepted dtype already (no astype: it costs milliseconds per call)
-    return pd.DataFrame(frame, index=pd.RangeIndex(len(records)), copy=False)
+    return frame_of_arrays(frame, len(records))
 
 
 # ---------------------------------------------------------------------------
