@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from features import schema as s
@@ -52,7 +53,12 @@ class History:
 
 def rows_before(frame: pd.DataFrame, column: str, as_of: pd.Timestamp) -> pd.DataFrame:
     """Rows with column < as_of; the frame itself (no copy) when every row already is."""
-    before = frame[column] < as_of
+    times, as_of = frame[column], pd.Timestamp(as_of)
+    if isinstance(times.dtype, np.dtype) and times.dtype.kind == "M" and as_of.tz is None:
+        # numpy on the column (NaT compares False, as in pandas): a pandas comparison builds a Series
+        before = times.to_numpy() < as_of.to_datetime64()
+    else:  # text, time zones: pandas compares (and raises on what it cannot compare)
+        before = times < as_of
     return frame if before.all() else frame[before]
 
 

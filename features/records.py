@@ -9,19 +9,21 @@ the same arrays, so an RFM breakpoint means exactly what the feature of the same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features import schema as s
 
-_CHANNEL_INDEX = pd.Index(s.CHANNELS)
+_CHANNEL_POSITIONS = {channel: position for position, channel in enumerate(s.CHANNELS)}
 _EPOCH_NS = np.datetime64("1970-01-01", "ns")
 _DAY_NS = np.timedelta64(1, "D")
 NS_PER_DAY = 86_400 * 10**9
-_EVENT_INDEX = pd.Index(s.EVENT_TYPES)
+_EVENT_POSITIONS = {kind: position for position, kind in enumerate(s.EVENT_TYPES)}
 PRODUCT_COLUMNS = (s.PRODUCT_ID, s.CATEGORY, s.PRICE, s.REPLENISHMENT_DAYS)
 
 
@@ -38,6 +40,11 @@ class ProductLookup:
     @cached_property
     def product_index(self) -> pd.Index:
         return pd.Index(self.products[s.PRODUCT_ID])
+
+    @cached_property
+    def product_positions(self) -> dict[str, int]:
+        """Each product id's position in the table (what `lookup_codes` reads)."""
+        return positions_of(self.product_index)
 
     @cached_property
     def categories(self) -> list[str]:
@@ -110,15 +117,25 @@ class Events:
     value: np.ndarray
 
 
-def lookup_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position of each value in index (-1 when absent or missing).
+def lookup_codes(values: pd.Series, positions: Mapping[Any, int]) -> np.ndarray:
+    """Position of each value (`positions`, from `positions_of`; -1 when absent or missing).
 
     Factorising first hashes every string once in Arrow and looks up only the distinct values:
-    on tens of millions of string cells that is several times faster than get_indexer.
+    on tens of millions of string cells that is several times faster than get_indexer, and a dict
+    lookup of the few distinct values costs microseconds where an index lookup costs tens.
     """
     codes, uniques = pd.factorize(values)
-    positions = index.get_indexer(uniques).astype(np.int64)
-    return np.where(codes >= 0, positions[np.maximum(codes, 0)] if len(positions) else -1, -1)
+    found = np.fromiter((positions.get(value, -1) for value in uniques.tolist()), dtype=np.int64, count=len(uniques))
+    return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
+
+
+def positions_of(labels: pd.Index | list) -> dict[Any, int]:
+    """{label: its position} for labels without repeats (a repeated one is refused, as an index
+    lookup refuses it)."""
+    positions = {label: position for position, label in enumerate(list(labels))}
+    if len(positions) != len(labels):
+        raise ValueError("labels to look codes up in must not repeat")
+    return positions
 
 
 def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
@@ -151,7 +168,7 @@ def transaction_lines(
 ) -> tuple[Lines, Lines]:
     """(purchase lines with a positive quantity, return lines with a negative one)."""
     quantity = transactions[s.QUANTITY].to_numpy(dtype=float)
-    product = lookup_codes(transactions[s.PRODUCT_ID], products.product_index)
+    product = lookup_codes(transactions[s.PRODUCT_ID], products.product_positions)
     known = product >= 0
     lines = Lines(
         code=customer_codes,
@@ -161,7 +178,7 @@ def transaction_lines(
         quantity=quantity,
         value=s.line_value(quantity, transactions[s.UNIT_PRICE].to_numpy(dtype=float)),
         discount=_floats(transactions, s.DISCOUNT),
-        channel=lookup_codes(transactions[s.CHANNEL], _CHANNEL_INDEX),
+        channel=lookup_codes(transactions[s.CHANNEL], _CHANNEL_POSITIONS),
         product=product,
         category=np.where(known, products.product_category_codes[product], products.unknown_category_code),
         replenishment_days=np.where(known, products.product_replenishment_days[product], np.nan),
@@ -177,7 +194,7 @@ def event_rows(events: pd.DataFrame, customer_codes: np.ndarray, as_of: pd.Times
     return Events(
         code=customer_codes,
         days_ago=days_before(events[s.TIMESTAMP], as_of),
-        kind=lookup_codes(events[s.EVENT_TYPE], _EVENT_INDEX),
+        kind=lookup_codes(events[s.EVENT_TYPE], _EVENT_POSITIONS),
         value=_floats(events, s.VALUE),
     )
 
@@ -204,6 +221,14 @@ def orders_of(purchases: Lines) -> Orders:
 # ---------------------------------------------------------------------------
 def sum_by(codes: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
     return np.bincount(codes, weights=weights, minlength=n).astype(float)
+
+
+def count_by_label(codes: np.ndarray, labels: np.ndarray, n: int, n_labels: int) -> np.ndarray:
+    """Rows per customer and label, as an n x n_labels float matrix (one bincount for all labels,
+    not one per label); a row whose label is outside 0..n_labels-1 (-1: unknown) is not counted."""
+    known = (labels >= 0) & (labels < n_labels)
+    pairs = codes[known] * n_labels + labels[known]
+    return np.bincount(pairs, minlength=n * n_labels).astype(float).reshape(n, n_labels)
 
 
 def min_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

@@ -218,10 +218,10 @@ def score_buyers(
     n = len(summary.buyers)
     if params is None or n == 0:
         return np.ones(n), np.full(n, np.nan)
-    return (
-        probability_alive(params, summary.frequency, summary.recency, summary.T),
-        expected_purchases(params, horizon, summary.frequency, summary.recency, summary.T),
-    )
+    alive = probability_alive(params, summary.frequency, summary.recency, summary.T)
+    # eq. 10 as `expected_purchases` computes it, with P(alive) computed once
+    given_alive = expected_purchases_given_alive(params, horizon, summary.frequency, summary.recency, summary.T)
+    return alive, given_alive * alive
 
 
 def _odds_dead(params, x, t_x, age) -> np.ndarray:

@@ -17,7 +17,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Literal
 
@@ -284,6 +284,16 @@ def accepted_dtypes(table: Table) -> dict[str, str]:
         column.name: "int64" if column.dtype == "int" and column.required else PANDAS_DTYPES[column.dtype]
         for column in table.columns
     }
+
+
+@cache
+def pandas_dtype_of(name: str):
+    """The pandas dtype object a dtype name stands for, looked up once: pandas reads a name like
+    "str" anew on every call that is given it (about 15 microseconds each), which a one-customer
+    frame pays per column."""
+    from pandas.api.types import pandas_dtype
+
+    return pandas_dtype(name)
 
 
 def empty_table(table: Table):

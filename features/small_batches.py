@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from features import row_checks, rules
-from features.schema import TABLES, TIMESTAMP_DTYPE, Column, Reference, Table, accepted_dtypes
+from features.frames import frame_of_arrays
+from features.schema import TABLES, TIMESTAMP_DTYPE, Column, Reference, Table, accepted_dtypes, pandas_dtype_of
 from features.validation import (
     _LARGEST_EXACT_INTEGER,
     FALSE_WORDS,
@@ -150,11 +151,27 @@ def _from_text(dtype: str, texts: list[str | None]) -> _Typed:
         return _booleans(
             np.array([word in TRUE_WORDS for word in words]), np.array([word in FALSE_WORDS for word in words]), text
         )
-    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce").tz_localize(None)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce").tz_localize(None).to_numpy()
     # parsed text may come back in microseconds; outside the nanosecond range a value is unreadable
-    in_range = np.asarray((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max), dtype=bool)
-    values = parsed.where(in_range).astype(TIMESTAMP_DTYPE).to_numpy()
+    in_range = _in_nanosecond_range(parsed)
+    values = np.where(in_range, parsed, np.datetime64("NaT")).astype(TIMESTAMP_DTYPE)
     return _Typed(values, _failed_text(text, present & ~in_range))
+
+
+_NANOSECOND_RANGE = (pd.Timestamp.min.value, pd.Timestamp.max.value)
+
+
+def _in_nanosecond_range(moments: np.ndarray) -> np.ndarray:
+    """Which datetime64 values (of any unit) lie within pandas' nanosecond range (NaT: none).
+
+    Compared as integer ticks of their own unit: numpy would convert them to nanoseconds first, and
+    wrap around silently for those out of range.
+    """
+    unit, count = np.datetime_data(moments.dtype)
+    ns_per_tick = int(np.timedelta64(count, unit) // np.timedelta64(1, "ns"))
+    low, high = _NANOSECOND_RANGE
+    ticks = moments.view(np.int64)  # NaT is the smallest int64: below the range
+    return (ticks >= -(-low // ns_per_tick)) & (ticks <= high // ns_per_tick)
 
 
 def _from_numbers(dtype: str, numbers: np.ndarray) -> _Typed:
@@ -313,7 +330,7 @@ def _accepted_frame(table: Table, typed: dict[str, _Typed], keep: np.ndarray) ->
     columns = {
         column.name: _accepted_column(typed[column.name].values[keep], dtypes[column.name]) for column in table.columns
     }
-    return pd.DataFrame(columns, index=pd.RangeIndex(int(keep.sum())))
+    return frame_of_arrays(columns, int(keep.sum()))
 
 
 def _accepted_column(values: np.ndarray, dtype: str) -> Any:
@@ -321,4 +338,4 @@ def _accepted_column(values: np.ndarray, dtype: str) -> Any:
         return np.array(values.tolist(), dtype=np.int64)
     if dtype in ("float64", TIMESTAMP_DTYPE):
         return values.copy()
-    return pd.array(values.tolist(), dtype=dtype)
+    return pd.array(values.tolist(), dtype=pandas_dtype_of(dtype))  # the object: a name is read anew per call

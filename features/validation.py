@@ -63,6 +63,7 @@ from features.schema import (
     Table,
     accepted_dtypes,
     identify_rows,
+    pandas_dtype_of,
 )
 
 REASON_SEPARATOR = "; "
@@ -421,11 +422,17 @@ def _accepted_frame(table: Table, typed: pd.DataFrame) -> pd.DataFrame:
 
 def _quarantined_frame(raw: pd.DataFrame, bad_positions: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
     """The raw values of the bad rows, with their input positions and reasons."""
-    return (
-        raw.iloc[bad_positions]
-        .reset_index(drop=True)
-        .assign(**{ROW_NUMBER: bad_positions.astype(np.int64), REASONS: pd.array(reasons, dtype="str")})
-    )
+    # a slice when no row is bad (most batches): cheaper than taking no positions; the two columns
+    # are inserted into this new frame (no copy of it, as `assign` makes)
+    quarantined = raw.iloc[bad_positions] if len(bad_positions) else raw.iloc[:0]
+    quarantined.index = pd.RangeIndex(len(bad_positions))
+    added = {ROW_NUMBER: bad_positions.astype(np.int64), REASONS: pd.array(reasons, dtype=pandas_dtype_of("str"))}
+    for name, values in added.items():
+        if name in quarantined.columns:  # sent as a column of the input: replaced where it stands
+            quarantined[name] = values
+        else:
+            quarantined.insert(quarantined.shape[1], name, values)
+    return quarantined
 
 
 def _join_reasons(failed_rows: dict[str, np.ndarray], bad: np.ndarray, bad_positions: np.ndarray) -> np.ndarray:
@@ -465,5 +472,5 @@ def _table_report(
         "expectations_evaluated": len(run.failed_rows),
         "references_checked": [f"{r.column} -> {r.to_table}.{r.to_column}" for r in checked],
         "missing_optional_columns": [c for c in table.optional_columns if c not in raw.columns],
-        "extra_columns": [str(c) for c in raw.columns if c not in table.column_names],
+        "extra_columns": [str(c) for c in raw.columns.tolist() if c not in table.column_names],
     }

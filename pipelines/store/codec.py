@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import pandas_dtype
 
 from features import schema as s
+from features.frames import frame_of_arrays
 from features.history import HISTORY_TABLES
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
@@ -30,7 +30,7 @@ def history_rows(name: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     if name not in HISTORY_TABLES:
         raise ValueError(f"{name!r} is not a history table (expected one of {', '.join(HISTORY_TABLES)})")
     table = s.TABLES[name]
-    if list(frame.columns) != list(table.column_names):
+    if frame.columns.tolist() != list(table.column_names):
         raise ValueError(f"{name}: expected the contract columns {', '.join(table.column_names)} (accepted rows)")
     typed = _as_accepted_dtypes(name, frame)
     columns = []
@@ -51,7 +51,7 @@ def history_rows(name: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
 def _accepted_dtype_list(name: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """(columns, pandas dtype objects) of a history table's accepted frames, built once."""
     dtypes = s.accepted_dtypes(s.TABLES[name])
-    return tuple(dtypes), tuple(pandas_dtype(dtype) for dtype in dtypes.values())
+    return tuple(dtypes), tuple(s.pandas_dtype_of(dtype) for dtype in dtypes.values())
 
 
 def _as_accepted_dtypes(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -72,21 +72,22 @@ def none_where(values: list[Any], missing: np.ndarray) -> list[Any]:
 def history_frame(table: s.Table, records: list[tuple[Any, ...]]) -> pd.DataFrame:
     """Rows read back as a frame with the dtypes of validation's accepted frames."""
     columns = list(zip(*records, strict=True)) if records else [()] * len(table.columns)
-    dtypes = s.accepted_dtypes(table)
+    _, dtypes = _accepted_dtype_list(table.name)
     frame = {}
-    for column, values in zip(table.columns, columns, strict=True):
+    for column, dtype, values in zip(table.columns, dtypes, columns, strict=True):
         if column.dtype == "timestamp":
             frame[column.name] = np.array([NAT if v is None else v for v in values], dtype=np.int64).view(
                 "datetime64[ns]"
             )
         elif column.dtype == "float":
-            frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            frame[column.name] = np.array(values, dtype=np.float64)  # None is NaN
         elif column.dtype == "bool":
-            frame[column.name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+            frame[column.name] = pd.array([None if v is None else bool(v) for v in values], dtype=dtype)
         else:
-            frame[column.name] = pd.array(list(values), dtype=dtypes[column.name])
+            # the dtype object, not its name: pandas looks a name up anew per call
+            frame[column.name] = pd.array(list(values), dtype=dtype)
     # every column is built with its accepted dtype already (no astype: it costs milliseconds per call)
-    return pd.DataFrame(frame, index=pd.RangeIndex(len(records)), copy=False)
+    return frame_of_arrays(frame, len(records))
 
 
 # ---------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def decode_column(values: tuple[Any, ...], dtype: str) -> Any:
         return np.array([NAT if v is None else v for v in values], dtype=np.int64).view("datetime64[ns]").astype(dtype)
     if dtype in ("float64", "float32"):
         return np.array([np.nan if v is None else v for v in values], dtype=dtype)
-    return pd.array(list(values), dtype=dtype)
+    return pd.array(list(values), dtype=s.pandas_dtype_of(dtype))
 
 
 def decode_value(value: Any, dtype: str) -> Any:
