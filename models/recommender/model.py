@@ -10,10 +10,10 @@ import pandas as pd
 
 from features.labels import make_product_pairs
 from features.records import day_of
-from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
+from features.schema import PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
 from models.recommender.baselines import BASELINE_SCORES
 from models.recommender.candidates import FEATURES
-from models.recommender.catalogue import DAY, build_catalogue, code_lines
+from models.recommender.catalogue import DAY, build_catalogue, code_customer_lines, code_lines
 from models.recommender.config import CandidateConfig, RankerConfig
 from models.recommender.ranking import build_result_frame, predict_scores, rank_known_customers, recommend_cold_start
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
@@ -183,11 +183,11 @@ class TwoStageRecommender:
         the fit changes the list at once. Rows of other customers in `transactions` are ignored.
         """
         rules = make_rules(rules, rule_values)
-        mine = transactions[transactions[CUSTOMER_ID].astype(object) == customer_id]
+        lines, latest = code_customer_lines(transactions, customer_id, self.stage1_.catalogue)
         if as_of is None:
-            latest = mine[TIMESTAMP].max() if len(mine) else self.as_of_
+            latest = self.as_of_ if latest is None else latest
             as_of = max(self.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
-        stage1 = self.stage1_.for_customer(mine, pd.Timestamp(as_of))
+        stage1 = self.stage1_.for_lines(lines, pd.Timestamp(as_of))
         return self._recommend(stage1, [customer_id], k, rules)
 
     def _recommend(

@@ -96,7 +96,10 @@ class Stage1:
 
         The item side (EASE, kNN, popularity, categories) is shared, not copied.
         """
-        lines = code_lines(transactions, self.catalogue)
+        return self.for_lines(code_lines(transactions, self.catalogue), as_of)
+
+    def for_lines(self, lines: Lines, as_of: pd.Timestamp) -> Stage1:
+        """`for_customer` from the customers' lines already coded against this catalogue."""
         now = day_of(as_of)
         before = lines.day < now
         customer, item, day = lines.customer[before], lines.item[before], lines.day[before]

@@ -1,0 +1,152 @@
+"""One customer's list (the service's POST /recommend) through the fast paths is the list the general
+code gives: same products, order, reasons, and scores to 1e-12, for hundreds of generated customers.
+
+The general code is the one a batch or a fit runs (pandas factorise and frame filters, scipy's sparse
+products); each fast path is chosen below a size, so every test here runs both and compares them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.schema import (
+    CUSTOMER_ID,
+    PRODUCT_ID,
+    QUANTITY,
+    RECOMMENDATION_RANK,
+    RECOMMENDATION_REASON,
+    RECOMMENDATION_SCORE,
+    TIMESTAMP,
+)
+from models.recommender import RecommendationRules, TwoStageRecommender
+from models.recommender import catalogue as catalogue_module
+from models.recommender.catalogue import code_customer_lines, code_lines
+from pipelines import simulation
+
+SEED = 20_251_202
+N_CUSTOMERS = 400
+HORIZON_DAYS = 30
+
+
+@pytest.fixture(scope="module")
+def tables():
+    tables, _ = simulation.generate_tables(N_CUSTOMERS, SEED)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def model(tables) -> TwoStageRecommender:
+    transactions = tables["transactions"]
+    end = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+    cutoffs = [end - HORIZON_DAYS * (i + 2) * pd.Timedelta(days=1) for i in range(2)]
+    return TwoStageRecommender().fit(transactions, tables["products"], cutoffs, horizon_days=HORIZON_DAYS)
+
+
+@pytest.fixture(scope="module")
+def histories(tables, model):
+    """Every customer's rows up to the model's as_of, plus a few purchases after it (the service's
+    appended rows), returns and lines of products outside the catalogue mixed in."""
+    transactions = tables["transactions"]
+    later = transactions[transactions[TIMESTAMP] >= model.as_of_ - pd.Timedelta(days=200)].copy()
+    rng = np.random.default_rng(SEED)
+    later[TIMESTAMP] = model.as_of_ + pd.to_timedelta(rng.integers(0, 20 * 86_400, len(later)), unit="s")
+    unknown = later.sample(frac=0.05, random_state=1).assign(**{PRODUCT_ID: "not-in-the-catalogue"})
+    returns = later.sample(frac=0.05, random_state=2).assign(**{QUANTITY: -1})
+    history = pd.concat([transactions, later.sample(frac=0.2, random_state=3), unknown, returns], ignore_index=True)
+    return history.sample(frac=1.0, random_state=4).reset_index(drop=True)  # rows in no particular order
+
+
+def _customers(history: pd.DataFrame, n: int) -> list[str]:
+    ids = sorted(history[CUSTOMER_ID].astype(str).unique())
+    return [ids[i] for i in np.random.default_rng(0).choice(len(ids), size=min(n, len(ids)), replace=False)]
+
+
+def _old_rows(transactions: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+    """The customer's rows as `recommend_for_history` selected them before the fast path."""
+    return transactions[transactions[CUSTOMER_ID].astype(object) == customer_id]
+
+
+def _assert_same_lines(got, expected) -> None:
+    assert got.customers.equals(expected.customers) and got.customers.name == expected.customers.name
+    for name in ("customer", "item", "day", "unit_price"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+        assert getattr(got, name).dtype == getattr(expected, name).dtype, name
+
+
+@pytest.mark.parametrize("few_lines", [catalogue_module.FEW_LINES, 0])
+def test_one_customers_coded_lines_are_code_lines_of_their_rows(histories, model, monkeypatch, few_lines):
+    monkeypatch.setattr(catalogue_module, "FEW_LINES", few_lines)  # 0: the get_indexer lookup too
+    catalogue = model.stage1_.catalogue
+    for customer_id in [*_customers(histories, 300), "nobody"]:
+        lines, latest = code_customer_lines(histories, customer_id, catalogue)
+        mine = _old_rows(histories, customer_id)
+        _assert_same_lines(lines, code_lines(mine, catalogue))
+        if len(mine):
+            assert latest == mine[TIMESTAMP].max()
+        else:
+            assert latest is None
+
+
+def test_one_customers_rows_with_text_times_or_no_times(histories, model):
+    catalogue = model.stage1_.catalogue
+    customer_id = _customers(histories, 1)[0]
+    mine = _old_rows(histories, customer_id)
+    as_text = histories.assign(**{TIMESTAMP: histories[TIMESTAMP].astype(str)})
+    lines, latest = code_customer_lines(as_text, customer_id, catalogue)
+    _assert_same_lines(lines, code_lines(mine, catalogue))
+    assert latest == mine[TIMESTAMP].max().isoformat(sep=" ")  # read as the text it was given
+    untimed = mine.assign(**{TIMESTAMP: pd.Series(pd.NaT, index=mine.index, dtype="datetime64[ns]")})
+    lines, latest = code_customer_lines(untimed, customer_id, catalogue)
+    _assert_same_lines(lines, code_lines(untimed, catalogue))
+    assert latest is pd.NaT  # rows, but none with a time (None means no rows)
+
+
+def _list_before(model: TwoStageRecommender, customer_id, transactions, as_of, k, rules) -> pd.DataFrame:
+    """`recommend_for_history` as written before the fast path: the frame filtered, stage 1 rebuilt
+    from it by `for_customer`, and the model's batch code over that stage 1."""
+    mine = _old_rows(transactions, customer_id)
+    if as_of is None:
+        latest = mine[TIMESTAMP].max() if len(mine) else model.as_of_
+        as_of = max(model.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
+    rebuilt = copy.copy(model)
+    rebuilt.stage1_ = model.stage1_.for_customer(mine, pd.Timestamp(as_of))
+    return rebuilt.recommend([customer_id], k, rules)
+
+
+def _assert_same_list(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(got.columns) == list(expected.columns)
+    assert list(got.dtypes) == list(expected.dtypes)
+    for name in got.columns:
+        if name != RECOMMENDATION_SCORE:
+            assert got[name].tolist() == expected[name].tolist(), name
+    np.testing.assert_allclose(got[RECOMMENDATION_SCORE], expected[RECOMMENDATION_SCORE], rtol=0, atol=1e-12)
+
+
+def _rule_sets(model) -> list[RecommendationRules]:
+    categories = list(model.stage1_.catalogue.categories)
+    products = tuple(model.stage1_.catalogue.ids[:10])
+    return [
+        RecommendationRules(),
+        RecommendationRules(max_per_category=2),
+        RecommendationRules(exclude_purchased=False),
+        RecommendationRules(include_restock=False, include_categories=tuple(categories[:2])),
+        RecommendationRules(exclude_categories=(categories[0],), exclude_product_ids=products),
+    ]
+
+
+def test_lists_from_a_history_are_the_lists_before(histories, model):
+    rule_sets = _rule_sets(model)
+    customers = _customers(histories, 300)
+    for number, customer_id in enumerate([*customers, "nobody"]):
+        rules = rule_sets[number % len(rule_sets)]
+        k = (10, 3, 25)[number % 3]
+        for as_of in (None, model.as_of_):
+            got = model.recommend_for_history(customer_id, histories, as_of, k=k, rules=rules)
+            expected = _list_before(model, customer_id, histories, as_of, k, rules)
+            _assert_same_list(got, expected)
+            assert got[RECOMMENDATION_RANK].tolist() == list(range(1, len(got) + 1))
+            assert got[RECOMMENDATION_REASON].map(len).min() > 0 if len(got) else True
