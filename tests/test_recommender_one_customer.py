@@ -150,3 +150,36 @@ def test_lists_from_a_history_are_the_lists_before(histories, model):
             _assert_same_list(got, expected)
             assert got[RECOMMENDATION_RANK].tolist() == list(range(1, len(got) + 1))
             assert got[RECOMMENDATION_REASON].map(len).min() > 0 if len(got) else True
+
+
+def _as_frame(lists) -> pd.DataFrame:
+    columns = (CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_RANK, RECOMMENDATION_SCORE, RECOMMENDATION_REASON)
+    values = (lists.customer_id, lists.product_id, lists.rank, lists.score, lists.reason)
+    return pd.DataFrame(dict(zip(columns, values, strict=True)))
+
+
+def test_lists_as_arrays_hold_the_frames_rows(histories, model):
+    customers = _customers(histories, 40)
+    for number, customer_id in enumerate(customers):
+        rules = _rule_sets(model)[number % 5]
+        frame = model.recommend_for_history(customer_id, histories, k=10, rules=rules)
+        _assert_same_list(
+            _as_frame(model.recommend_lists_for_history(customer_id, histories, k=10, rules=rules)), frame
+        )
+    many = [*customers, "nobody"]
+    _assert_same_list(_as_frame(model.recommend_lists(many, k=7)), model.recommend(many, k=7))
+    assert len(model.recommend_lists([], k=7).product_id) == 0
+
+
+def test_a_batch_of_every_customer_gets_the_lists_of_smaller_batches(model):
+    """A batch holding every customer of the fit uses stage 1's tables as they are; smaller batches
+    cut them to their customers first."""
+    everyone = model.stage1_.customers[model.stage1_.known].tolist()
+    assert len(everyone) <= model.candidate_config_.batch_size  # one batch: the tables are not cut
+    for rules in _rule_sets(model)[:3]:
+        whole = model.recommend([*everyone, "nobody"], k=10, rules=rules)
+        parts = [
+            model.recommend(everyone[start : start + 50], k=10, rules=rules) for start in range(0, len(everyone), 50)
+        ]
+        parts.append(model.recommend(["nobody"], k=10, rules=rules))
+        _assert_same_list(whole, pd.concat(parts, ignore_index=True))

@@ -120,6 +120,8 @@ class Stage1:
 
     def restricted_to(self, codes: np.ndarray) -> Stage1:
         """This stage 1 with the per-customer tables cut to the given customer codes (a scoring batch)."""
+        if len(np.unique(codes)) == len(self.customers):  # every customer (one customer's own stage 1): nothing to cut
+            return self
         return dataclasses.replace(
             self, purchases=self.purchases.subset(codes), category_pairs=self.category_pairs.subset(codes)
         )
