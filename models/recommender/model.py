@@ -176,14 +176,10 @@ class TwoStageRecommender:
         return build_result_frame(parts, wanted, self.stage1_.catalogue)
 
     def recommend_lists(
-        self,
-        customer_ids: Sequence[str],
-        k: int = 10,
-        rules: RecommendationRules | None = None,
-        **rule_values,
+        self, customer_ids: Sequence[str], k: int = 10, rules: RecommendationRules | None = None
     ) -> RecommendationLists:
         """`recommend` as arrays instead of a frame (for a request: the frame costs more than the ranking)."""
-        parts, wanted = self._rank(self.stage1_, customer_ids, k, make_rules(rules, rule_values))
+        parts, wanted = self._rank(self.stage1_, customer_ids, k, make_rules(rules, {}))
         return build_result_lists(parts, wanted, self.stage1_.catalogue)
 
     def recommend_for_history(
@@ -213,11 +209,11 @@ class TwoStageRecommender:
         as_of: pd.Timestamp | None = None,
         k: int = 10,
         rules: RecommendationRules | None = None,
-        **rule_values,
     ) -> RecommendationLists:
-        """`recommend_for_history` as arrays instead of a frame (the service's POST /recommend)."""
+        """`recommend_for_history` as arrays instead of a frame (the service's POST /recommend); the
+        rules as one `RecommendationRules` or None."""
         stage1 = self._stage1_for_history(customer_id, transactions, as_of)
-        parts, wanted = self._rank(stage1, [customer_id], k, make_rules(rules, rule_values))
+        parts, wanted = self._rank(stage1, [customer_id], k, make_rules(rules, {}))
         return build_result_lists(parts, wanted, stage1.catalogue)
 
     def _stage1_for_history(self, customer_id: str, transactions: pd.DataFrame, as_of: pd.Timestamp | None) -> Stage1:
