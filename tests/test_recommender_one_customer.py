@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from features.schema import (
     CUSTOMER_ID,
@@ -25,6 +26,7 @@ from features.schema import (
 from models.recommender import RecommendationRules, TwoStageRecommender
 from models.recommender import catalogue as catalogue_module
 from models.recommender.catalogue import code_customer_lines, code_lines
+from models.recommender.stage1 import _build_bought_matrix
 from pipelines import simulation
 
 SEED = 20_251_202
@@ -183,3 +185,30 @@ def test_a_batch_of_every_customer_gets_the_lists_of_smaller_batches(model):
         ]
         parts.append(model.recommend(["nobody"], k=10, rules=rules))
         _assert_same_list(whole, pd.concat(parts, ignore_index=True))
+
+
+def _bought_matrix_before(customer: np.ndarray, item: np.ndarray, n_customers: int, n_items: int) -> sp.csr_matrix:
+    """`_build_bought_matrix` as written before: scipy's COO to CSR and duplicate summing."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(item), dtype=np.float32), (customer, item)), shape=(n_customers, n_items), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+@pytest.mark.parametrize(
+    ("n_lines", "n_customers", "n_items"), [(0, 0, 5), (0, 3, 5), (1, 1, 5), (40, 1, 250), (20_000, 900, 300)]
+)
+def test_the_bought_matrix_is_the_one_scipy_built_before(n_lines, n_customers, n_items):
+    rng = np.random.default_rng(n_lines)
+    customer = np.sort(rng.integers(0, max(n_customers, 1), n_lines))
+    item = rng.integers(0, n_items, n_lines)
+    order = np.lexsort((rng.random(n_lines), customer * n_items + item))  # as Lines keeps them
+    customer, item = customer[order], item[order]
+    got = _build_bought_matrix(customer, item, n_customers, n_items)
+    expected = _bought_matrix_before(customer, item, n_customers, n_items)
+    assert got.shape == expected.shape and got.dtype == expected.dtype and got.has_canonical_format
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+        assert getattr(got, name).dtype == getattr(expected, name).dtype, name

@@ -171,6 +171,7 @@ def _sorted_lines(
 def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:  # optional columns (price, replenishment) read as unknown
         return np.full(len(frame), np.nan)
-    if frame[name].dtype == np.float64:  # already numbers: to_numeric would copy them as they are
-        return frame[name].to_numpy()
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    column = frame[name]
+    if column.dtype == np.float64:  # already numbers: to_numeric would copy them as they are
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)

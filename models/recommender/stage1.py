@@ -212,13 +212,14 @@ def _fit_item_models(
 
 
 def _build_bought_matrix(customer: np.ndarray, item: np.ndarray, n_customers: int, n_items: int) -> sp.csr_matrix:
-    """Customers x products, 1 where the customer bought the product."""
-    matrix = sp.csr_matrix(
-        (np.ones(len(item), dtype=np.float32), (customer, item)), shape=(n_customers, n_items), dtype=np.float32
-    )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    """Customers x products, 1 where the customer bought the product; lines sorted by (customer, item)
+    as `Lines` keeps them, so each row's columns come out sorted and once each without scipy's
+    duplicate summing (a third of stage 1 for one customer)."""
+    pair = np.r_[True, (customer[1:] != customer[:-1]) | (item[1:] != item[:-1])] if len(item) else item.astype(bool)
+    index_type = np.int32 if max(n_customers, n_items, len(item)) < np.iinfo(np.int32).max else np.int64
+    indptr = np.r_[0, np.cumsum(np.bincount(customer[pair], minlength=n_customers))].astype(index_type)
+    indices = item[pair].astype(index_type)
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_customers, n_items))
 
 
 def _build_purchase_pairs(
