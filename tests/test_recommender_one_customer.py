@@ -212,3 +212,28 @@ def test_the_bought_matrix_is_the_one_scipy_built_before(n_lines, n_customers, n
     for name in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
         assert getattr(got, name).dtype == getattr(expected, name).dtype, name
+
+
+def _rows_of(lists: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+    return lists[lists[CUSTOMER_ID] == customer_id].reset_index(drop=True)
+
+
+def test_each_customer_alone_gets_their_list_in_a_batch(model):
+    """Alone, a customer goes through the one-row paths (a mask of what they own, their own top n);
+    in a batch, through the paths of many rows."""
+    customers = _customers(pd.DataFrame({CUSTOMER_ID: model.stage1_.customers[model.stage1_.known]}), 150)
+    for rules in _rule_sets(model)[:3]:
+        batch = model.recommend(customers, k=10, rules=rules)
+        for customer_id in customers:
+            _assert_same_list(model.recommend([customer_id], k=10, rules=rules), _rows_of(batch, customer_id))
+
+
+def test_each_history_alone_gets_its_list_in_a_batch_over_every_history(histories, model):
+    as_of = model.as_of_ + pd.Timedelta(days=10)
+    rebuilt = copy.copy(model)
+    rebuilt.stage1_ = model.stage1_.for_customer(histories, as_of)  # every customer's tables at once
+    customers = _customers(histories, 150)
+    batch = rebuilt.recommend(customers, k=10)
+    for customer_id in customers:
+        alone = model.recommend_for_history(customer_id, histories, as_of, k=10)
+        _assert_same_list(alone, _rows_of(batch, customer_id))

@@ -38,11 +38,11 @@ def explain_recommendations(stage1: Stage1, codes: np.ndarray, top: Candidates) 
     bought = top.feature(ITEM_PURCHASES_TOTAL) > 0
     replenishable = top.feature(IS_REPLENISHABLE) > 0
     together = similar & (anchor >= 0)
-    reasons = np.select(
-        [bought & replenishable, bought, together, similar & ~from_category],
-        [REASON_RESTOCK, REASON_BOUGHT_BEFORE, "", REASON_SIMILAR_CUSTOMERS],
-        default="",
-    ).astype(object)
+    rules = [(bought & replenishable, REASON_RESTOCK), (bought, REASON_BOUGHT_BEFORE), (together, "")]
+    rules.append((similar & ~from_category, REASON_SIMILAR_CUSTOMERS))
+    reasons = np.full(len(codes), "", dtype=object)
+    for applies, reason in reversed(rules):  # the first rule that applies wins: written last
+        reasons[applies] = reason
     reasons[together & ~bought] = stage1.together_reasons[anchor[together & ~bought]]
     popular = ~bought & ~together & ~(similar & ~from_category)
     reasons[popular] = stage1.popular_reasons[catalogue.category[top.item[popular]]]

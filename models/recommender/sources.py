@@ -98,7 +98,11 @@ def propose_recent(similarity: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Pr
 
 def _top_unowned(scores: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
     """The n best positive `scores` per row that are not in the customer's `rows` (modified in place)."""
-    if scores.nnz < SMALL_PRODUCT:  # a request: drop what the customer has by key
+    if scores.shape[0] == 1:  # one customer (a request): what they have as a mask over the catalogue
+        owned = np.zeros(scores.shape[1], dtype=bool)
+        owned[rows.indices] = True
+        scores.data[owned[scores.indices]] = 0.0
+    elif scores.nnz < SMALL_PRODUCT:  # a few customers: drop what each has by key
         owner, item = get_entry_rows(scores), scores.indices.astype(np.int64)
         n_items = scores.shape[1]
         seen = np.isin(owner * n_items + item, get_entry_rows(rows) * n_items + rows.indices)
