@@ -19,7 +19,13 @@ from features.schema import (
     ITEM_REPLENISHMENT_DUE_RATIO,
 )
 from models.item_models import top_k
-from models.recommender.arrays import find_nth_largest_per_row, get_entry_rows, rank_in_runs, select_columns
+from models.recommender.arrays import (
+    find_nth_largest_per_row,
+    get_entry_rows,
+    prepend,
+    rank_in_runs,
+    select_columns,
+)
 
 if TYPE_CHECKING:  # annotations only: stage1 imports the reasons, which import these source names
     from models.recommender.config import CandidateConfig
@@ -77,7 +83,7 @@ def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -
     neighbours = stage1.knn.similarity_
     # the dtypes of the neighbours: a mismatch makes scipy convert the whole item matrix on every call
     index_type = neighbours.indices.dtype
-    indptr = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(customers)))].astype(index_type)
+    indptr = prepend(0, np.cumsum(np.bincount(owner, minlength=len(customers)))).astype(index_type)
     weighted = sp.csr_matrix(
         (weight.astype(neighbours.dtype), item.astype(index_type), indptr),
         shape=(len(customers), stage1.catalogue.size),

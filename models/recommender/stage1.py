@@ -27,7 +27,7 @@ from features.schema import (
     ITEM_TREND,
 )
 from models.item_models import EaseRecommender, ItemKNNRecommender
-from models.recommender.arrays import count_and_max_by_key, expand_ranges, locate, rank_in_runs
+from models.recommender.arrays import append, count_and_max_by_key, expand_ranges, locate, prepend, rank_in_runs
 from models.recommender.catalogue import Catalogue, Lines, code_lines
 from models.recommender.config import CandidateConfig
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
@@ -215,9 +215,9 @@ def _build_bought_matrix(customer: np.ndarray, item: np.ndarray, n_customers: in
     """Customers x products, 1 where the customer bought the product; lines sorted by (customer, item)
     as `Lines` keeps them, so each row's columns come out sorted and once each without scipy's
     duplicate summing (a third of stage 1 for one customer)."""
-    pair = np.r_[True, (customer[1:] != customer[:-1]) | (item[1:] != item[:-1])] if len(item) else item.astype(bool)
+    pair = prepend(True, (customer[1:] != customer[:-1]) | (item[1:] != item[:-1])) if len(item) else item.astype(bool)
     index_type = np.int32 if max(n_customers, n_items, len(item)) < np.iinfo(np.int32).max else np.int64
-    indptr = np.r_[0, np.cumsum(np.bincount(customer[pair], minlength=n_customers))].astype(index_type)
+    indptr = prepend(0, np.cumsum(np.bincount(customer[pair], minlength=n_customers))).astype(index_type)
     indices = item[pair].astype(index_type)
     return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_customers, n_items))
 
@@ -238,13 +238,13 @@ def _build_purchase_pairs(
         empty = np.zeros(0)
         names = (ITEM_PURCHASES_TOTAL, DAYS_SINCE_ITEM_PURCHASE, ITEM_REPLENISHMENT_DUE_RATIO)
         return PairTable(n_items, keys.astype(np.int64), dict.fromkeys(names, empty))
-    last = np.r_[keys[1:] != keys[:-1], True]
-    first = np.r_[True, keys[:-1] != keys[1:]]
+    last = append(keys[1:] != keys[:-1], True)
+    first = prepend(True, keys[:-1] != keys[1:])
     pair_keys = keys[last]
     group = np.cumsum(first) - 1
     counts = np.bincount(group).astype(np.float64)
     days_since = now - day[last]
-    gaps = np.r_[np.nan, np.diff(day)]
+    gaps = prepend(np.nan, np.diff(day))
     gaps[first | (gaps < 1)] = np.nan
     median_gap = median_by_group(group, gaps, len(pair_keys))
     nominal = catalogue.replenishment_days[pair_keys % n_items]
