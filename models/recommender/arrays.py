@@ -103,9 +103,6 @@ def find_nth_largest_per_row(matrix: sp.csr_matrix, n: int) -> np.ndarray:
     threshold = np.full(matrix.shape[0], -np.inf)
     if not len(lengths) or lengths.max() <= n:
         return threshold
-    if matrix.shape[0] == 1:  # one customer: their stored values are the block's one row
-        threshold[0] = -np.partition(-matrix.data, n - 1)[n - 1]
-        return threshold
     row = get_entry_rows(matrix)
     block = np.full((matrix.shape[0], lengths.max()), -np.inf)
     block[row, np.arange(len(row)) - matrix.indptr[row]] = matrix.data

@@ -45,11 +45,21 @@ class PairTable:
     values: dict[str, np.ndarray]
 
     def lookup(self, customers: np.ndarray, columns: np.ndarray, name: str, missing: float) -> np.ndarray:
+        return self.take(self.find(customers, columns), name, missing)
+
+    def find(self, customers: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each (customer, column) pair is in the table, its position where it is): found once,
+        taken for several statistics by `take`."""
         wanted = customers * self.width + columns
         position = np.searchsorted(self.keys, wanted)
         found = position < len(self.keys)
         found[found] = self.keys[position[found]] == wanted[found]
-        out = np.full(len(wanted), missing, dtype=np.float64)
+        return found, position
+
+    def take(self, where: tuple[np.ndarray, np.ndarray], name: str, missing: float) -> np.ndarray:
+        """The statistic `name` at pairs `find` located, `missing` where a pair is absent."""
+        found, position = where
+        out = np.full(len(found), missing, dtype=np.float64)
         out[found] = self.values[name][position[found]]
         return out
 
