@@ -26,7 +26,7 @@ from features.schema import (
 from models.recommender import RecommendationRules, TwoStageRecommender
 from models.recommender import catalogue as catalogue_module
 from models.recommender.catalogue import code_customer_lines, code_lines
-from models.recommender.stage1 import _build_bought_matrix
+from models.recommender.stage1 import PairTable, _build_bought_matrix
 from pipelines import simulation
 
 SEED = 20_251_202
@@ -237,3 +237,12 @@ def test_each_history_alone_gets_its_list_in_a_batch_over_every_history(historie
     for customer_id in customers:
         alone = model.recommend_for_history(customer_id, histories, as_of, k=10)
         _assert_same_list(alone, _rows_of(batch, customer_id))
+
+
+def test_one_customers_pair_rows_are_those_a_batch_finds():
+    table = PairTable(10, np.array([3, 4, 11, 12, 13, 30, 31], dtype=np.int64), {})
+    owner, position = table.rows_of(np.arange(5))  # the batch's expand_ranges
+    for customer in range(5):
+        alone_owner, alone_position = table.rows_of(np.array([customer]))
+        np.testing.assert_array_equal(alone_position, position[owner == customer])
+        assert (alone_owner == 0).all() and alone_owner.dtype == owner.dtype and alone_position.dtype == position.dtype

@@ -67,6 +67,8 @@ class PairTable:
         """(owner, position): every pair of each given customer; owner indexes into `customers`."""
         starts = np.searchsorted(self.keys, customers * self.width)
         ends = np.searchsorted(self.keys, (customers + 1) * self.width)
+        if len(customers) == 1:  # a request: one run of positions, without expand_ranges' bookkeeping
+            return np.zeros(max(ends[0] - starts[0], 0), dtype=np.int64), np.arange(starts[0], max(ends[0], starts[0]))
         return expand_ranges(starts, ends)
 
     def subset(self, customers: np.ndarray) -> PairTable:
