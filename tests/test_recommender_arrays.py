@@ -7,10 +7,9 @@ import statistics
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from features.records import FEW_VALUES, median_by_group
-from models.recommender.arrays import append, count_and_max_by_key, find_nth_largest_per_row, prepend
+from models.recommender.arrays import count_and_max_by_key
 
 
 def _expected_medians(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
@@ -49,31 +48,3 @@ def test_count_and_max_by_key_counts_and_takes_the_largest(size):
     assert distinct.tolist() == expected
     assert counts.tolist() == [int((keys == k).sum()) for k in expected]
     np.testing.assert_array_equal(largest, [values[keys == k].max() for k in expected])
-
-
-def test_the_nth_largest_of_one_row_is_that_rows_in_a_batch():
-    rng = np.random.default_rng(3)
-    batch = sp.random(6, 40, density=0.5, random_state=rng, format="csr", dtype=np.float32)
-    for n in (1, 3, 20, 40):
-        in_batch = find_nth_largest_per_row(batch, n)
-        for row in range(batch.shape[0]):
-            np.testing.assert_array_equal(find_nth_largest_per_row(batch[[row]], n), in_batch[[row]])
-
-
-@pytest.mark.parametrize(
-    ("value", "values"),
-    [
-        (True, np.array([False, True])),
-        (True, np.zeros(0, dtype=bool)),
-        (0, np.array([3, 5], dtype=np.int64)),
-        (0, np.array([3, 5], dtype=np.int32)),
-        (np.nan, np.array([1.5, 2.0])),
-    ],
-)
-def test_prepend_and_append_are_np_r(value, values):
-    for got, expected in (
-        (prepend(value, values), np.r_[value, values]),
-        (append(values, value), np.r_[values, value]),
-    ):
-        np.testing.assert_array_equal(got, expected)
-        assert got.dtype == expected.dtype

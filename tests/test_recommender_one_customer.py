@@ -25,6 +25,7 @@ from features.schema import (
 )
 from models.recommender import RecommendationRules, TwoStageRecommender
 from models.recommender import catalogue as catalogue_module
+from models.recommender.arrays import append, prepend
 from models.recommender.catalogue import code_customer_lines, code_lines
 from models.recommender.stage1 import PairTable, _build_bought_matrix
 from pipelines import simulation
@@ -246,3 +247,23 @@ def test_one_customers_pair_rows_are_those_a_batch_finds():
         alone_owner, alone_position = table.rows_of(np.array([customer]))
         np.testing.assert_array_equal(alone_position, position[owner == customer])
         assert (alone_owner == 0).all() and alone_owner.dtype == owner.dtype and alone_position.dtype == position.dtype
+
+
+@pytest.mark.parametrize(
+    ("value", "values"),
+    [
+        (True, np.array([False, True])),
+        (True, np.zeros(0, dtype=bool)),
+        (0, np.array([3, 5], dtype=np.int64)),
+        (0, np.array([3, 5], dtype=np.int32)),
+        (np.nan, np.array([1.5, 2.0])),
+    ],
+)
+def test_prepend_and_append_are_np_r(value, values):
+    """The request path's replacements for np.r_ give its arrays and dtypes."""
+    for got, expected in (
+        (prepend(value, values), np.r_[value, values]),
+        (append(values, value), np.r_[values, value]),
+    ):
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype
