@@ -370,15 +370,14 @@ class Scorer:
         customer_id = str(customer_id)
         known = self.store.get_numbers([customer_id], [s.ORDERS_COUNT_TOTAL])[0] != []
         transactions = self.store.history(customer_id, (s.TRANSACTIONS,))[s.TRANSACTIONS] if known else None
+        # the lists as arrays: a frame of strings costs more to build than the ranking of one customer
         if transactions is not None and len(transactions):
-            ranked = recommender.recommend_for_history(customer_id, transactions, None, k=k, rules=rules)
+            ranked = recommender.recommend_lists_for_history(customer_id, transactions, None, k=k, rules=rules)
         else:
-            ranked = recommender.recommend([customer_id], k=k, rules=rules)
+            ranked = recommender.recommend_lists([customer_id], k=k, rules=rules)
         items = [
             {"product_id": str(product), "score": float(score), "reason": str(reason)}
-            for product, score, reason in zip(
-                ranked[s.PRODUCT_ID], ranked[s.RECOMMENDATION_SCORE], ranked[s.RECOMMENDATION_REASON], strict=True
-            )
+            for product, score, reason in zip(ranked.product_id, ranked.score.tolist(), ranked.reason, strict=True)
         ]
         return {
             s.CUSTOMER_ID: customer_id,

@@ -62,6 +62,7 @@ from models.recommender.catalogue import Catalogue, Lines, build_catalogue, code
 from models.recommender.config import CandidateConfig, RankerConfig
 from models.recommender.model import SIMILARITY, BaselineRecommender, TwoStageRecommender
 from models.recommender.parallel import recommend_in_parallel
+from models.recommender.ranking import RecommendationLists
 from models.recommender.reasons import (
     REASON_BOUGHT_BEFORE,
     REASON_BOUGHT_TOGETHER,
@@ -110,6 +111,7 @@ __all__ = [
     "Lines",
     "PairTable",
     "RankerConfig",
+    "RecommendationLists",
     "RecommendationRules",
     "Stage1",
     "TwoStageRecommender",

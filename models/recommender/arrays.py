@@ -13,12 +13,23 @@ import scipy.sparse as sp
 from features.records import FEW_VALUES
 
 
+def prepend(value, values: np.ndarray) -> np.ndarray:
+    """`np.r_[value, values]` for a scalar and an int64, float64 or bool array: np.r_ parses its
+    arguments in Python (about 5 us a call, a tenth of one customer's request over a dozen calls)."""
+    return np.concatenate((np.asarray([value], dtype=values.dtype), values))
+
+
+def append(values: np.ndarray, value) -> np.ndarray:
+    """`np.r_[values, value]`, the same way as `prepend`."""
+    return np.concatenate((values, np.asarray([value], dtype=values.dtype)))
+
+
 def rank_in_runs(groups: np.ndarray) -> np.ndarray:
     """0-based position of each element within its run of equal consecutive `groups` values."""
     if len(groups) == 0:
         return np.zeros(0, dtype=np.int64)
     index = np.arange(len(groups))
-    run_start = np.r_[True, groups[1:] != groups[:-1]]
+    run_start = prepend(True, groups[1:] != groups[:-1])
     return index - np.maximum.accumulate(np.where(run_start, index, 0))
 
 
@@ -30,8 +41,8 @@ def count_and_max_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
         return counts.index.to_numpy(np.int64), counts.to_numpy(np.int64), grouped.max().to_numpy(np.float64)
     order = np.lexsort((values, keys))
     keys, values = keys[order], values[order]
-    last = np.r_[keys[1:] != keys[:-1], True] if len(keys) else np.zeros(0, dtype=bool)
-    counts = np.diff(np.r_[0, np.flatnonzero(last) + 1])
+    last = append(keys[1:] != keys[:-1], True) if len(keys) else np.zeros(0, dtype=bool)
+    counts = np.diff(prepend(0, np.flatnonzero(last) + 1))
     return keys[last].astype(np.int64), counts, values[last]  # sorted by value within a key: its largest
 
 
@@ -50,9 +61,11 @@ def get_entry_rows(matrix: sp.csr_matrix) -> np.ndarray:
 
 def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """matrix[rows] built from the index arrays (scipy's fancy indexing costs more for a handful of rows)."""
+    if len(rows) == matrix.shape[0] and (rows == np.arange(len(rows))).all():  # every row in order: itself
+        return matrix
     starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
     _, position = expand_ranges(starts, ends)
-    indptr = np.r_[0, np.cumsum(ends - starts)]
+    indptr = prepend(0, np.cumsum(ends - starts))
     return sp.csr_matrix((matrix.data[position], matrix.indices[position], indptr), shape=(len(rows), matrix.shape[1]))
 
 
@@ -61,7 +74,7 @@ def select_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
     position = np.minimum(np.searchsorted(columns, matrix.indices), len(columns) - 1)
     keep = columns[position] == matrix.indices
     per_row = np.bincount(get_entry_rows(matrix)[keep], minlength=matrix.shape[0])
-    indptr = np.r_[0, np.cumsum(per_row)]
+    indptr = prepend(0, np.cumsum(per_row))
     return sp.csr_matrix((matrix.data[keep], position[keep], indptr), shape=(matrix.shape[0], len(columns)))
 
 

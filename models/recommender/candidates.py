@@ -132,12 +132,13 @@ def _fill_item_and_customer_features(features: np.ndarray, stage1: Stage1, code:
     for position, name in enumerate(ITEM_FEATURES):
         features[:, FEATURE_COLUMN[name]] = stage1.item_features[item, position]
     pairs, categories = stage1.purchases, stage1.category_pairs
-    features[:, FEATURE_COLUMN[ITEM_PURCHASES_TOTAL]] = pairs.lookup(code, item, ITEM_PURCHASES_TOTAL, 0.0)
+    bought, in_category = pairs.find(code, item), categories.find(code, category)
+    features[:, FEATURE_COLUMN[ITEM_PURCHASES_TOTAL]] = pairs.take(bought, ITEM_PURCHASES_TOTAL, 0.0)
     for name in (DAYS_SINCE_ITEM_PURCHASE, ITEM_REPLENISHMENT_DUE_RATIO):
-        features[:, FEATURE_COLUMN[name]] = pairs.lookup(code, item, name, np.nan)
-    features[:, FEATURE_COLUMN[ITEM_CATEGORY_SHARE]] = categories.lookup(code, category, ITEM_CATEGORY_SHARE, 0.0)
-    features[:, FEATURE_COLUMN[DAYS_SINCE_CATEGORY_PURCHASE]] = categories.lookup(
-        code, category, DAYS_SINCE_CATEGORY_PURCHASE, np.nan
+        features[:, FEATURE_COLUMN[name]] = pairs.take(bought, name, np.nan)
+    features[:, FEATURE_COLUMN[ITEM_CATEGORY_SHARE]] = categories.take(in_category, ITEM_CATEGORY_SHARE, 0.0)
+    features[:, FEATURE_COLUMN[DAYS_SINCE_CATEGORY_PURCHASE]] = categories.take(
+        in_category, DAYS_SINCE_CATEGORY_PURCHASE, np.nan
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         features[:, FEATURE_COLUMN[PRICE_FIT]] = np.abs(

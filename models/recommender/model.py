@@ -10,12 +10,20 @@ import pandas as pd
 
 from features.labels import make_product_pairs
 from features.records import day_of
-from features.schema import CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
+from features.schema import PRODUCT_ID, RECOMMENDATION_REASON, TIMESTAMP
 from models.recommender.baselines import BASELINE_SCORES
 from models.recommender.candidates import FEATURES
-from models.recommender.catalogue import DAY, build_catalogue, code_lines
+from models.recommender.catalogue import DAY, build_catalogue, code_customer_lines, code_lines
 from models.recommender.config import CandidateConfig, RankerConfig
-from models.recommender.ranking import build_result_frame, predict_scores, rank_known_customers, recommend_cold_start
+from models.recommender.ranking import (
+    ListPart,
+    RecommendationLists,
+    build_result_frame,
+    build_result_lists,
+    predict_scores,
+    rank_known_customers,
+    recommend_cold_start,
+)
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
 from models.recommender.rules import RecommendationRules, make_rules, resolve_rules
 from models.recommender.stage1 import Stage1, fit_stage1
@@ -164,7 +172,15 @@ class TwoStageRecommender:
         days that pass the rules (score: share of customers who bought it; reason "popular in
         <category>"); new products enter through their category's popularity.
         """
-        return self._recommend(self.stage1_, customer_ids, k, make_rules(rules, rule_values))
+        parts, wanted = self._rank(self.stage1_, customer_ids, k, make_rules(rules, rule_values))
+        return build_result_frame(parts, wanted, self.stage1_.catalogue)
+
+    def recommend_lists(
+        self, customer_ids: Sequence[str], k: int = 10, rules: RecommendationRules | None = None
+    ) -> RecommendationLists:
+        """`recommend` as arrays instead of a frame (for a request: the frame costs more than the ranking)."""
+        parts, wanted = self._rank(self.stage1_, customer_ids, k, make_rules(rules, {}))
+        return build_result_lists(parts, wanted, self.stage1_.catalogue)
 
     def recommend_for_history(
         self,
@@ -182,17 +198,35 @@ class TwoStageRecommender:
         their latest line, and never before `as_of_`). This is how a purchase that arrived after
         the fit changes the list at once. Rows of other customers in `transactions` are ignored.
         """
-        rules = make_rules(rules, rule_values)
-        mine = transactions[transactions[CUSTOMER_ID].astype(object) == customer_id]
-        if as_of is None:
-            latest = mine[TIMESTAMP].max() if len(mine) else self.as_of_
-            as_of = max(self.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
-        stage1 = self.stage1_.for_customer(mine, pd.Timestamp(as_of))
-        return self._recommend(stage1, [customer_id], k, rules)
+        stage1 = self._stage1_for_history(customer_id, transactions, as_of)
+        parts, wanted = self._rank(stage1, [customer_id], k, make_rules(rules, rule_values))
+        return build_result_frame(parts, wanted, stage1.catalogue)
 
-    def _recommend(
+    def recommend_lists_for_history(
+        self,
+        customer_id: str,
+        transactions: pd.DataFrame,
+        as_of: pd.Timestamp | None = None,
+        k: int = 10,
+        rules: RecommendationRules | None = None,
+    ) -> RecommendationLists:
+        """`recommend_for_history` as arrays instead of a frame (the service's POST /recommend); the
+        rules as one `RecommendationRules` or None."""
+        stage1 = self._stage1_for_history(customer_id, transactions, as_of)
+        parts, wanted = self._rank(stage1, [customer_id], k, make_rules(rules, {}))
+        return build_result_lists(parts, wanted, stage1.catalogue)
+
+    def _stage1_for_history(self, customer_id: str, transactions: pd.DataFrame, as_of: pd.Timestamp | None) -> Stage1:
+        lines, latest = code_customer_lines(transactions, customer_id, self.stage1_.catalogue)
+        if as_of is None:
+            latest = self.as_of_ if latest is None else latest
+            as_of = max(self.as_of_, pd.Timestamp(latest) + pd.Timedelta(microseconds=1))
+        return self.stage1_.for_lines(lines, pd.Timestamp(as_of))
+
+    def _rank(
         self, stage1: Stage1, customer_ids: Sequence[str], k: int, rules: RecommendationRules
-    ) -> pd.DataFrame:
+    ) -> tuple[list[ListPart], list[str]]:
+        """(the list parts of known and cold-start customers, the customers asked, each once in order)."""
         if k < 1:
             raise ValueError(f"k must be positive, got {k}")
         catalogue = stage1.catalogue
@@ -221,7 +255,7 @@ class TwoStageRecommender:
         cold_positions = np.flatnonzero(codes < 0)
         if len(cold_positions):
             parts.append(recommend_cold_start(stage1, cold_positions, k, allowed, resolved.max_per_category))
-        return build_result_frame(parts, wanted, catalogue)
+        return parts, wanted
 
     def similar_items(self, product_id: str, k: int = 10) -> pd.DataFrame:
         """The k products most often bought by the same customers (cosine over co-purchases): product_id, similarity.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -104,23 +105,45 @@ def select_top_per_owner(
     return positions[rank_in_runs(owner[positions]) < k]
 
 
-def build_result_frame(parts: list[ListPart], wanted: list[str], catalogue: Catalogue) -> pd.DataFrame:
-    """customer_id, product_id, rank, score, reason: customers in the order of `wanted`, best first."""
-    columns = [CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_RANK, RECOMMENDATION_SCORE, RECOMMENDATION_REASON]
+@dataclass(frozen=True)
+class RecommendationLists:
+    """The lists as arrays, customers in the order asked, best first: row i is `customer_id[i]`'s
+    `rank[i]`-th product. The columns of `build_result_frame` without the frame, whose string
+    columns cost more to build than one customer's ranking."""
+
+    customer_id: np.ndarray  # object
+    product_id: np.ndarray  # object
+    rank: np.ndarray  # int, 1 best
+    score: np.ndarray  # float64
+    reason: np.ndarray  # object
+
+
+def build_result_lists(parts: list[ListPart], wanted: list[str], catalogue: Catalogue) -> RecommendationLists:
+    """The parts as one `RecommendationLists`: customers in the order of `wanted`, best first."""
     if not parts:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        empty = np.zeros(0, dtype=object)
+        return RecommendationLists(empty, empty, np.zeros(0, dtype=np.int64), np.zeros(0), empty)
     position = np.concatenate([part[0] for part in parts])
     item = np.concatenate([part[1] for part in parts])
     score = np.concatenate([part[2] for part in parts]).astype(np.float64)
     reason = np.asarray([r for part in parts for r in part[3]], dtype=object)
     order = np.argsort(position, kind="stable")  # parts are best first within each customer
     position, item, score, reason = position[order], item[order], score[order], reason[order]
+    return RecommendationLists(
+        customer_id=np.asarray(wanted, dtype=object)[position],
+        product_id=catalogue.ids[item],
+        rank=rank_in_runs(position) + 1,
+        score=score,
+        reason=reason,
+    )
+
+
+def build_result_frame(parts: list[ListPart], wanted: list[str], catalogue: Catalogue) -> pd.DataFrame:
+    """customer_id, product_id, rank, score, reason: customers in the order of `wanted`, best first."""
+    columns = [CUSTOMER_ID, PRODUCT_ID, RECOMMENDATION_RANK, RECOMMENDATION_SCORE, RECOMMENDATION_REASON]
+    if not parts:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+    lists = build_result_lists(parts, wanted, catalogue)
     return pd.DataFrame(
-        {
-            CUSTOMER_ID: np.asarray(wanted, dtype=object)[position],
-            PRODUCT_ID: catalogue.ids[item],
-            RECOMMENDATION_RANK: rank_in_runs(position) + 1,
-            RECOMMENDATION_SCORE: score,
-            RECOMMENDATION_REASON: reason,
-        }
+        dict(zip(columns, (lists.customer_id, lists.product_id, lists.rank, lists.score, lists.reason), strict=True))
     )

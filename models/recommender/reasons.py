@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.schema import DAYS_SINCE_ITEM_PURCHASE, IS_REPLENISHABLE, ITEM_PURCHASES_TOTAL, candidate_score
-from models.recommender.arrays import expand_ranges
+from models.recommender.arrays import expand_ranges, prepend
 from models.recommender.sources import SIMILARITY_SOURCES, SOURCE_CATEGORY_POPULARITY
 
 if TYPE_CHECKING:  # annotations only: stage1 imports this module for the wording it precomputes
@@ -38,11 +38,11 @@ def explain_recommendations(stage1: Stage1, codes: np.ndarray, top: Candidates) 
     bought = top.feature(ITEM_PURCHASES_TOTAL) > 0
     replenishable = top.feature(IS_REPLENISHABLE) > 0
     together = similar & (anchor >= 0)
-    reasons = np.select(
-        [bought & replenishable, bought, together, similar & ~from_category],
-        [REASON_RESTOCK, REASON_BOUGHT_BEFORE, "", REASON_SIMILAR_CUSTOMERS],
-        default="",
-    ).astype(object)
+    rules = [(bought & replenishable, REASON_RESTOCK), (bought, REASON_BOUGHT_BEFORE), (together, "")]
+    rules.append((similar & ~from_category, REASON_SIMILAR_CUSTOMERS))
+    reasons = np.full(len(codes), "", dtype=object)
+    for applies, reason in reversed(rules):  # the first rule that applies wins: written last
+        reasons[applies] = reason
     reasons[together & ~bought] = stage1.together_reasons[anchor[together & ~bought]]
     popular = ~bought & ~together & ~(similar & ~from_category)
     reasons[popular] = stage1.popular_reasons[catalogue.category[top.item[popular]]]
@@ -57,7 +57,7 @@ def _find_strongest_bought_neighbour(stage1: Stage1, codes: np.ndarray, items: n
     bought = ~np.isnan(stage1.purchases.lookup(codes[row], neighbour, DAYS_SINCE_ITEM_PURCHASE, np.nan))
     row, neighbour, weight = row[bought], neighbour[bought], similarity.data[position][bought]
     order = np.lexsort((neighbour, -weight, row))
-    first = order[np.r_[True, row[order][1:] != row[order][:-1]]] if len(order) else order
+    first = order[prepend(True, row[order][1:] != row[order][:-1])] if len(order) else order
     anchor = np.full(len(items), -1, dtype=np.int64)
     anchor[row[first]] = neighbour[first]
     return anchor

@@ -19,7 +19,13 @@ from features.schema import (
     ITEM_REPLENISHMENT_DUE_RATIO,
 )
 from models.item_models import top_k
-from models.recommender.arrays import find_nth_largest_per_row, get_entry_rows, rank_in_runs, select_columns
+from models.recommender.arrays import (
+    find_nth_largest_per_row,
+    get_entry_rows,
+    prepend,
+    rank_in_runs,
+    select_columns,
+)
 
 if TYPE_CHECKING:  # annotations only: stage1 imports the reasons, which import these source names
     from models.recommender.config import CandidateConfig
@@ -77,7 +83,7 @@ def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -
     neighbours = stage1.knn.similarity_
     # the dtypes of the neighbours: a mismatch makes scipy convert the whole item matrix on every call
     index_type = neighbours.indices.dtype
-    indptr = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(customers)))].astype(index_type)
+    indptr = prepend(0, np.cumsum(np.bincount(owner, minlength=len(customers)))).astype(index_type)
     weighted = sp.csr_matrix(
         (weight.astype(neighbours.dtype), item.astype(index_type), indptr),
         shape=(len(customers), stage1.catalogue.size),
@@ -93,12 +99,15 @@ def recent_similarity(stage1: Stage1, customers: np.ndarray, half_life: float) -
 
 def propose_recent(similarity: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
     """The top n of `recent_similarity`, never a product the customer already has."""
-    return _top_unowned(similarity.copy(), rows, n)
+    return _top_unowned(similarity if similarity.shape[0] == 1 else similarity.copy(), rows, n)
 
 
 def _top_unowned(scores: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
-    """The n best positive `scores` per row that are not in the customer's `rows` (modified in place)."""
-    if scores.nnz < SMALL_PRODUCT:  # a request: drop what the customer has by key
+    """The n best positive `scores` per row that are not in the customer's `rows` (modified in place
+    for more than one row)."""
+    if scores.shape[0] == 1:  # one customer (a request): their stored scores read, not rewritten
+        return _top_unowned_of_one(scores, rows, n)
+    if scores.nnz < SMALL_PRODUCT:  # a few customers: drop what each has by key
         owner, item = get_entry_rows(scores), scores.indices.astype(np.int64)
         n_items = scores.shape[1]
         seen = np.isin(owner * n_items + item, get_entry_rows(rows) * n_items + rows.indices)
@@ -110,6 +119,18 @@ def _top_unowned(scores: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposal
     owner, item, score = get_entry_rows(scores), scores.indices.astype(np.int64), scores.data.astype(np.float64)
     keep = score >= find_nth_largest_per_row(scores, n)[owner]
     return _rank_proposals(owner[keep], item[keep], score[keep], n)
+
+
+def _top_unowned_of_one(scores: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> Proposals:
+    """`_top_unowned` of one row: what they own as a mask over the catalogue; what the batch path
+    zeroes (owned, negative) and then drops is left out instead."""
+    owned = np.zeros(scores.shape[1], dtype=bool)
+    owned[rows.indices] = True
+    kept = ~owned[scores.indices] & ~(scores.data < 0) & (scores.data != 0)
+    item, score = scores.indices[kept].astype(np.int64), scores.data[kept]
+    threshold = -np.partition(-score, n - 1)[n - 1] if len(score) > n else -np.inf  # find_nth_largest_per_row
+    best = score >= threshold
+    return _rank_proposals(np.zeros(int(best.sum()), dtype=np.int64), item[best], score[best].astype(np.float64), n)
 
 
 def propose_category_popular(

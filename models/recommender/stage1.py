@@ -27,7 +27,7 @@ from features.schema import (
     ITEM_TREND,
 )
 from models.item_models import EaseRecommender, ItemKNNRecommender
-from models.recommender.arrays import count_and_max_by_key, expand_ranges, locate, rank_in_runs
+from models.recommender.arrays import append, count_and_max_by_key, expand_ranges, locate, prepend, rank_in_runs
 from models.recommender.catalogue import Catalogue, Lines, code_lines
 from models.recommender.config import CandidateConfig
 from models.recommender.reasons import REASON_BOUGHT_TOGETHER, REASON_POPULAR
@@ -45,11 +45,21 @@ class PairTable:
     values: dict[str, np.ndarray]
 
     def lookup(self, customers: np.ndarray, columns: np.ndarray, name: str, missing: float) -> np.ndarray:
+        return self.take(self.find(customers, columns), name, missing)
+
+    def find(self, customers: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each (customer, column) pair is in the table, its position where it is): found once,
+        taken for several statistics by `take`."""
         wanted = customers * self.width + columns
         position = np.searchsorted(self.keys, wanted)
         found = position < len(self.keys)
         found[found] = self.keys[position[found]] == wanted[found]
-        out = np.full(len(wanted), missing, dtype=np.float64)
+        return found, position
+
+    def take(self, where: tuple[np.ndarray, np.ndarray], name: str, missing: float) -> np.ndarray:
+        """The statistic `name` at pairs `find` located, `missing` where a pair is absent."""
+        found, position = where
+        out = np.full(len(found), missing, dtype=np.float64)
         out[found] = self.values[name][position[found]]
         return out
 
@@ -57,6 +67,8 @@ class PairTable:
         """(owner, position): every pair of each given customer; owner indexes into `customers`."""
         starts = np.searchsorted(self.keys, customers * self.width)
         ends = np.searchsorted(self.keys, (customers + 1) * self.width)
+        if len(customers) == 1:  # a request: one run of positions, without expand_ranges' bookkeeping
+            return np.zeros(max(ends[0] - starts[0], 0), dtype=np.int64), np.arange(starts[0], max(ends[0], starts[0]))
         return expand_ranges(starts, ends)
 
     def subset(self, customers: np.ndarray) -> PairTable:
@@ -96,7 +108,10 @@ class Stage1:
 
         The item side (EASE, kNN, popularity, categories) is shared, not copied.
         """
-        lines = code_lines(transactions, self.catalogue)
+        return self.for_lines(code_lines(transactions, self.catalogue), as_of)
+
+    def for_lines(self, lines: Lines, as_of: pd.Timestamp) -> Stage1:
+        """`for_customer` from the customers' lines already coded against this catalogue."""
         now = day_of(as_of)
         before = lines.day < now
         customer, item, day = lines.customer[before], lines.item[before], lines.day[before]
@@ -117,6 +132,8 @@ class Stage1:
 
     def restricted_to(self, codes: np.ndarray) -> Stage1:
         """This stage 1 with the per-customer tables cut to the given customer codes (a scoring batch)."""
+        if len(np.unique(codes)) == len(self.customers):  # every customer (one customer's own stage 1): nothing to cut
+            return self
         return dataclasses.replace(
             self, purchases=self.purchases.subset(codes), category_pairs=self.category_pairs.subset(codes)
         )
@@ -207,13 +224,14 @@ def _fit_item_models(
 
 
 def _build_bought_matrix(customer: np.ndarray, item: np.ndarray, n_customers: int, n_items: int) -> sp.csr_matrix:
-    """Customers x products, 1 where the customer bought the product."""
-    matrix = sp.csr_matrix(
-        (np.ones(len(item), dtype=np.float32), (customer, item)), shape=(n_customers, n_items), dtype=np.float32
-    )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    """Customers x products, 1 where the customer bought the product; lines sorted by (customer, item)
+    as `Lines` keeps them, so each row's columns come out sorted and once each without scipy's
+    duplicate summing (a third of stage 1 for one customer)."""
+    pair = prepend(True, (customer[1:] != customer[:-1]) | (item[1:] != item[:-1])) if len(item) else item.astype(bool)
+    index_type = np.int32 if max(n_customers, n_items, len(item)) < np.iinfo(np.int32).max else np.int64
+    indptr = prepend(0, np.cumsum(np.bincount(customer[pair], minlength=n_customers))).astype(index_type)
+    indices = item[pair].astype(index_type)
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_customers, n_items))
 
 
 def _build_purchase_pairs(
@@ -232,13 +250,13 @@ def _build_purchase_pairs(
         empty = np.zeros(0)
         names = (ITEM_PURCHASES_TOTAL, DAYS_SINCE_ITEM_PURCHASE, ITEM_REPLENISHMENT_DUE_RATIO)
         return PairTable(n_items, keys.astype(np.int64), dict.fromkeys(names, empty))
-    last = np.r_[keys[1:] != keys[:-1], True]
-    first = np.r_[True, keys[:-1] != keys[1:]]
+    last = append(keys[1:] != keys[:-1], True)
+    first = prepend(True, keys[:-1] != keys[1:])
     pair_keys = keys[last]
     group = np.cumsum(first) - 1
     counts = np.bincount(group).astype(np.float64)
     days_since = now - day[last]
-    gaps = np.r_[np.nan, np.diff(day)]
+    gaps = prepend(np.nan, np.diff(day))
     gaps[first | (gaps < 1)] = np.nan
     median_gap = median_by_group(group, gaps, len(pair_keys))
     nominal = catalogue.replenishment_days[pair_keys % n_items]
