@@ -5,9 +5,9 @@
 A real server (one worker) on a private copy of the profile store, as in `bench.load_test` (without
 --profiles, a small generated workspace whose clv champion is Pareto/NBD x Gamma-Gamma). After a
 warm-up, each endpoint gets its own paced run of random known customers; latency counts from the
-scheduled send time. Target (issue 14): p99 under 10 ms for each at 100 requests/s. /clv is
+scheduled send time. Target (issue 14): p99 under 10 ms for each at 100 requests/s. /clv
 and /due are both answered by the worker itself, on its event loop (`service.processes` keeps only
-/recommend, /profile and /events in processes of their own).
+/profile and /events in processes of their own).
 """
 
 from __future__ import annotations

@@ -267,9 +267,9 @@ class CustomerIntelligence:
             raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
-    # /churn, /propensity, /clv, /due and /similar_items take about a millisecond of CPU or less: answered
-    # on the event loop. /recommend, /profile and /events hold the interpreter for milliseconds (a customer's
-    # candidates, a profile rebuild): answered in processes of their own (`service.processes`), so
+    # /churn, /propensity, /clv, /due, /recommend and /similar_items take one or two milliseconds of CPU
+    # at most: answered on the event loop. /profile (every model at once) and /events (a profile rebuild)
+    # hold the interpreter for longer: answered in processes of their own (`service.processes`), so
     # that neither the loop nor any other request waits for them.
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
@@ -291,8 +291,9 @@ class CustomerIntelligence:
     async def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
         rules = RecommendRequest.rules_of(request)
-        return await self._answer_elsewhere(
-            RecommendAnswer, "recommend", "customer_id", request["customer_id"], k=request["k"], rules=rules
+        return _answer(
+            RecommendAnswer,
+            lambda: self._serving("customer_id").recommend(request["customer_id"], k=request["k"], rules=rules),
         )
 
     @bentoml.api

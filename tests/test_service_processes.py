@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from models.names import RECOMMENDER
 from service.errors import RequestError
 from service.loading import ServiceSettings, build_scorer
 from service.logs import REQUEST_ID
@@ -44,12 +43,12 @@ def test_a_process_answers_as_the_worker_would_on_the_worker_s_models(processes,
     scorer = build_scorer(settings)
     served = Served.of(settings.mlflow_store, scorer.models.versions)
     customer = lapsing_customer(service_workspace)
-    assert run(processes.call("recommend", served, customer, k=5)) == scorer.recommend(customer, k=5)
-    assert run(processes.call("profile", served, customer)) == scorer.profile(customer)
-    # the models are the worker's: served nothing, the process has no recommender either
-    with pytest.raises(RequestError, match=RECOMMENDER) as refused:
-        run(processes.call("recommend", Served.of(settings.mlflow_store, {}), customer))
-    assert refused.value.status == 503
+    answer = run(processes.call("profile", served, customer))
+    assert answer == scorer.profile(customer) and answer["recommendations"]
+    # the models are the worker's: served nothing, the process answers with no model either
+    bare = run(processes.call("profile", Served.of(settings.mlflow_store, {}), customer))
+    assert bare["model_versions"] == {} and bare["recommendations"] == []
+    assert bare["scores"][s.CHURN_PROBABILITY] is None and bare["features"] == answer["features"]
     scorer.store.close()
 
 
