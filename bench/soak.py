@@ -13,7 +13,11 @@ meanwhile wait in the load generator. Each request is drawn at random: 35% /chur
 /propensity for one known customer, 20% /recommend (k = 10), 10% /events with one new purchase
 line (a unique order id, a reference product, timestamped now) for a known customer. Every 5 s
 the server's processes (the `bentoml serve` parent and everything it started: its workers) are
-sampled: resident memory (VmRSS) and open file descriptors, summed.
+sampled: resident memory (VmRSS) and open file descriptors, summed (the worker holds one
+descriptor per connection the client has open, and the open-loop client opens one more whenever
+every open one is busy, so the count moves with the load), and the machine's speed is probed
+(`SpeedProbe`: the CPU time of a fixed loop in a process of its own, reported per minute beside
+the p99).
 
 Targets (issue): 0 errors (a non-2xx answer or a failed connection); p99 under 15 ms for the scoring
 calls (churn, propensity, recommend); resident memory growing less than 5% and open files not at all
@@ -31,6 +35,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -109,22 +114,60 @@ def read_process_tree(root: int) -> dict[str, int]:
     return total
 
 
+# The machine's own speed, beside the latencies: a fixed loop of Python timed in CPU seconds, in a
+# process of its own, once per sample. CPU time leaves out the time the probe waits for a core (the
+# soak's own load), so the probe moves when the cores themselves run slower: on this VM the same
+# loop takes up to twice as long from one minute to the next with nothing else running, and the
+# service's p99 moves with it (docs/BENCHMARKS.md).
+PROBE_LOOPS = 500_000
+PROBE_SOURCE = """
+import sys, time
+while sys.stdin.readline():
+    started = time.process_time()
+    total = 0
+    for i in range({loops}):
+        total += i
+    print(round((time.process_time() - started) * 1000, 3), flush=True)
+"""
+
+
+class SpeedProbe:
+    """`with SpeedProbe() as probe: probe.measure()` -> ms of CPU for PROBE_LOOPS additions."""
+
+    def __enter__(self) -> SpeedProbe:
+        source = PROBE_SOURCE.format(loops=PROBE_LOOPS)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def measure(self) -> float:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
 def sample_process_tree(root: int, start: float, stop: threading.Event, samples: list[dict]) -> None:
-    """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`;
-    a progress line every minute."""
+    """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`:
+    the server's memory and open files, and the machine's speed (`SpeedProbe`); a progress line every minute."""
     tick = 0
-    while True:
-        seconds = time.perf_counter() - start
-        samples.append({"seconds": round(seconds, 2), **read_process_tree(root)})
-        if tick and tick * SAMPLE_EVERY_S % 60 == 0:
-            sample = samples[-1]
-            print(
-                f"  {seconds / 60:.0f} min: {sample['rss_kb'] / 1024:.0f} MB resident, {sample['fds']} open files",
-                flush=True,
-            )
-        tick += 1
-        if stop.wait(max(0.0, start + tick * SAMPLE_EVERY_S - time.perf_counter())):
-            return
+    with SpeedProbe() as probe:
+        while True:
+            seconds = time.perf_counter() - start
+            samples.append({"seconds": round(seconds, 2), **read_process_tree(root), "probe_ms": probe.measure()})
+            if tick and tick * SAMPLE_EVERY_S % 60 == 0:
+                sample = samples[-1]
+                print(
+                    f"  {seconds / 60:.0f} min: {sample['rss_kb'] / 1024:.0f} MB resident, {sample['fds']} open files",
+                    flush=True,
+                )
+            tick += 1
+            if stop.wait(max(0.0, start + tick * SAMPLE_EVERY_S - time.perf_counter())):
+                return
 
 
 def latency_summary(latencies: np.ndarray) -> dict[str, float | None]:
@@ -151,7 +194,8 @@ def summarise_over_time(
     duration_s: float,
 ) -> list[dict]:
     """Per minute (per 10 s for runs under three minutes): requests, errors, scoring and events p99
-    (by scheduled time), and the server's memory and open files at the last sample in it."""
+    (by scheduled time), the server's memory and open files at the last sample in it, and the
+    median speed probe of the samples in it."""
     width = 60.0 if duration_s >= 180 else 10.0
     bins = (scheduled // width).astype(int)
     scoring = np.isin(kinds, SCORING)
@@ -160,6 +204,7 @@ def summarise_over_time(
         here = bins == index
         to_s = min((index + 1) * width, duration_s)
         last = [sample for sample in samples if sample["seconds"] <= to_s + SAMPLE_SLACK_S][-1]
+        probes = [sample["probe_ms"] for sample in samples if index * width <= sample["seconds"] < to_s]
         rows.append(
             {
                 "from_s": index * width,
@@ -170,6 +215,7 @@ def summarise_over_time(
                 "events_p99_ms": latency_summary(latencies[here & (kinds == EVENTS)])["p99_ms"],
                 "rss_mb": round(last["rss_kb"] / 1024, 1),
                 "fds": last["fds"],
+                "probe_ms": round(float(np.median(probes)), 2) if probes else None,
             }
         )
     return rows
@@ -262,12 +308,16 @@ def print_report(result: dict) -> None:
         f"{memory['fds_end'] - memory['fds_baseline']:+d} | {memory['fds_max']} |"
     )
     print()
-    print("| from | to | requests | errors | scoring p99 ms | /events p99 ms | resident MB | open files |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| from | to | requests | errors | scoring p99 ms | /events p99 ms | resident MB | open files "
+        f"| speed probe ms ({PROBE_LOOPS:,} additions, CPU) |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in result["over_time"]:
         print(
             f"| {clock(row['from_s'])} | {clock(row['to_s'])} | {row['requests']:,} | {row['errors']:,} | "
-            f"{ms(row['scoring_p99_ms'])} | {ms(row['events_p99_ms'])} | {row['rss_mb']:.1f} | {row['fds']} |"
+            f"{ms(row['scoring_p99_ms'])} | {ms(row['events_p99_ms'])} | {row['rss_mb']:.1f} | {row['fds']} | "
+            f"{ms(row.get('probe_ms'))} |"
         )
     print()
     print("| target | measured | result |")
