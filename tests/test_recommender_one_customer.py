@@ -267,3 +267,14 @@ def test_prepend_and_append_are_np_r(value, values):
     ):
         np.testing.assert_array_equal(got, expected)
         assert got.dtype == expected.dtype
+
+
+def test_a_line_without_a_product_is_no_product_on_either_path(histories, model):
+    catalogue = model.stage1_.catalogue
+    customer_id = _customers(histories, 1)[0]
+    mine = _old_rows(histories, customer_id).reset_index(drop=True)
+    known = code_lines(mine, catalogue)
+    blank = mine.iloc[:1].assign(**{PRODUCT_ID: None})  # before the fix it became the last distinct product
+    with_blank = pd.concat([mine, blank], ignore_index=True)
+    _assert_same_lines(code_lines(with_blank, catalogue), known)
+    _assert_same_lines(code_customer_lines(with_blank, customer_id, catalogue)[0], known)

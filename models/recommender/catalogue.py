@@ -94,7 +94,9 @@ def code_lines(transactions: pd.DataFrame, catalogue: Catalogue) -> Lines:
     # The kept lines are taken column by column: selecting rows of the whole frame costs more,
     # and at one customer's history (the service) it was most of the time.
     product_codes, product_ids = pd.factorize(transactions[PRODUCT_ID])
-    item = catalogue.index.get_indexer(np.asarray(product_ids, dtype=object))[product_codes]
+    distinct_items = catalogue.index.get_indexer(np.asarray(product_ids, dtype=object))
+    # a missing product id factorises to -1, which would pick the last distinct product: no product
+    item = np.where(product_codes >= 0, distinct_items[np.maximum(product_codes, 0)] if len(product_ids) else -1, -1)
     bought = is_purchase(transactions[QUANTITY]).to_numpy(dtype=bool, na_value=False)
     kept = np.flatnonzero(bought & (item >= 0))
     customer_codes, customers = pd.factorize(transactions[CUSTOMER_ID].array.take(kept), sort=True)
