@@ -6,8 +6,8 @@ A real server (one worker) on a private copy of the profile store, as in `bench.
 --profiles, a small generated workspace whose clv champion is Pareto/NBD x Gamma-Gamma). After a
 warm-up, each endpoint gets its own paced run of random known customers; latency counts from the
 scheduled send time. Target (issue 14): p99 under 10 ms for each at 100 requests/s. /clv
-and /due are both answered by the worker itself, on its event loop (`service.processes` keeps only
-/profile and /events in processes of their own).
+is answered by the worker itself, on its event loop; /due by its reads process (it reads the
+customer's whole history, `service.processes`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class ServiceSettings:
     registry_retry_s: float = 5.0  # no champion loaded yet: try the registry again this often
     # how long a write waits for another writer's lock on the store before /events answers 503
     store_busy_timeout_s: float = 5.0
-    # 1: /profile and /events answered in processes of their own (`service.processes`)
+    # 1: /recommend, /due, /profile and /events answered in processes of their own (`service.processes`)
     own_processes: bool = True
 
     @classmethod

@@ -9,12 +9,14 @@ a quiet machine; docs/BENCHMARKS.md): scoring p99 162 and 342 ms with those call
 and 13.9 ms with them here.
 
 So each worker starts two processes, each holding its own `Scorer` on the same profile store:
-"reads" answers /profile (every model's answer and a recommendation list for one customer), and
-"writes" answers /events (the store guards each customer's read-rebuild-write across processes, as
-across workers), so that a profile never waits behind a rebuild. /recommend was answered in the
-reads process too until its cost for one customer fell from about 3 to 1.5 ms of CPU; since then it
-is answered on the event loop like /churn, which measured better than the hop (soak scoring p99
-8.3 and 9.5 ms on the loop, 13.0 and 10.9 ms with the hop, runs alternated; docs/BENCHMARKS.md).
+"reads" answers the calls that read a customer's whole history (/recommend, /due, and /profile,
+which holds every model's answer), and "writes" answers /events (the store guards each customer's
+read-rebuild-write across processes, as across workers), so that a recommendation never waits
+behind a profile rebuild. Their cost grows with the history (a customer with thousands of lines,
+a busy disk), so even now that one customer's /recommend or /due costs one or two milliseconds of
+CPU they stay off the event loop: there, one long history would stall every other request of the
+worker. (On the loop, the soak's scoring p99 was lower: 8.3 and 9.5 ms against 13.0 and 10.9 ms
+in 1.5-minute runs alternated on a quiet machine; docs/BENCHMARKS.md. Not kept, for that stall.)
 The event loop writes a call into the process's pipe and is woken when the answer can be read: no
 thread of the worker takes part, so none waits for the lock while the loop is busy (a process
 pool's feeder threads did, and cost a few milliseconds at the tail).
@@ -53,10 +55,7 @@ from service.logs import REQUEST_ID, install_request_id_prefix, logger
 from service.scorer import Scorer, ServingModels
 
 # Which process answers which Scorer method.
-# /recommend and /due are not here: for one customer each costs a millisecond or two of CPU (the
-# history read from the store included), about what /churn and /clv cost on the event loop, and a
-# hop to a process adds two wake-ups and a wait for a core.
-PROCESS_GROUPS: dict[str, tuple[str, ...]] = {"reads": ("profile",), "writes": ("events",)}
+PROCESS_GROUPS: dict[str, tuple[str, ...]] = {"reads": ("recommend", "profile", "due"), "writes": ("events",)}
 # When the cores are busy, a profile rebuild (tens of milliseconds, its client waits for it alone)
 # gives way to the scoring calls (a few milliseconds, many clients waiting): a lower CPU priority.
 PROCESS_NICENESS = {"writes": 10}

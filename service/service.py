@@ -267,10 +267,10 @@ class CustomerIntelligence:
             raise RequestError(field, reason, 503, retry_after(self.settings.registry_retry_s))
         return scorer
 
-    # /churn, /propensity, /clv, /due, /recommend and /similar_items take one or two milliseconds of CPU
-    # at most: answered on the event loop. /profile (every model at once) and /events (a profile rebuild)
-    # hold the interpreter for longer: answered in processes of their own (`service.processes`), so
-    # that neither the loop nor any other request waits for them.
+    # /churn, /propensity, /clv and /similar_items read a profile row or a fitted table: about a millisecond
+    # of CPU, answered on the event loop. /recommend, /due and /profile read the customer's whole history
+    # and /events rebuilds a profile: their cost grows with the history, so they are answered in
+    # processes of their own (`service.processes`), and one long history never stalls the loop.
     @bentoml.api
     async def churn(self, customer_ids: CustomerIds) -> ChurnAnswer:
         """Churn probability, risk tier, the top 3 reasons in words and the top 5 SHAP contributions per customer."""
@@ -291,9 +291,8 @@ class CustomerIntelligence:
     async def recommend(self, **request: Any) -> RecommendAnswer:
         """The customer's top-k products with a score and a reason (cold start: the most popular)."""
         rules = RecommendRequest.rules_of(request)
-        return _answer(
-            RecommendAnswer,
-            lambda: self._serving("customer_id").recommend(request["customer_id"], k=request["k"], rules=rules),
+        return await self._answer_elsewhere(
+            RecommendAnswer, "recommend", "customer_id", request["customer_id"], k=request["k"], rules=rules
         )
 
     @bentoml.api
@@ -305,7 +304,7 @@ class CustomerIntelligence:
     async def due(self, customer_id: str, within_days: WithinDays = 30) -> DueAnswer:
         """What the customer is due to buy next within the days given, soonest first, each with a reason."""
         # needs no model (only the store's product cycles): answered while none is loaded too
-        return _answer(DueAnswer, lambda: self.scorer.due(customer_id, within_days))
+        return await self._answer_elsewhere(DueAnswer, "due", None, customer_id, within_days)
 
     @bentoml.api
     async def profile(self, customer_id: str) -> ProfileAnswer:

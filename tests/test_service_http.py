@@ -53,10 +53,10 @@ def test_recommend_similar_items_and_profile_over_http(client, service_workspace
     assert response.json()[s.RFM_SEGMENT]
 
 
-@pytest.mark.parametrize("path", ["/recommend", "/profile"])
+@pytest.mark.parametrize("path", ["/recommend", "/profile", "/due"])
 def test_a_slow_history_read_does_not_stall_the_other_requests(client, service_workspace, monkeypatch, path):
-    """A /recommend or /profile call that takes long (a long history, a busy disk) holds its own
-    request only: a /churn sent meanwhile is answered while it is still running."""
+    """A /recommend, /profile or /due call that takes long (a long history, a busy disk) holds its
+    own request only: a /churn sent meanwhile is answered while it is still running."""
     customer = lapsing_customer(service_workspace)
     entered, churn_answered = threading.Event(), threading.Event()
     waited: list[bool] = []
