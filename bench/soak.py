@@ -13,9 +13,9 @@ meanwhile wait in the load generator. Each request is drawn at random: 35% /chur
 /propensity for one known customer, 20% /recommend (k = 10), 10% /events with one new purchase
 line (a unique order id, a reference product, timestamped now) for a known customer. Every 5 s
 the server's processes (the `bentoml serve` parent and everything it started: its workers) are
-sampled: resident memory (VmRSS) and open file descriptors, summed (the worker holds one
-descriptor per connection the client has open, and the open-loop client opens one more whenever
-every open one is busy, so the count moves with the load), and the machine's speed is probed
+sampled: resident memory (VmRSS) and open file descriptors, summed (without the one the worker
+holds per connection the client has open: the open-loop client opens one more whenever every
+open one is busy, so that count moves with the load), and the machine's speed is probed
 (`SpeedProbe`: the CPU time of a fixed loop in a process of its own, reported per minute beside
 the p99).
 
@@ -51,6 +51,7 @@ from bench.serving import (
     THREADS,
     THREADS_CLIENT,
     Client,
+    ConnectionCount,
     add_client_argument,
     add_workspace_arguments,
     client_name,
@@ -151,14 +152,30 @@ class SpeedProbe:
         self.process.wait(timeout=10)
 
 
-def sample_process_tree(root: int, start: float, stop: threading.Event, samples: list[dict]) -> None:
+def server_sample(root: int, connections: ConnectionCount) -> dict:
+    """`read_process_tree`, with "fds" counting the server's own descriptors: those of the client's
+    open connections (one each in the worker) are left out, as "client_connections" (read before
+    and after the scan, which is taken again while they differ)."""
+    for _ in range(5):
+        before = connections.open
+        sample = read_process_tree(root)
+        if connections.open == before:
+            break
+    return sample | {"fds": sample["fds"] - before, "client_connections": before}
+
+
+def sample_process_tree(
+    root: int, start: float, stop: threading.Event, samples: list[dict], connections: ConnectionCount
+) -> None:
     """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`:
     the server's memory and open files, and the machine's speed (`SpeedProbe`); a progress line every minute."""
     tick = 0
     with SpeedProbe() as probe:
         while True:
             seconds = time.perf_counter() - start
-            samples.append({"seconds": round(seconds, 2), **read_process_tree(root), "probe_ms": probe.measure()})
+            samples.append(
+                {"seconds": round(seconds, 2), **server_sample(root, connections), "probe_ms": probe.measure()}
+            )
             if tick and tick * SAMPLE_EVERY_S % 60 == 0:
                 sample = samples[-1]
                 print(
@@ -423,12 +440,17 @@ def run_soak(args: argparse.Namespace, work: Path) -> Measured:
         start = time.perf_counter() + 0.2
         samples: list[dict] = []
         stop = threading.Event()
-        sampler = threading.Thread(target=sample_process_tree, args=(server.process.pid, start, stop, samples))
+        connections = ConnectionCount()  # the threaded client's four are part of the server's baseline
+        sampler = threading.Thread(
+            target=sample_process_tree, args=(server.process.pid, start, stop, samples, connections)
+        )
         sampler.start()
         try:
             if args.client == OPEN_LOOP:
                 request = lambda i: (ENDPOINTS[kinds[i]], body(i, f"soak-{i}"))  # noqa: E731
-                latencies, statuses = run_open_loop(server.port, count, args.rate, request, note_answer, start)
+                latencies, statuses = run_open_loop(
+                    server.port, count, args.rate, request, note_answer, start, connections
+                )
             else:
                 latencies, statuses = run_paced(count, args.rate, send, start)
         finally:
