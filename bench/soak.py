@@ -15,9 +15,12 @@ line (a unique order id, a reference product, timestamped now) for a known custo
 the server's processes (the `bentoml serve` parent and everything it started: its workers) are
 sampled: resident memory (VmRSS) and open file descriptors, summed (without the one the worker
 holds per connection the client has open: the open-loop client opens one more whenever every
-open one is busy, so that count moves with the load), and the machine's speed is probed
-(`SpeedProbe`: the CPU time of a fixed loop in a process of its own, reported per minute beside
-the p99).
+open one is busy, so that count moves with the load) and CPU time by process (the worker, its
+`scoring-reads` and `scoring-writes` processes, the load generator), with the share of the cores
+that were busy and the size of the profile store's write-ahead log; and the machine's speed is
+probed (`SpeedProbe`: the CPU time of a fixed loop in a process of its own). Each is reported per
+minute beside the p99 (CPU as milliseconds per request sent), so a p99 that climbs can be told
+apart from a process that costs more per request or a machine that runs slower.
 
 Targets (issue): 0 errors (a non-2xx answer or a failed connection); p99 under 15 ms for the scoring
 calls (churn, propensity, recommend); resident memory growing less than 5% and open files not at all
@@ -99,20 +102,36 @@ def find_process_tree(root: int) -> list[int]:
     return tree
 
 
-def read_process_tree(root: int) -> dict[str, int]:
-    """Processes, resident kB (VmRSS) and open file descriptors, summed over `root` and its descendants."""
-    total = {"processes": 0, "rss_kb": 0, "fds": 0}
+def read_process_tree(root: int) -> dict:
+    """Processes, resident kB (VmRSS) and open file descriptors, summed over `root` and its descendants,
+    and their CPU seconds (user + system) by role: "parent" for `root`, else the process's name
+    (`/proc/PID/comm`: the worker, and its helper processes `scoring-reads`, `scoring-writes`)."""
+    total = {"processes": 0, "rss_kb": 0, "fds": 0, "cpu_s": {}}
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
     for pid in find_process_tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text().splitlines()
             rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
             fds = len(os.listdir(f"/proc/{pid}/fd"))
+            # after the name in parentheses: state is field 3, utime and stime fields 14 and 15
+            after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            name = "parent" if pid == root else Path(f"/proc/{pid}/comm").read_text().strip()
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue  # exited while read, or a zombie (no VmRSS)
         total["processes"] += 1
         total["rss_kb"] += rss_kb
         total["fds"] += fds
+        cpu_s = (int(after_name[11]) + int(after_name[12])) / ticks_per_s
+        total["cpu_s"][name] = round(total["cpu_s"].get(name, 0.0) + cpu_s, 2)
     return total
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """Seconds every core was busy and seconds they were idle, summed, since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / ticks_per_s, idle / ticks_per_s
 
 
 # The machine's own speed, beside the latencies: a fixed loop of Python timed in CPU seconds, in a
@@ -165,16 +184,35 @@ def server_sample(root: int, connections: ConnectionCount) -> dict:
 
 
 def sample_process_tree(
-    root: int, start: float, stop: threading.Event, samples: list[dict], connections: ConnectionCount
+    root: int,
+    start: float,
+    stop: threading.Event,
+    samples: list[dict],
+    connections: ConnectionCount,
+    store_path: Path,
 ) -> None:
     """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`:
-    the server's memory and open files, and the machine's speed (`SpeedProbe`); a progress line every minute."""
+    the server's memory, open files and CPU by process, the load generator's CPU, the size of the
+    profile store's write-ahead log, the cores' busy and idle time, and the machine's speed
+    (`SpeedProbe`); a progress line every minute."""
+    wal = Path(f"{store_path}-wal")
     tick = 0
     with SpeedProbe() as probe:
         while True:
             seconds = time.perf_counter() - start
+            busy_s, idle_s = machine_busy_s()
+            sample = server_sample(root, connections)
+            own = os.times()  # this process: the load generator, beside the server's processes
+            sample["cpu_s"]["load generator"] = round(own.user + own.system, 2)
             samples.append(
-                {"seconds": round(seconds, 2), **server_sample(root, connections), "probe_ms": probe.measure()}
+                {
+                    "seconds": round(seconds, 2),
+                    **sample,
+                    "machine_busy_s": busy_s,
+                    "machine_idle_s": idle_s,
+                    "wal_mb": round(wal.stat().st_size / 2**20, 2) if wal.exists() else 0.0,
+                    "probe_ms": probe.measure(),
+                }
             )
             if tick and tick * SAMPLE_EVERY_S % 60 == 0:
                 sample = samples[-1]
@@ -222,6 +260,7 @@ def summarise_over_time(
         to_s = min((index + 1) * width, duration_s)
         last = [sample for sample in samples if sample["seconds"] <= to_s + SAMPLE_SLACK_S][-1]
         probes = [sample["probe_ms"] for sample in samples if index * width <= sample["seconds"] < to_s]
+        first = next((sample for sample in samples if sample["seconds"] >= index * width - SAMPLE_SLACK_S), last)
         rows.append(
             {
                 "from_s": index * width,
@@ -232,10 +271,25 @@ def summarise_over_time(
                 "events_p99_ms": latency_summary(latencies[here & (kinds == EVENTS)])["p99_ms"],
                 "rss_mb": round(last["rss_kb"] / 1024, 1),
                 "fds": last["fds"],
+                "wal_mb": last.get("wal_mb"),
                 "probe_ms": round(float(np.median(probes)), 2) if probes else None,
+                **cpu_between(first, last, int(here.sum())),
             }
         )
     return rows
+
+
+def cpu_between(first: dict, last: dict, requests: int) -> dict:
+    """From one sample to a later one: each server process's CPU in ms per request sent meanwhile
+    (by role, as `read_process_tree` names them), and the share of the machine's cores that were busy
+    (server, load generator and anything else)."""
+    busy = last["machine_busy_s"] - first["machine_busy_s"]
+    idle = last["machine_idle_s"] - first["machine_idle_s"]
+    per_request = {
+        role: round((seconds - first["cpu_s"].get(role, 0.0)) * 1000 / max(requests, 1), 3)
+        for role, seconds in last["cpu_s"].items()
+    }
+    return {"cpu_ms_per_request": per_request, "machine_busy_pct": round(100 * busy / max(busy + idle, 1e-9), 1)}
 
 
 def summarise_memory(samples: list[dict], duration_s: float) -> dict:
@@ -325,16 +379,22 @@ def print_report(result: dict) -> None:
         f"{memory['fds_end'] - memory['fds_baseline']:+d} | {memory['fds_max']} |"
     )
     print()
+    roles = sorted({role for row in result["over_time"] for role in row.get("cpu_ms_per_request", {})})
     print(
         "| from | to | requests | errors | scoring p99 ms | /events p99 ms | resident MB | open files "
-        f"| speed probe ms ({PROBE_LOOPS:,} additions, CPU) |"
+        f"| speed probe ms ({PROBE_LOOPS:,} additions, CPU) | cores busy % | store log MB | "
+        + " | ".join(f"{role} CPU ms/request" for role in roles)
+        + " |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: " * (11 + len(roles)) + "|")
     for row in result["over_time"]:
+        cpu = row.get("cpu_ms_per_request", {})
         print(
             f"| {clock(row['from_s'])} | {clock(row['to_s'])} | {row['requests']:,} | {row['errors']:,} | "
             f"{ms(row['scoring_p99_ms'])} | {ms(row['events_p99_ms'])} | {row['rss_mb']:.1f} | {row['fds']} | "
-            f"{ms(row.get('probe_ms'))} |"
+            f"{ms(row.get('probe_ms'))} | {row.get('machine_busy_pct', '')} | {ms(row.get('wal_mb'))} | "
+            + " | ".join(ms(cpu.get(role)) for role in roles)
+            + " |"
         )
     print()
     print("| target | measured | result |")
@@ -442,7 +502,7 @@ def run_soak(args: argparse.Namespace, work: Path) -> Measured:
         stop = threading.Event()
         connections = ConnectionCount()  # the threaded client's four are part of the server's baseline
         sampler = threading.Thread(
-            target=sample_process_tree, args=(server.process.pid, start, stop, samples, connections)
+            target=sample_process_tree, args=(server.process.pid, start, stop, samples, connections, store_path)
         )
         sampler.start()
         try:

@@ -38,7 +38,7 @@ rebuild gives way to the scoring calls.
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.collector import collect_fully_less_often, keep_out_of_collections
 from service.errors import RequestError, retry_after
 from service.loading import ServiceSettings, load_changed_champions, open_store
 from service.logs import REQUEST_ID, install_request_id_prefix, logger
@@ -151,6 +152,11 @@ class HelperProcess:
                 self._restart()
                 message = f"the service's {self.group} process stopped and was started again; send the request again"
                 raise RequestError("body", message, 503, retry_after(1)) from None
+            except asyncio.CancelledError:
+                # the request was given up (its timeout): the process is still on the call, and the next
+                # call would read this one's answer, so it starts again (a write it was making is rolled back)
+                self._restart()
+                raise
         if not answered:
             raise value
         return value
@@ -180,6 +186,7 @@ class HelperProcess:
 def _serve(connection, settings: ServiceSettings, parent: int, niceness: int) -> None:
     """The helper process: answer the worker's calls, one at a time, until the pipe closes."""
     os.nice(niceness)
+    name_process(multiprocessing.current_process().name)
     _start_process(settings, parent)
     while True:
         try:
@@ -199,6 +206,13 @@ def _serve(connection, settings: ServiceSettings, parent: int, niceness: int) ->
         connection.send(reply)
 
 
+def name_process(name: str) -> None:
+    """Show the process as `name` in ps and top (/proc/PID/comm, at most 15 characters) rather than as
+    one more python, so that a reader of those tools sees which process costs what."""
+    with contextlib.suppress(OSError):  # not Linux: only those tools would show it
+        Path("/proc/self/comm").write_text(name[:15])
+
+
 def _start_process(settings: ServiceSettings, parent: int) -> None:
     """The process's Scorer on the profile store (models come with the first call), and a watch on
     its worker."""
@@ -211,8 +225,8 @@ def _start_process(settings: ServiceSettings, parent: int) -> None:
     _SCORER = Scorer(ServingModels.of({}, {}), store, state, max_batch=settings.max_batch)
     _SERVED = Served.of(settings.mlflow_store, {})
     threading.Thread(target=_exit_with, args=(parent,), name="worker-watch", daemon=True).start()
-    gc.collect()
-    gc.freeze()  # what lives as long as the process stays out of the collector's scans
+    keep_out_of_collections()
+    collect_fully_less_often()
 
 
 def _exit_with(parent: int) -> None:
@@ -226,8 +240,11 @@ def _answer(method: str | None, args: tuple, kwargs: dict, served: Served) -> An
     """Serve the worker's models, then answer `method` (None: only load them)."""
     global _SCORER, _SERVED
     if served != _SERVED:
+        first_models = not _SCORER.models.versions
         loaded = load_changed_champions(served.mlflow_store, dict(served.versions), _SCORER.models)
         _SCORER = Scorer(loaded.models, _SCORER.store, _SCORER.state, max_batch=_SETTINGS.max_batch)
+        if first_models:  # they live as long as the process (replaced ones, after a reload, must not)
+            keep_out_of_collections()
         # a family that failed to load (the registry went away meanwhile) is tried again next call
         _SERVED = served if not loaded.failures else Served.of(served.mlflow_store, loaded.models.versions)
     return None if method is None else getattr(_SCORER, method)(*args, **kwargs)

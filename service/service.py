@@ -33,7 +33,6 @@ Faults:
 from __future__ import annotations
 
 import functools
-import gc
 import hmac
 import json
 import os
@@ -49,11 +48,13 @@ from starlette.responses import JSONResponse
 
 from pipelines.errors import EXIT_USER_ERROR, UserError
 from pipelines.registry import use_short_http_retries
+from service.collector import collect_fully_less_often, keep_out_of_collections
 from service.errors import RequestError, retry_after
 from service.loading import ServiceSettings, champion_versions, load_changed_champions, open_store, read_number
 from service.logs import install_client_error_filter, install_request_id_prefix, log_client_error, logger
 from service.openapi import describe_api, request_examples
 from service.processes import ScorerProcesses, Served
+from service.request_timeout import cancel_request_timers
 from service.requests import HttpMiddleware, RequestIds, RequestShape, header_value, send_error, send_json
 from service.schemas import (
     ChurnAnswer,
@@ -78,8 +79,6 @@ API_KEY_HEADER = b"x-api-key"
 # documentation (the OpenAPI page, its document and the page's static files), which hold no data.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json"})
 OPEN_PREFIXES = ("/static_content/", "/assets/")
-# gen-2 threshold of the garbage collector in the serving process (CPython default 10; see __init__)
-FULL_COLLECTION_THRESHOLD = 1000
 
 # The corrected OpenAPI document, built at the first GET /docs.json of the process.
 DOCS: dict[str, Any] = {}
@@ -162,14 +161,6 @@ def _answer(answer_model: type[BaseModel], call) -> BaseModel | JSONResponse:
         return JSONResponse(error.as_dict(), status_code=error.status, headers=error.headers or None)
 
 
-def keep_out_of_collections() -> None:
-    """What is alive now lives as long as the process (models, reference tables, imported modules):
-    out of the garbage collector's scans, whose pauses otherwise show up in the p99 latency. Not after
-    a reload: a replaced model's objects must stay collectable."""
-    gc.collect()
-    gc.freeze()
-
-
 def is_open(path: str) -> bool:
     """Whether a path is served without the API key."""
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
@@ -232,12 +223,7 @@ class CustomerIntelligence:
         if not self.__is_ready__() or self.settings.reload_interval_s > 0:
             threading.Thread(target=self._check_periodically, name="champion-check", daemon=True).start()
         keep_out_of_collections()
-        # Full collections still scan what requests leave alive for a while: BentoML keeps each request's
-        # OpenTelemetry span and asyncio timer for seconds, ~50,000 objects at 200 req/s, and a full pass
-        # over them took 20-30 ms, every second or two, which was most of the p99. Young collections stay
-        # as they are; a full one now waits for 100x as many of them (minutes at that load).
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+        collect_fully_less_often()
 
     @bentoml.on_deployment
     def check_store() -> None:
@@ -413,6 +399,8 @@ def endpoint_fields(service) -> dict[str, frozenset[str]]:
     return {api.route: frozenset(api.input_spec.model_fields) for api in service.apis.values()}
 
 
+# BentoML's request timeout, with its timer cancelled when the request ends (`service.request_timeout`)
+cancel_request_timers()
 # the first added wraps the others: every request has its id before anything is logged, and the key
 # is checked before anything about the body is said
 CustomerIntelligence.add_asgi_middleware(RequestIds)

@@ -79,6 +79,25 @@ def test_a_process_that_dies_answers_503_once_and_is_started_again(processes, se
     assert processes.pids()["reads"] != pid
 
 
+def test_a_call_given_up_restarts_its_process_so_the_next_call_gets_its_answer(processes, settings, service_workspace):
+    """A request whose timeout cancels it leaves its answer to come in the pipe: the next call must
+    not read it."""
+    served = Served.of(settings.mlflow_store, {})
+    customer = lapsing_customer(service_workspace)
+    pid = processes.pids()["reads"]
+
+    async def give_up_once_sent() -> None:
+        call = asyncio.create_task(processes.call("profile", served, customer))
+        await asyncio.sleep(0)  # the call is sent and waits for its answer
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    run(give_up_once_sent())
+    assert run(processes.call("profile", served, "nobody"))[s.CUSTOMER_ID] == "nobody"
+    assert processes.pids()["reads"] != pid
+
+
 def test_the_processes_end_with_their_worker(settings, tmp_path):
     """A worker killed with SIGKILL leaves no process behind: each notices within a second or so."""
     script = tmp_path / "worker.py"
