@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +101,6 @@ def run_paced(
 OPEN_LOOP_MAX_CONNECTIONS = 256  # more in flight than this and the server is far past any target
 
 
-@dataclass
-class ConnectionCount:
-    """How many connections the open-loop client holds open now (read by a sampler thread: the
-    server keeps a file descriptor for each, which is not a leak)."""
-
-    open: int = 0
-
-
 def run_open_loop(
     port: int,
     count: int,
@@ -117,19 +108,16 @@ def run_open_loop(
     request: Callable[[int], tuple[str, Mapping]],
     answered: Callable[[int, int, dict], None] | None = None,
     start: float | None = None,
-    connections: ConnectionCount | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """POST `request(i)` = (path, JSON body) for i in 0..count-1 at `start + i / rate`
     (`time.perf_counter()` seconds; default 0.2 s from now), each as soon as it is due, on an idle
     keep-alive connection or a new one: (latencies in ms from each scheduled time, statuses, 0 for
-    no answer). `answered(i, status, answer)` sees each JSON answer as it arrives; `connections`
-    counts the connections open."""
+    no answer). `answered(i, status, answer)` sees each JSON answer as it arrives."""
     start = time.perf_counter() + 0.2 if start is None else start
-    connections = ConnectionCount() if connections is None else connections
-    return asyncio.run(_open_loop(port, count, rate, request, answered, start, connections))
+    return asyncio.run(_open_loop(port, count, rate, request, answered, start))
 
 
-async def _open_loop(port, count, rate, request, answered, start, connections) -> tuple[np.ndarray, np.ndarray]:
+async def _open_loop(port, count, rate, request, answered, start) -> tuple[np.ndarray, np.ndarray]:
     latencies = np.zeros(count)
     statuses = np.zeros(count, dtype=int)
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -144,7 +132,7 @@ async def _open_loop(port, count, rate, request, answered, start, connections) -
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode() + payload
         async with slots:
-            status, answer = await _exchange(port, idle, message, connections)
+            status, answer = await _exchange(port, idle, message)
         latencies[i] = (time.perf_counter() - scheduled) * 1000
         statuses[i] = status
         if answered is not None and status:
@@ -162,23 +150,20 @@ async def _open_loop(port, count, rate, request, answered, start, connections) -
         await asyncio.gather(*list(in_flight))
     for _, writer in idle:
         writer.close()
-    connections.open = 0
     return latencies, statuses
 
 
-async def _exchange(port: int, idle: list, message: bytes, connections: ConnectionCount) -> tuple[int, dict]:
+async def _exchange(port: int, idle: list, message: bytes) -> tuple[int, dict]:
     """One request and its answer; a kept-alive connection the server closed meanwhile is replaced
     by a new one, once. (0, {}) when no answer came."""
     while idle and idle[-1][0].at_eof():  # closed by the server while idle (its keep-alive timeout)
         idle.pop()[1].close()
-        connections.open -= 1
     for attempt in (1, 2):
         reused = attempt == 1 and bool(idle)
         try:
             reader, writer = idle.pop() if reused else await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             return 0, {}
-        connections.open += 0 if reused else 1
         try:
             writer.write(message)
             status_line = await reader.readline()
@@ -192,7 +177,6 @@ async def _exchange(port: int, idle: list, message: bytes, connections: Connecti
             body = await reader.readexactly(length)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             writer.close()
-            connections.open -= 1
             if reused and attempt == 1:
                 continue
             return 0, {}

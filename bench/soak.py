@@ -13,9 +13,10 @@ meanwhile wait in the load generator. Each request is drawn at random: 35% /chur
 /propensity for one known customer, 20% /recommend (k = 10), 10% /events with one new purchase
 line (a unique order id, a reference product, timestamped now) for a known customer. Every 5 s
 the server's processes (the `bentoml serve` parent and everything it started: its workers) are
-sampled: resident memory (VmRSS) and open file descriptors, summed (without the one the worker
-holds per connection the client has open: the open-loop client opens one more whenever every
-open one is busy, so that count moves with the load) and CPU time by process (the worker, its
+sampled: resident memory (VmRSS) and open file descriptors, summed (without the socket the worker
+holds for each client connection, found in /proc/net/tcp: the open-loop client opens one more
+whenever every open one is busy and the server closes one left idle, so that count moves with the
+load) and CPU time by process (the worker, its
 `scoring-reads` and `scoring-writes` processes, the load generator), with the share of the cores
 that were busy and the size of the profile store's write-ahead log; and the machine's speed is
 probed (`SpeedProbe`: the CPU time of a fixed loop in a process of its own). Each is reported per
@@ -54,7 +55,6 @@ from bench.serving import (
     THREADS,
     THREADS_CLIENT,
     Client,
-    ConnectionCount,
     add_client_argument,
     add_workspace_arguments,
     client_name,
@@ -79,6 +79,7 @@ SAMPLE_SLACK_S = 0.5  # a sample lands a few ms after its tick: the one due at 6
 BASELINE_S = 60.0
 P99_TARGET_MS = 15.0
 RSS_GROWTH_TARGET_PCT = 5.0
+TCP_LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
 WARM_UP_REQUESTS = 20  # per endpoint, sequential, not counted
 
 
@@ -104,15 +105,16 @@ def find_process_tree(root: int) -> list[int]:
 
 def read_process_tree(root: int) -> dict:
     """Processes, resident kB (VmRSS) and open file descriptors, summed over `root` and its descendants,
-    and their CPU seconds (user + system) by role: "parent" for `root`, else the process's name
-    (`/proc/PID/comm`: the worker, and its helper processes `scoring-reads`, `scoring-writes`)."""
-    total = {"processes": 0, "rss_kb": 0, "fds": 0, "cpu_s": {}}
+    the inodes of the sockets among those descriptors, and their CPU seconds (user + system) by role:
+    "parent" for `root`, else the process's name (`/proc/PID/comm`: the worker, and its helper
+    processes `scoring-reads`, `scoring-writes`)."""
+    total = {"processes": 0, "rss_kb": 0, "fds": 0, "sockets": [], "cpu_s": {}}
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     for pid in find_process_tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text().splitlines()
             rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            links = [_link(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
             # after the name in parentheses: state is field 3, utime and stime fields 14 and 15
             after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             name = "parent" if pid == root else Path(f"/proc/{pid}/comm").read_text().strip()
@@ -120,10 +122,19 @@ def read_process_tree(root: int) -> dict:
             continue  # exited while read, or a zombie (no VmRSS)
         total["processes"] += 1
         total["rss_kb"] += rss_kb
-        total["fds"] += fds
+        total["fds"] += len(links)
+        total["sockets"] += [link[len("socket:[") : -1] for link in links if link.startswith("socket:[")]
         cpu_s = (int(after_name[11]) + int(after_name[12])) / ticks_per_s
         total["cpu_s"][name] = round(total["cpu_s"].get(name, 0.0) + cpu_s, 2)
     return total
+
+
+def _link(path: str) -> str:
+    """What a /proc/PID/fd entry points at ("" when it was closed meanwhile)."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 def machine_busy_s() -> tuple[float, float]:
@@ -171,16 +182,33 @@ class SpeedProbe:
         self.process.wait(timeout=10)
 
 
-def server_sample(root: int, connections: ConnectionCount) -> dict:
-    """`read_process_tree`, with "fds" counting the server's own descriptors: those of the client's
-    open connections (one each in the worker) are left out, as "client_connections" (read before
-    and after the scan, which is taken again while they differ)."""
-    for _ in range(5):
-        before = connections.open
-        sample = read_process_tree(root)
-        if connections.open == before:
-            break
-    return sample | {"fds": sample["fds"] - before, "client_connections": before}
+def connection_sockets(port: int) -> set[str]:
+    """The socket inodes of TCP connections on `port` at this host (both ends of each: the client's
+    and the one the server holds), from /proc/net/tcp and tcp6; the listening socket is not one."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port, remote_port = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            if port in (local_port, remote_port) and fields[3] != TCP_LISTEN:
+                inodes.add(fields[9])
+    return inodes
+
+
+def server_sample(root: int, port: int) -> dict:
+    """`read_process_tree`, with "fds" counting the server's own descriptors: those of its clients'
+    connections (one each in the worker, which come and go with the load: the open-loop client opens
+    one more whenever every open one is busy, and the server closes one left idle) are counted apart,
+    as "client_connections". A connection open before or after the scan is left out."""
+    before = connection_sockets(port)
+    sample = read_process_tree(root)
+    connections = before | connection_sockets(port)
+    held = sum(inode in connections for inode in sample.pop("sockets"))
+    return sample | {"fds": sample["fds"] - held, "client_connections": held}
 
 
 def sample_process_tree(
@@ -188,7 +216,7 @@ def sample_process_tree(
     start: float,
     stop: threading.Event,
     samples: list[dict],
-    connections: ConnectionCount,
+    port: int,
     store_path: Path,
 ) -> None:
     """Append a sample every SAMPLE_EVERY_S, on the clock of `start` (`time.perf_counter()`), until `stop`:
@@ -201,7 +229,7 @@ def sample_process_tree(
         while True:
             seconds = time.perf_counter() - start
             busy_s, idle_s = machine_busy_s()
-            sample = server_sample(root, connections)
+            sample = server_sample(root, port)
             own = os.times()  # this process: the load generator, beside the server's processes
             sample["cpu_s"]["load generator"] = round(own.user + own.system, 2)
             samples.append(
@@ -500,17 +528,14 @@ def run_soak(args: argparse.Namespace, work: Path) -> Measured:
         start = time.perf_counter() + 0.2
         samples: list[dict] = []
         stop = threading.Event()
-        connections = ConnectionCount()  # the threaded client's four are part of the server's baseline
         sampler = threading.Thread(
-            target=sample_process_tree, args=(server.process.pid, start, stop, samples, connections, store_path)
+            target=sample_process_tree, args=(server.process.pid, start, stop, samples, server.port, store_path)
         )
         sampler.start()
         try:
             if args.client == OPEN_LOOP:
                 request = lambda i: (ENDPOINTS[kinds[i]], body(i, f"soak-{i}"))  # noqa: E731
-                latencies, statuses = run_open_loop(
-                    server.port, count, args.rate, request, note_answer, start, connections
-                )
+                latencies, statuses = run_open_loop(server.port, count, args.rate, request, note_answer, start)
             else:
                 latencies, statuses = run_paced(count, args.rate, send, start)
         finally:
