@@ -4,7 +4,7 @@ BentoML writes an OpenAPI 3.0 document from the pydantic types, with three gaps 
 validator or a client generator trips over: an optional value is written `anyOf [..., {"type":
 "null"}]` (or only as `default: null`), which 3.0 does not know (it says `nullable: true`); a
 request body allows any extra key, while the service refuses unknown keys; and the error answers
-are BentoML's shapes, not the one the service sends (`ErrorAnswer`), with 401, 413, 415 and 503
+are BentoML's shapes, not the one the service sends (`ErrorAnswer`), with 401, 413, 415, 503 and 504
 not declared at all. `describe_api` fixes the document once per process; it is a pure function of
 BentoML's document, so a test can check it without a server.
 """
@@ -37,6 +37,7 @@ ERROR_STATUSES = {
     "413": "more ids or rows than SCORING_MAX_BATCH",
     "415": "the body is not sent as application/json",
     "503": "not now: the endpoint's model has no champion (yet), or the profile store is busy (see Retry-After)",
+    "504": "no answer started within the service's request timeout (`traffic.timeout`); send the request again later",
 }
 # Bodies with no required key that still must say something: POST /events needs one of its lists.
 AT_LEAST_ONE_KEY = frozenset({"events"})

@@ -132,6 +132,7 @@ class HelperProcess:
         )
         self.process.start()
         theirs.close()
+        self._answer_owed = False
 
     async def call(self, message: tuple) -> Any:
         loop = asyncio.get_running_loop()
@@ -139,27 +140,32 @@ class HelperProcess:
             self._loop, self._turn = loop, asyncio.Lock()
         async with self._turn:
             try:
+                if self._answer_owed:  # a call given up (its request timed out) before its answer came
+                    await self._answer(loop)  # read and dropped, so that this call reads its own
                 self.connection.send(message)  # the process is between calls: it reads at once
-                readable = loop.create_future()
-                descriptor = self.connection.fileno()
-                loop.add_reader(descriptor, lambda: readable.done() or readable.set_result(None))
-                try:
-                    await readable
-                finally:
-                    loop.remove_reader(descriptor)
-                answered, value = self.connection.recv()
+                answered, value = await self._answer(loop)
             except (EOFError, OSError):
                 self._restart()
                 message = f"the service's {self.group} process stopped and was started again; send the request again"
                 raise RequestError("body", message, 503, retry_after(1)) from None
-            except asyncio.CancelledError:
-                # the request was given up (its timeout): the process is still on the call, and the next
-                # call would read this one's answer, so it starts again (a write it was making is rolled back)
-                self._restart()
-                raise
         if not answered:
             raise value
         return value
+
+    async def _answer(self, loop: asyncio.AbstractEventLoop) -> tuple[bool, Any]:
+        """The process's answer to the call sent last, read when the pipe is readable. Owed until read:
+        a call cancelled while waiting leaves it for the next call to read first."""
+        self._answer_owed = True
+        readable = loop.create_future()
+        descriptor = self.connection.fileno()
+        loop.add_reader(descriptor, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(descriptor)
+        answer = self.connection.recv()
+        self._answer_owed = False
+        return answer
 
     def call_now(self, message: tuple) -> Any:
         """A call made before the event loop serves requests (start-up)."""
