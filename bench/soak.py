@@ -13,15 +13,15 @@ meanwhile wait in the load generator. Each request is drawn at random: 35% /chur
 /propensity for one known customer, 20% /recommend (k = 10), 10% /events with one new purchase
 line (a unique order id, a reference product, timestamped now) for a known customer. Every 5 s
 the server's processes (the `bentoml serve` parent and everything it started: its workers) are
-sampled: resident memory (VmRSS) and open file descriptors, summed (without the socket the worker
-holds for each client connection, found in /proc/net/tcp: the open-loop client opens one more
+sampled: resident memory (VmRSS) and open file descriptors, summed (without the socket the
+worker holds for each client connection, found in /proc/net/tcp: the open-loop client opens one more
 whenever every open one is busy and the server closes one left idle, so that count moves with the
-load) and CPU time by process (the worker, its
-`scoring-reads` and `scoring-writes` processes, the load generator), with the share of the cores
-that were busy and the size of the profile store's write-ahead log; and the machine's speed is
-probed (`SpeedProbe`: the CPU time of a fixed loop in a process of its own). Each is reported per
-minute beside the p99 (CPU as milliseconds per request sent), so a p99 that climbs can be told
-apart from a process that costs more per request or a machine that runs slower.
+load) and CPU time by process (the worker, its `scoring-reads` and `scoring-writes` processes, the
+load generator), with the share of the cores that were busy and the size of the profile store's
+write-ahead log; and the machine's speed is probed (`SpeedProbe`: the CPU time of a fixed loop in a
+process of its own). Each is reported per minute beside the p99 (CPU as milliseconds per request
+sent), so a p99 that climbs can be told apart from a process that costs more per request or a
+machine that runs slower.
 
 Targets (issue): 0 errors (a non-2xx answer or a failed connection); p99 under 15 ms for the scoring
 calls (churn, propensity, recommend); resident memory growing less than 5% and open files not at all
@@ -106,8 +106,8 @@ def find_process_tree(root: int) -> list[int]:
 def read_process_tree(root: int) -> dict:
     """Processes, resident kB (VmRSS) and open file descriptors, summed over `root` and its descendants,
     the inodes of the sockets among those descriptors, and their CPU seconds (user + system) by role:
-    "parent" for `root`, else the process's name (`/proc/PID/comm`: the worker, and its helper
-    processes `scoring-reads`, `scoring-writes`)."""
+    "parent" for `root`, "worker" for its children (BentoML's workers), else the process's name
+    (`/proc/PID/comm`: a worker's helper processes, `scoring-reads` and `scoring-writes`)."""
     total = {"processes": 0, "rss_kb": 0, "fds": 0, "sockets": [], "cpu_s": {}}
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     for pid in find_process_tree(root):
@@ -115,9 +115,9 @@ def read_process_tree(root: int) -> dict:
             status = Path(f"/proc/{pid}/status").read_text().splitlines()
             rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
             links = [_link(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-            # after the name in parentheses: state is field 3, utime and stime fields 14 and 15
+            # after the name in parentheses: state, ppid (fields 3, 4), ..., utime and stime (14, 15)
             after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            name = "parent" if pid == root else Path(f"/proc/{pid}/comm").read_text().strip()
+            name = process_role(pid, int(after_name[1]), root)
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue  # exited while read, or a zombie (no VmRSS)
         total["processes"] += 1
@@ -127,6 +127,15 @@ def read_process_tree(root: int) -> dict:
         cpu_s = (int(after_name[11]) + int(after_name[12])) / ticks_per_s
         total["cpu_s"][name] = round(total["cpu_s"].get(name, 0.0) + cpu_s, 2)
     return total
+
+
+def process_role(pid: int, parent: int, root: int) -> str:
+    """ "parent" (`bentoml serve` itself), "worker" (its children), else the process's own name."""
+    if pid == root:
+        return "parent"
+    if parent == root:
+        return "worker"
+    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 def _link(path: str) -> str:
@@ -407,7 +416,9 @@ def print_report(result: dict) -> None:
         f"{memory['fds_end'] - memory['fds_baseline']:+d} | {memory['fds_max']} |"
     )
     print()
-    roles = sorted({role for row in result["over_time"] for role in row.get("cpu_ms_per_request", {})})
+    # the processes that used any CPU meanwhile (not, say, multiprocessing's idle resource tracker)
+    cpu_rows = [row.get("cpu_ms_per_request", {}) for row in result["over_time"]]
+    roles = sorted({role for cpu in cpu_rows for role, ms in cpu.items() if ms})
     print(
         "| from | to | requests | errors | scoring p99 ms | /events p99 ms | resident MB | open files "
         f"| speed probe ms ({PROBE_LOOPS:,} additions, CPU) | cores busy % | store log MB | "
