@@ -28,7 +28,10 @@ rebuild gives way to the scoring calls.
   cannot serve). At start-up the worker has them loaded before it serves (`warm`); after a reload
   the first call to each process loads them.
 - Faults: a call whose process died answers 503 with Retry-After, and the process is started
-  again (a retried /events adds nothing). A process whose worker is gone exits within a second.
+  again (a retried /events adds nothing). A call given up while its process works on it (the
+  request timed out, `service.request_timeout`) leaves its answer owed: the process finishes the
+  call, and the next call reads that answer and drops it before its own. A process whose worker
+  is gone exits within a second.
 - Errors a call raises (`RequestError`: a 4xx, or a 503 when the store is busy) come back as
   raised; any other error comes back as a RuntimeError (a 500), its traceback logged where it arose.
 - `SCORING_PROCESSES=0` runs the same calls on the worker's thread pool instead (two processes fewer,
