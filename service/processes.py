@@ -144,9 +144,9 @@ class HelperProcess:
         async with self._turn:
             try:
                 if self._answer_owed:  # a call given up (its request timed out) before its answer came
-                    await self._answer(loop)  # read and dropped, so that this call reads its own
+                    await self._read_answer(loop)  # read and dropped, so that this call reads its own
                 self.connection.send(message)  # the process is between calls: it reads at once
-                answered, value = await self._answer(loop)
+                answered, value = await self._read_answer(loop)
             except (EOFError, OSError):
                 self._restart()
                 message = f"the service's {self.group} process stopped and was started again; send the request again"
@@ -155,7 +155,7 @@ class HelperProcess:
             raise value
         return value
 
-    async def _answer(self, loop: asyncio.AbstractEventLoop) -> tuple[bool, Any]:
+    async def _read_answer(self, loop: asyncio.AbstractEventLoop) -> tuple[bool, Any]:
         """The process's answer to the call sent last, read when the pipe is readable. Owed until read:
         a call cancelled while waiting leaves it for the next call to read first."""
         self._answer_owed = True

@@ -95,8 +95,8 @@ def code_lines(transactions: pd.DataFrame, catalogue: Catalogue) -> Lines:
     # and at one customer's history (the service) it was most of the time.
     product_codes, product_ids = pd.factorize(transactions[PRODUCT_ID])
     distinct_items = catalogue.index.get_indexer(np.asarray(product_ids, dtype=object))
-    # a missing product id factorises to -1, which would pick the last distinct product: no product
-    item = np.where(product_codes >= 0, distinct_items[np.maximum(product_codes, 0)] if len(product_ids) else -1, -1)
+    # a missing product id factorises to -1: it picks the -1 appended last, no product
+    item = np.append(distinct_items, -1)[product_codes]
     bought = is_purchase(transactions[QUANTITY]).to_numpy(dtype=bool, na_value=False)
     kept = np.flatnonzero(bought & (item >= 0))
     customer_codes, customers = pd.factorize(transactions[CUSTOMER_ID].array.take(kept), sort=True)
